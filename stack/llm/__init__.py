@@ -1,0 +1,1 @@
+"""The stack's stand-in LLM: an Ollama API subset whose model is an extractive scene planner."""

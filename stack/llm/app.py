@@ -1,0 +1,238 @@
+"""The Ollama API subset the server talks to, answered by the extractive planner.
+
+The model is named for what it is, `extractive-planner`; asking for any other name is the
+404 a real Ollama gives for a model that is not pulled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from stack.llm import planner
+
+MODEL_NAME = "extractive-planner"
+MODEL_TAG = f"{MODEL_NAME}:latest"
+VERSION = "0.1.0"
+_DOCUMENT = re.compile(r"<document>\s*(.*?)\s*</document>", re.DOTALL)
+
+
+class BadRequest(Exception):
+    """A request Ollama would refuse: answered as {"error": message} with its status code."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+def document_in(text: str) -> str:
+    """The document a prompt carries: between <document> and </document>, else the whole text."""
+    found = _DOCUMENT.search(text)
+    return found.group(1) if found else text
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="extractive-planner (Ollama API subset)", docs_url=None, redoc_url=None, openapi_url=None)
+    started = _iso_now()
+    # The "weights" are the planner's rules, so its source is what the digest identifies.
+    digest = hashlib.sha256(Path(planner.__file__).read_bytes()).hexdigest()
+
+    @app.exception_handler(BadRequest)
+    async def ollama_error(request: Request, error: BadRequest) -> JSONResponse:
+        if request.url.path.startswith("/v1/"):  # OpenAI clients read error.message
+            body = {"error": {"message": error.message, "type": "invalid_request_error", "param": None, "code": None}}
+        else:
+            body = {"error": error.message}
+        return JSONResponse(body, status_code=error.status_code)
+
+    @app.get("/api/version")
+    async def version() -> dict:
+        return {"version": VERSION}
+
+    @app.get("/api/tags")
+    async def tags() -> dict:
+        return {
+            "models": [
+                {
+                    "name": MODEL_TAG,
+                    "model": MODEL_TAG,
+                    "modified_at": started,
+                    "size": 0,
+                    "digest": digest,
+                    "details": {
+                        "format": "rules",
+                        "family": "extractive",
+                        "families": ["extractive"],
+                        "parameter_size": "0",
+                        "quantization_level": "none",
+                    },
+                }
+            ]
+        }
+
+    @app.post("/api/chat")
+    async def chat(request: Request) -> Response:
+        body = await _json_object(request)
+        model = _model(body)
+        messages = _messages(body)
+        stream = _stream(body)
+        _options(body)
+        reply = await _answer(_last_user_message(messages), bool(body.get("format")))
+        prompt_words = sum(len(message["content"].split()) for message in messages)
+
+        def piece(content: str) -> dict:
+            return {"model": model, "created_at": _iso_now(), "message": {"role": "assistant", "content": content}}
+
+        return _respond(piece, reply, prompt_words, stream)
+
+    @app.post("/api/generate")
+    async def generate(request: Request) -> Response:
+        body = await _json_object(request)
+        model = _model(body)
+        prompt = body.get("prompt", "")
+        if not isinstance(prompt, str):
+            raise BadRequest("prompt must be a string")
+        stream = _stream(body)
+        _options(body)
+        reply = await _answer(prompt, bool(body.get("format")))
+
+        def piece(content: str) -> dict:
+            return {"model": model, "created_at": _iso_now(), "response": content}
+
+        return _respond(piece, reply, len(prompt.split()), stream)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> dict:
+        body = await _json_object(request)
+        model = _model(body)
+        messages = _messages(body)
+        if _stream(body, default=False):
+            raise BadRequest("stream is not supported here; send \"stream\": false")
+        response_format = body.get("response_format")
+        wants_json = isinstance(response_format, dict) and response_format.get("type") in (
+            "json_object",
+            "json_schema",
+        )
+        reply = await _answer(_last_user_message(messages), wants_json)
+        prompt_words = sum(len(message["content"].split()) for message in messages)
+        completion_words = len(reply.text.split())
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": f"fp_{digest[:8]}",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_words,
+                "completion_tokens": completion_words,
+                "total_tokens": prompt_words + completion_words,
+            },
+        }
+
+    return app
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """The planner's answer and how long it took, in nanoseconds as Ollama reports durations."""
+
+    text: str
+    duration_ns: int
+
+
+async def _answer(prompt: str, bare_json: bool) -> _Reply:
+    """Plan the prompt's document: a chat-style reply, or the bare JSON array if JSON was asked for."""
+    started = time.perf_counter_ns()
+    # Planning a large document is CPU work; keep the event loop free for /api/version probes.
+    scenes = await run_in_threadpool(planner.plan_scenes, document_in(prompt))
+    text = json.dumps(scenes, ensure_ascii=False) if bare_json else planner.render_reply(scenes)
+    return _Reply(text, time.perf_counter_ns() - started)
+
+
+def _respond(piece: Callable[[str], dict], reply: _Reply, prompt_words: int, stream: bool) -> Response:
+    """Ollama's answer: one JSON object, or NDJSON with the content chunk then the stats."""
+    stats = {
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": reply.duration_ns,
+        "load_duration": 0,
+        "prompt_eval_count": prompt_words,
+        "eval_count": len(reply.text.split()),
+        "eval_duration": reply.duration_ns,
+    }
+    if not stream:
+        return JSONResponse(piece(reply.text) | stats)
+    chunks = [piece(reply.text) | {"done": False}, piece("") | stats]
+    ndjson = "".join(json.dumps(chunk, ensure_ascii=False) + "\n" for chunk in chunks)
+    return Response(ndjson, media_type="application/x-ndjson")
+
+
+async def _json_object(request: Request) -> dict:
+    raw = await request.body()
+    if not raw.strip():
+        raise BadRequest("missing request body")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, absurd nesting
+        raise BadRequest(f"invalid JSON body: {error}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def _model(body: dict) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("model is required")
+    if model not in (MODEL_NAME, MODEL_TAG):
+        raise BadRequest(f"model '{model}' not found", status_code=404)
+    return model
+
+
+def _messages(body: dict) -> list[dict]:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise BadRequest("messages must be a list of {role, content} objects")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not all(isinstance(message.get(key), str) for key in ("role", "content")):
+            raise BadRequest(f"messages[{index}] must be an object with string role and content")
+    return messages
+
+
+def _last_user_message(messages: list[dict]) -> str:
+    return next((message["content"] for message in reversed(messages) if message["role"] == "user"), "")
+
+
+def _stream(body: dict, default: bool = True) -> bool:
+    """The `stream` flag; Ollama streams unless told not to, OpenAI endpoints do not."""
+    stream = body.get("stream")
+    if stream is None:
+        return default
+    if not isinstance(stream, bool):
+        raise BadRequest("stream must be true or false")
+    return stream
+
+
+def _options(body: dict) -> None:
+    """Options (temperature, num_ctx...) change nothing in a deterministic planner, but must be an object."""
+    if not isinstance(body.get("options", {}), dict):
+        raise BadRequest("options must be an object")
+
+
+def _iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")

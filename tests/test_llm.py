@@ -1,0 +1,341 @@
+"""The stand-in LLM: the extractive planner's rules, and the Ollama API subset as a real process."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stack.launcher import free_port
+from stack.llm.app import document_in
+from stack.llm.planner import NARRATION_WORD_CAP, plan_scenes, render_reply, split_sentences, strip_markdown
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+MARKDOWN_DOC = """\
+# Redis in Five Minutes
+
+Redis is an in-memory data store. It serves as a **cache**, a queue and a database.
+
+## Installing
+
+Install it with your package manager:
+
+```bash
+apt-get install redis-server
+redis-server --port 6379 --save "" --appendonly no
+redis-cli ping
+```
+
+## What it offers
+
+- Fast reads and writes
+- Persistence to disk, with snapshots
+- Publish and subscribe messaging
+
+## Talking to it
+
+Connect with `redis-cli` and type *PING*. The [reference](https://redis.io/docs) lists more commands, e.g. SET and GET.
+"""
+
+PLAIN_DOC = """\
+Video is the most watched kind of content on the web today. Teams that write documentation \
+rarely have the time to record narrated walkthroughs of their products. A service that turns \
+text into video closes that gap by reading the document aloud over simple slides. It does not \
+replace a human presenter, but it gives every page a version that people can watch.
+
+The service first asks a language model for a script. The script splits the document into \
+scenes, and each scene has narration and a description of its visual. The narration must be \
+short enough to keep the viewer's attention, and the visual must match what is being said. \
+A model that invents facts would make the video worse than the page it came from.
+
+Next, every scene is spoken by a text-to-speech engine. The audio length of each scene decides \
+how long its slide stays on screen. Slides show a title and a few key points, drawn in large \
+type so that they stay readable on a phone. Code samples get their own slides with a monospaced \
+font and no more than a dozen lines.
+
+Finally, the scenes are encoded into one MP4 file with H.264 video and AAC audio. The file can \
+be downloaded as soon as the job is complete. Failures in any step are reported with a clear \
+message instead of a silent timeout. A job that loses one scene still finishes, and says which \
+scene it lost.
+
+Measuring such a service means sending it real documents and timing each phase. Memory and CPU \
+use of every process matter as much as the latency. A campaign that only checks status codes \
+misses most of what users feel. The numbers are worth keeping from one release to the next, \
+so that a slow change is caught before it ships.
+"""
+
+# A PDF's text layer: Windows newlines, lines broken mid-sentence, a hyphenated word, a ligature.
+PDF_TEXT = (
+    "Annual report of the Ünïcode Society\r\n\r\n"
+    "The society met ﬁve times this year to review the state of text encod-\r\n"
+    "ing in published documents. Members agreed that\r\nnormalisation matters.\r\n\r\n"
+    "Budget decisions were postponed to the spring meeting. The treasurer\r\n"
+    "presented a draft that nobody opposed.\r\n"
+)
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def source_text(document: str) -> str:
+    """The document as the planner reads it: markdown stripped, lines joined, whitespace folded."""
+    joined = re.sub(r"(\w)-\r?\n(?=[a-z])", r"\1", document).replace("ﬁ", "fi")
+    return normalised(strip_markdown(joined))
+
+
+def key_points(scene: dict) -> list[str]:
+    return [line[2:] for line in scene["visual_prompt"].split("\n") if line.startswith("- ")]
+
+
+def assert_well_formed(scenes: list[dict], document: str) -> None:
+    source = source_text(document)
+    assert [scene["id"] for scene in scenes] == list(range(1, len(scenes) + 1))
+    for scene in scenes:
+        narration = scene["narration_text"]
+        assert narration.strip()
+        assert len(narration.split()) <= NARRATION_WORD_CAP
+        for sentence in split_sentences(narration):
+            # the planner ends every sentence with a stop, so compare without the final mark
+            assert sentence.rstrip(".") in source, sentence
+        assert not re.search(r"[*_`#]|\]\(", narration), narration
+        assert scene["visual_type"] in ("slide", "code", "diagram")
+        title, points_header = scene["visual_prompt"].split("\n")[:2]
+        assert title.startswith("Title: ") and len(title) > len("Title: ")
+        assert points_header == "Key Points:"
+        points = key_points(scene)
+        assert 1 <= len(points) <= 4
+        assert all(len(point.split()) <= 8 for point in points)
+        if len(split_sentences(narration)) >= 2:
+            assert len(points) >= 2
+
+
+def test_markdown_headings_make_the_scenes():
+    scenes = plan_scenes(MARKDOWN_DOC)
+    assert_well_formed(scenes, MARKDOWN_DOC)
+    titles = [scene["visual_prompt"].split("\n")[0] for scene in scenes]
+    assert titles == [
+        "Title: Redis in Five Minutes",
+        "Title: Installing",
+        "Title: What it offers",
+        "Title: Talking to it",
+    ]
+    assert [scene["visual_type"] for scene in scenes] == ["slide", "code", "diagram", "slide"]
+    assert scenes[3]["narration_text"] == (
+        "Connect with redis-cli and type PING. The reference lists more commands, e.g. SET and GET."
+    )
+    assert key_points(scenes[2]) == ["Fast reads and writes", "Persistence to disk", "Publish and subscribe messaging"]
+
+
+def test_plain_paragraphs_are_scenes():
+    scenes = plan_scenes(PLAIN_DOC)
+    assert 250 <= len(PLAIN_DOC.split()) <= 350
+    assert len(scenes) == 5
+    assert_well_formed(scenes, PLAIN_DOC)
+    assert scenes[1]["narration_text"].startswith("The service first asks a language model for a script.")
+    assert scenes[0]["visual_prompt"].startswith("Title: Video is the most watched kind")
+
+
+def test_one_paragraph_is_cut_by_sentences():
+    paragraph = normalised(PLAIN_DOC)
+    scenes = plan_scenes(paragraph)
+    assert 3 <= len(scenes) <= 8
+    assert_well_formed(scenes, paragraph)
+    told = " ".join(scene["narration_text"] for scene in scenes)
+    assert split_sentences(told)[0] == split_sentences(paragraph)[0]
+
+
+def test_a_single_sentence_is_one_scene():
+    scenes = plan_scenes("Hello, world")
+    assert scenes == [
+        {
+            "id": 1,
+            "narration_text": "Hello, world.",
+            "visual_type": "slide",
+            "visual_prompt": "Title: Hello, world\nKey Points:\n- Hello, world",
+        }
+    ]
+
+
+def test_two_sentences_make_two_scenes():
+    assert len(plan_scenes("It rains. The street is wet.")) == 2
+
+
+def test_long_document_is_grouped_into_eight_scenes():
+    sections = [f"## Part {n}\n\nPart {n} begins here. It has a second sentence of its own." for n in range(1, 15)]
+    document = "\n\n".join(sections)
+    scenes = plan_scenes(document)
+    assert len(scenes) == 8
+    assert_well_formed(scenes, document)
+    told = " ".join(scene["narration_text"] for scene in scenes)
+    for n in range(1, 15):  # grouping summarises, it never drops a section
+        assert f"Part {n} begins here." in told
+
+
+def test_long_section_narration_is_capped_at_whole_leading_sentences():
+    sentences = [f"Sentence number {n} says something about the topic at hand." for n in range(1, 41)]
+    document = "# One\n\nShort intro.\n\n# Two\n\n" + " ".join(sentences) + "\n\n# Three\n\nShort end."
+    scenes = plan_scenes(document)
+    assert_well_formed(scenes, document)
+    long_scene = scenes[1]["narration_text"]
+    assert long_scene.startswith(sentences[0])
+    assert long_scene.endswith(".") and len(long_scene.split()) > NARRATION_WORD_CAP - 10
+
+
+def test_unpunctuated_text_is_cut_at_the_word_cap():
+    scenes = plan_scenes("word " * 500)
+    assert len(scenes) == 1
+    assert len(scenes[0]["narration_text"].split()) == NARRATION_WORD_CAP
+
+
+def test_pdf_text_lines_are_joined():
+    scenes = plan_scenes(PDF_TEXT)
+    assert_well_formed(scenes, PDF_TEXT)
+    told = " ".join(scene["narration_text"] for scene in scenes)
+    assert "met five times this year to review the state of text encoding in published documents." in told
+    assert "Members agreed that normalisation matters." in told
+    assert "\r" not in told and "\n" not in told
+
+
+def test_empty_document_gives_an_empty_script():
+    for document in ("", "   \n\n", "# \n\n```\n```\n"):
+        assert plan_scenes(document) == []
+    assert json.loads(json_block(render_reply([]))) == []
+
+
+def test_reply_is_prose_then_a_json_block():
+    scenes = plan_scenes(MARKDOWN_DOC)
+    reply = render_reply(scenes)
+    assert not reply.startswith("```")
+    assert json.loads(json_block(reply)) == scenes
+    assert '\n  {\n    "id": 1,' in reply  # indent 2, as an LLM prints it
+
+
+def test_document_is_found_between_markers():
+    prompt = "Write a script.\n<document>\nLine one.\n\nLine two.\n</document>\nAnswer in JSON."
+    assert document_in(prompt) == "Line one.\n\nLine two."
+    assert document_in("Script:\r\n<document>\r\n</document>\r\n") == ""
+    assert document_in("No markers at all.") == "No markers at all."
+
+
+def json_block(reply: str) -> str:
+    return re.search(r"```json\n(.*?)\n```", reply, re.DOTALL).group(1)
+
+
+def wait_for_version(http: httpx.Client, process: subprocess.Popen, within_seconds: float = 30) -> dict:
+    deadline = time.monotonic() + within_seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate(timeout=5)
+        try:
+            return http.get("/api/version").raise_for_status().json()
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail(f"stack.llm not answering within {within_seconds} s")
+
+
+def test_service_process_speaks_the_ollama_subset():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stack.llm", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            assert wait_for_version(http, process) == {"version": "0.1.0"}
+            check_tags(http)
+            check_chat(http)
+            check_generate(http)
+            check_openai_chat(http)
+            check_errors(http)
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=15)
+    assert process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down cleanly
+    assert stdout + stderr == b"", "logs should stay quiet: no access lines, no tracebacks"
+
+
+PROMPT = f"Turn this document into scenes.\n<document>\n{MARKDOWN_DOC}</document>\nReply with JSON."
+
+
+def check_tags(http: httpx.Client) -> None:
+    models = http.get("/api/tags").json()["models"]
+    assert [model["name"] for model in models] == ["extractive-planner:latest"]
+    assert models[0]["details"]["family"] == "extractive"
+    assert "qwen" not in json.dumps(models)
+
+
+def check_chat(http: httpx.Client) -> None:
+    body = {"model": "extractive-planner", "messages": [{"role": "user", "content": PROMPT}], "stream": False}
+    answer = http.post("/api/chat", json=body).json()
+    assert answer["done"] is True and answer["done_reason"] == "stop"
+    assert answer["message"]["role"] == "assistant"
+    assert json.loads(json_block(answer["message"]["content"])) == plan_scenes(MARKDOWN_DOC)
+    assert answer["prompt_eval_count"] == len(PROMPT.split())
+    assert answer["eval_count"] == len(answer["message"]["content"].split())
+    assert answer["total_duration"] > 0
+
+    streamed = http.post("/api/chat", json=body | {"stream": True, "model": "extractive-planner:latest"})
+    assert streamed.headers["content-type"].startswith("application/x-ndjson")
+    first, last = [json.loads(line) for line in streamed.text.splitlines()]
+    assert first["done"] is False and first["message"]["content"] == answer["message"]["content"]
+    assert last["done"] is True and last["message"]["content"] == "" and last["eval_count"] > 0
+    default = http.post("/api/chat", json={key: value for key, value in body.items() if key != "stream"})
+    assert len(default.text.splitlines()) == 2  # Ollama streams unless told not to
+
+
+def check_generate(http: httpx.Client) -> None:
+    answer = http.post("/api/generate", json={"model": "extractive-planner", "prompt": PROMPT, "stream": False}).json()
+    assert answer["done"] is True
+    assert json.loads(json_block(answer["response"])) == plan_scenes(MARKDOWN_DOC)
+    streamed = http.post("/api/generate", json={"model": "extractive-planner", "prompt": PROMPT})
+    first, last = [json.loads(line) for line in streamed.text.splitlines()]
+    assert first["response"] == answer["response"] and last["response"] == "" and last["done"] is True
+
+
+def check_openai_chat(http: httpx.Client) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
+    body = {"model": "extractive-planner", "messages": messages}
+    answer = http.post("/v1/chat/completions", json=body).json()
+    assert answer["object"] == "chat.completion" and answer["model"] == "extractive-planner"
+    assert answer["id"].startswith("chatcmpl-")
+    content = answer["choices"][0]["message"]["content"]
+    assert json.loads(json_block(content)) == plan_scenes(MARKDOWN_DOC)
+    usage = answer["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+    refused = http.post("/v1/chat/completions", json=body | {"stream": True})
+    assert refused.status_code == 400 and "stream" in refused.json()["error"]["message"]
+
+
+def check_errors(http: httpx.Client) -> None:
+    unknown = http.post("/api/chat", json={"model": "qwen3:4b", "messages": [], "stream": False})
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "model 'qwen3:4b' not found"})
+    assert http.post("/api/generate", json={"model": "llama3", "prompt": "hi"}).status_code == 404
+    assert http.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": []}).status_code == 404
+    for path, raw in [
+        ("/api/chat", b"{not json"),
+        ("/api/chat", b"[1, 2]"),
+        ("/api/chat", b""),
+        ("/api/chat", b'{"model": "extractive-planner", "messages": "hello"}'),
+        ("/api/chat", b'{"model": "extractive-planner", "messages": [{"role": "user"}]}'),
+        ("/api/chat", b'{"model": "extractive-planner", "messages": [], "stream": "yes"}'),
+        ("/api/chat", b'{"messages": []}'),
+        ("/api/generate", b'{"model": "extractive-planner", "prompt": 42}'),
+        ("/api/generate", b"\xff\xfe garbage"),
+        ("/api/generate", b"[" * 100_000),
+        ("/v1/chat/completions", b"{"),
+    ]:
+        response = http.post(path, content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 400, (path, raw[:40], response.text)
+        assert response.json()["error"], (path, raw[:40])
+    empty = http.post("/api/chat", json={"model": "extractive-planner", "messages": [], "stream": False}).json()
+    assert json.loads(json_block(empty["message"]["content"])) == []
