@@ -1,0 +1,205 @@
+"""A campaign profile (TOML) validated into typed settings.
+
+Nothing outside a profile holds a URL, a port, a threshold or a count: the flows read them all from
+these models, and a bad profile is refused with the offending key named before any traffic is sent.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    UrlConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PROFILES_DIR = Path(__file__).parent
+RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss"])]
+Positive = Annotated[float, Field(gt=0)]
+MAX_CONCURRENCY = 100  # the highest concurrency level a profile may ask for
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message names the key and what is wrong, one per line."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Endpoints(Strict):
+    """The server's API paths; defaults are ../shared/CONTRACT.md. `{job_id}` is filled in."""
+
+    health: str = "/health"
+    generate: str = "/api/v1/video/generate"
+    status: str = "/api/v1/video/status/{job_id}"
+    download: str = "/api/v1/video/download/{job_id}"
+    jobs: str = "/api/v1/video/jobs"
+    active: str = "/api/v1/video/active"
+    cancel: str = "/api/v1/video/cancel/{job_id}"
+    upload_field: str = "file"
+    tts_health: str = "/health"
+    llm_tags: str = "/api/tags"
+    llm_version: str = "/api/version"
+
+    @field_validator("health", "generate", "status", "download", "jobs", "active", "cancel",
+                     "tts_health", "llm_tags", "llm_version")
+    @classmethod
+    def _is_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"must be a path starting with '/', got {value!r}")
+        return value
+
+    @field_validator("status", "download", "cancel")
+    @classmethod
+    def _names_job(cls, value: str) -> str:
+        if "{job_id}" not in value:
+            raise ValueError(f"must contain '{{job_id}}', got {value!r}")
+        return value
+
+
+class Target(Strict):
+    """What is measured: the bundled stack (started and stopped by the campaign) or running services."""
+
+    bundled_stack: bool = True
+    max_concurrent_jobs: Annotated[int, Field(ge=1, le=64)] = 2  # only for the bundled stack
+    server_url: HttpUrl | None = None
+    tts_url: HttpUrl | None = None
+    llm_url: HttpUrl | None = None
+    redis_url: RedisUrl | None = None
+    llm_model: str = "qwen3:4b"
+    min_redis_version: str = "6.0"
+    endpoints: Endpoints = Endpoints()
+
+    @model_validator(mode="after")
+    def _urls_match_mode(self) -> Target:
+        urls = ("server_url", "tts_url", "llm_url", "redis_url")
+        given = [name for name in urls if getattr(self, name) is not None]
+        if self.bundled_stack and given:
+            raise ValueError(f"{', '.join(given)}: not allowed with bundled_stack = true (the stack picks its own ports)")
+        missing = [name for name in urls if getattr(self, name) is None]
+        if not self.bundled_stack and missing:
+            raise ValueError(f"{', '.join(missing)}: required when bundled_stack = false")
+        return self
+
+
+class Workload(Strict):
+    documents: Annotated[list[Path], Field(min_length=1)]
+    concurrency_levels: Annotated[list[Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]], Field(min_length=1)] = [1, 3, 5]
+    sequential_jobs: Annotated[int, Field(ge=0, le=1000)] = 5
+    latency_probes: Annotated[int, Field(ge=1, le=100000)] = 50
+
+
+class Timing(Strict):
+    job_timeout_s: Positive = 600.0
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    request_timeout_s: Positive = 15.0
+    upload_timeout_s: Positive = 120.0
+    download_timeout_s: Positive = 120.0
+    baseline_s: Positive = 5.0
+    sample_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    verify_timeout_s: Positive = 10.0
+    check_video_timeout_s: Positive = 300.0
+
+
+class Thresholds(Strict):
+    success_rate: Annotated[float, Field(ge=0, le=1)] = 0.95
+    p95_job_seconds: Positive = 300.0
+    p95_api_latency_ms: Positive = 250.0
+    duration_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    expected_resolution: str = "1280x720"
+
+    @field_validator("expected_resolution")
+    @classmethod
+    def _resolution(cls, value: str) -> str:
+        width, _, height = value.partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise ValueError(f"must look like 1280x720, got {value!r}")
+        return value
+
+
+class Profile(Strict):
+    name: str
+    description: str = ""
+    results_dir: Path = Path("runs")
+    target: Target = Target()
+    workload: Workload
+    timing: Timing = Timing()
+    thresholds: Thresholds = Thresholds()
+
+
+def _parse_value(raw: str) -> Any:
+    """A --set value as TOML (numbers, booleans, lists, quoted strings), else the bare string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `key.path=value` overrides onto raw profile data (before validation names bad keys)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ProfileError(f"--set {item!r}: expected key=value, e.g. workload.sequential_jobs=3")
+        node = data
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ProfileError(f"--set {key}: {part} is not a table")
+            node = child
+        node[leaf] = _parse_value(raw.strip())
+    return data
+
+
+def resolve_profile_path(name_or_path: str) -> Path:
+    """`local` → profiles/local.toml; anything with a suffix or a slash is a path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix or "/" in name_or_path:
+        return candidate
+    return PROFILES_DIR / f"{name_or_path}.toml"
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(profile)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "missing"
+    elif "input" in error and not isinstance(error["input"], dict):
+        message = f"{message} (got {error['input']!r})"
+    return f"{key}: {message}"
+
+
+def load_profile(name_or_path: str = "local", overrides: list[str] | None = None) -> Profile:
+    """Read, override and validate a profile; raise ProfileError naming every bad key."""
+    path = resolve_profile_path(name_or_path)
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise ProfileError(f"profile {name_or_path!r}: no file {path} (shipped profiles: {shipped})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"profile {path}: not valid TOML: {exc}") from exc
+    data = apply_overrides(data, overrides or [])
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n".join(f"  {_describe(error)}" for error in exc.errors())
+        raise ProfileError(f"profile {path}: invalid\n{lines}") from None
+    documents = [doc if doc.is_absolute() else (path.parent / doc).resolve() for doc in profile.workload.documents]
+    unreadable = [str(doc) for doc in documents if not doc.is_file()]
+    if unreadable:
+        raise ProfileError(f"profile {path}: invalid\n  workload.documents: no such file: {', '.join(unreadable)}")
+    return profile.model_copy(update={"workload": profile.workload.model_copy(update={"documents": documents})})
