@@ -15,6 +15,8 @@ import av
 import numpy as np
 
 EXPECTED_VIDEO_CODEC = "h264"
+BLACK_LUMA = 20.0  # a picture whose brightest sampled frame has mean luma (0..255) at most this is black
+SILENT_DBFS = -50.0  # sound whose RMS level is at most this is silent
 HASH_CHUNK = 1 << 20
 # pixel formats whose plane 0 is the 8-bit luma, readable without conversion
 EIGHT_BIT_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
@@ -65,8 +67,8 @@ def check_video(
     expected_resolution: str | None = None,
     reported_seconds: float | None = None,
     duration_tolerance: float = 0.05,
-    black_luma: float = 20.0,
-    silent_dbfs: float = -50.0,
+    black_luma: float = BLACK_LUMA,
+    silent_dbfs: float = SILENT_DBFS,
 ) -> VideoIntegrity:
     """Decode every packet of the MP4 at `path` and list what is wrong with it.
 

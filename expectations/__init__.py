@@ -1,0 +1,1 @@
+"""Great Expectations checks of a campaign run (see `expectations.suites`)."""

@@ -1,0 +1,239 @@
+"""Great Expectations checks of a campaign run: three suites built from the profile's thresholds.
+
+`validate_run` takes the run's tables (polars, `analysis.schema` shapes), converts them to pandas at
+this boundary (adding the derived duration columns), validates every suite in one ephemeral GX context
+and returns one plain dict per expectation, ready to be stored as JSON and rendered into a report.
+"""
+
+from __future__ import annotations
+
+import math
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pandas as pd
+import polars as pl
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+
+from analysis.schema import empty
+from analysis.video import BLACK_LUMA, EXPECTED_VIDEO_CODEC, SILENT_DBFS
+from profiles.settings import Thresholds
+
+# the defaults of analysis.video.check_video, which takes them as arguments rather than constants
+TERMINAL_STATUSES = ["completed", "completed_with_errors", "failed", "cancelled"]
+QUANTILE = 0.95
+SHOWN_UNEXPECTED = 3  # unexpected values quoted in an outcome's `observed`
+
+_video, _audio, _reported = pl.col("video_seconds"), pl.col("audio_seconds"), pl.col("reported_seconds")
+# applied to each table before validation; a check that did not run has not passed (null → False)
+AT_BOUNDARY = {
+    "jobs": [
+        pl.col("succeeded").fill_null(False),
+        pl.col("tracking_problems").replace("", None),  # "no problems" may be written as ""
+    ],
+    "videos": [
+        pl.col("opens", "hash_stable").fill_null(False),
+        ((_video - _audio).abs() / pl.max_horizontal(_video, _audio)).alias("av_duration_delta"),
+        ((_video - _reported).abs() / _reported).alias("reported_duration_delta"),
+    ],
+}
+
+
+def video_integrity_suite(thresholds: Thresholds) -> gx.ExpectationSuite:
+    """Every downloaded video opens, decodes, has the expected picture and sound, and lasts as claimed."""
+    width, height = (int(side) for side in thresholds.expected_resolution.split("x"))
+    tolerance = thresholds.duration_tolerance
+    within = f"≤ {tolerance * 100:g}%"
+    return _suite("video_integrity", [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, description="at least 1 video"),
+        _all_true("opens", "every video opens as MP4"),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="video_codec", value_set=[EXPECTED_VIDEO_CODEC], description=f"video codec {EXPECTED_VIDEO_CODEC}",
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(column="audio_codec", description="every video has an audio stream"),
+        _between("decode_errors", 0, 0, "0 decode errors"),
+        _between("frames_decoded", 1, None, "≥ 1 frame decoded"),
+        gxe.ExpectColumnValuesToBeInSet(column="width", value_set=[width], description=f"width {width}"),
+        gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[height], description=f"height {height}"),
+        _all_true("hash_stable", "a second download hashes the same"),
+        _between("max_mean_luma", BLACK_LUMA, None, f"max mean luma > {BLACK_LUMA:g} (not black)", strict=True),
+        _between("audio_rms_dbfs", SILENT_DBFS, None, f"audio RMS > {SILENT_DBFS:g} dBFS (not silent)", strict=True),
+        _between("av_duration_delta", None, tolerance, f"video and audio durations differ {within}"),
+        _between("reported_duration_delta", None, tolerance, f"video and reported durations differ {within}"),
+    ])
+
+
+def job_results_suite(thresholds: Thresholds) -> gx.ExpectationSuite:
+    """Enough jobs succeed, every job ends in a terminal status, and status tracking was accurate."""
+    return _suite("job_results", [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, description="at least 1 job"),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="succeeded", value_set=[True], mostly=thresholds.success_rate,
+            description=f"≥ {thresholds.success_rate * 100:g}% of rows true",
+        ),
+        # a job still pending or processing when the campaign stopped waiting fails here
+        gxe.ExpectColumnValuesToBeInSet(
+            column="status", value_set=TERMINAL_STATUSES,
+            description=f"terminal: one of {', '.join(TERMINAL_STATUSES)}",
+        ),
+        gxe.ExpectColumnValuesToBeNull(column="tracking_problems", description="no status-tracking problems"),
+    ])
+
+
+def time_thresholds_suite(thresholds: Thresholds, endpoints: list[str]) -> gx.ExpectationSuite:
+    """p95 job time and p95 latency of each probed endpoint (column `<endpoint>_ms`) within limits."""
+    return _suite("time_thresholds", [
+        _quantile_at_most("total_seconds", thresholds.p95_job_seconds, "s"),
+        *(_quantile_at_most(f"{endpoint}_ms", thresholds.p95_api_latency_ms, "ms") for endpoint in endpoints),
+    ])
+
+
+def validate_run(frames: dict[str, pl.DataFrame], thresholds: Thresholds) -> list[dict]:
+    """Validate the run's tables against all three suites; one JSON-able outcome per expectation.
+
+    A table missing from `frames` counts as empty: its row-count expectation fails, its per-row
+    expectations pass vacuously and say so, and a p95 of no values fails.
+    """
+    jobs, videos, latency = (_table(frames, name) for name in ("jobs", "videos", "latency"))
+    endpoints = latency["endpoint"].drop_nulls().unique(maintain_order=True).to_list()
+    checks = [  # (suite, the rows it checks, where they come from)
+        (video_integrity_suite(thresholds), videos.to_pandas(), _source(frames, "videos")),
+        (job_results_suite(thresholds), jobs.to_pandas(), _source(frames, "jobs")),
+        (
+            time_thresholds_suite(thresholds, endpoints),
+            _times(jobs, latency, endpoints),
+            _source(frames, "jobs", "latency"),
+        ),
+    ]
+    source = _quiet_context().data_sources.add_pandas("run")
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_UNEXPECTED}
+    outcomes = []
+    for suite, data, described in checks:
+        batch = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe("all").get_batch(
+            batch_parameters={"dataframe": data},
+        )
+        result = batch.validate(suite, result_format=result_format)
+        outcomes += [_outcome(suite.name, check, data, described) for check in result.results]
+    return outcomes
+
+
+def all_passed(outcomes: list[dict]) -> bool:
+    return all(outcome["success"] for outcome in outcomes)
+
+
+def _suite(name: str, expectations: list[gxe.Expectation]) -> gx.ExpectationSuite:
+    for expectation in expectations:
+        # a check GX cannot compute (e.g. a missing column) becomes a failed outcome, not an exception
+        expectation.catch_exceptions = True
+    return gx.ExpectationSuite(name=name, expectations=expectations)
+
+
+def _all_true(column: str, description: str) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=[True], description=description)
+
+
+def _between(
+    column: str, low: float | None, high: float | None, description: str, strict: bool = False,
+) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeBetween(
+        column=column, min_value=low, max_value=high, strict_min=strict, description=description,
+    )
+
+
+def _quantile_at_most(column: str, limit: float, unit: str) -> gxe.Expectation:
+    return gxe.ExpectColumnQuantileValuesToBeBetween(
+        column=column,
+        quantile_ranges={"quantiles": [QUANTILE], "value_ranges": [[None, limit]]},
+        allow_relative_error="linear",  # numpy's default interpolation, as analysis.stats.percentile
+        description=f"p{QUANTILE * 100:g} ≤ {limit:g} {unit}",
+    )
+
+
+def _table(frames: dict[str, pl.DataFrame], name: str) -> pl.DataFrame:
+    table = frames.get(name)
+    return (empty(name) if table is None else table).with_columns(AT_BOUNDARY.get(name, []))
+
+
+def _times(jobs: pl.DataFrame, latency: pl.DataFrame, endpoints: list[str]) -> pd.DataFrame:
+    """Job total seconds and one `<endpoint>_ms` column per endpoint, side by side."""
+    columns = {"total_seconds": jobs["total_seconds"]} | {
+        f"{endpoint}_ms": latency.filter(pl.col("endpoint") == endpoint)["ms"] for endpoint in endpoints
+    }
+    # the columns differ in length: pandas pads the shorter ones with NaN, which quantiles skip
+    return pd.DataFrame({name: pd.Series(values.to_list(), dtype="float64") for name, values in columns.items()})
+
+
+def _source(frames: dict[str, pl.DataFrame], *names: str) -> str:
+    """Where the rows a suite checks come from, for its outcomes' details."""
+    missing = [name for name in names if name not in frames]
+    if missing:
+        return f"no {' or '.join(missing)} table in the run"
+    return f"{' and '.join(names)} table" + ("s" if len(names) > 1 else "")
+
+
+def _quiet_context():
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
+def _outcome(suite: str, check, data: pd.DataFrame, source: str) -> dict:
+    config = check.expectation_config
+    column = config.kwargs.get("column")
+    return {
+        "suite": suite,
+        "expectation": config.type,
+        "column": column,
+        "success": bool(check.success),
+        "observed": _observed(check.result),
+        "expected": config.description,
+        "details": _details(check, data, column, source),
+    }
+
+
+def _observed(result: dict) -> str:
+    if "unexpected_count" in result:
+        unexpected, checked = result["unexpected_count"], result["element_count"] - result.get("missing_count", 0)
+        text = f"{unexpected} of {checked} unexpected"
+        values = result.get("partial_unexpected_list") or []
+        return f"{text}, e.g. {', '.join(_short(v) for v in values)}" if values else text
+    observed = result.get("observed_value")
+    if isinstance(observed, dict) and "quantiles" in observed:
+        return ", ".join(f"p{q * 100:g} = {_short(v)}" for q, v in zip(observed["quantiles"], observed["values"]))
+    return _short(observed)
+
+
+def _details(check, data: pd.DataFrame, column: str | None, source: str) -> str:
+    error = _error(check)
+    if error:
+        return f"{source}: could not be computed: {error}"
+    if column is None:
+        return f"{source}: {len(data)} rows"
+    if "unexpected_count" in check.result:  # checks each value
+        if data.empty:
+            return f"{source}: no rows, nothing to check (passes vacuously)"
+        nulls = check.result.get("missing_count", 0)  # absent where null is what is expected
+        return f"{source}: {len(data)} rows" + (f", {nulls} null not checked" if nulls else "")
+    values = int(data[column].count())
+    return f"{source}: {values} values" if values else f"{source}: no values, so no p{QUANTILE * 100:g} to compare"
+
+
+def _error(check) -> str | None:
+    """The message of what GX raised: on the expectation itself, or on the metrics it needed."""
+    info = check.exception_info or {}
+    raised = [info] if "raised_exception" in info else list(info.values())
+    messages = sorted({entry["exception_message"] for entry in raised if entry.get("raised_exception")})
+    return "; ".join(messages) or None
+
+
+def _short(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "none"
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
