@@ -1,0 +1,24 @@
+"""Stage 4: that many jobs at once, for each concurrency level of the profile."""
+
+from __future__ import annotations
+
+from itertools import cycle, islice
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.batch import run_batch
+from profiles.settings import MAX_CONCURRENCY, Profile
+from tasks.services import Services
+
+
+@flow(name="concurrent-runs", task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY))
+def concurrent_runs(profile: Profile, services: Services, run_dir: str, progress_id: str | None,
+                    total_jobs: int) -> list[dict]:
+    """One batch per level, each level's jobs submitted together (documents taken in turn)."""
+    rows = []
+    documents = profile.workload.documents
+    for batch, level in enumerate(profile.workload.concurrency_levels):
+        rows += run_batch(profile, services, run_dir, "concurrent", level, batch,
+                          list(islice(cycle(documents), level)), progress_id, total_jobs)
+    return rows

@@ -1,0 +1,29 @@
+"""Stage 5: how fast the API answers: health, status, jobs list and active jobs."""
+
+from __future__ import annotations
+
+import uuid
+
+from prefect import flow
+
+from profiles.settings import Profile
+from tasks.latency import probe_endpoint
+from tasks.services import Services
+
+
+@flow(name="api-latency")
+def api_latency(profile: Profile, services: Services, run_dir: str, known_job_id: str | None) -> list[dict]:
+    """N sequential requests per endpoint; the status probe asks for a real job when there is one."""
+    endpoints = profile.target.endpoints
+    probes = profile.workload.latency_probes
+    timeout = profile.timing.request_timeout_s
+    status_expected = 200 if known_job_id else 404
+    targets = {
+        "health": (endpoints.health, 200),
+        "status": (endpoints.status.format(job_id=known_job_id or uuid.uuid4()), status_expected),
+        "jobs": (f"{endpoints.jobs}?limit=20", 200),
+        "active": (f"{endpoints.active}?limit=20", 200),
+    }
+    probe = probe_endpoint.with_options(timeout_seconds=probes * timeout + 30)
+    return [probe(run_dir, name, services.server + path, probes, timeout, expected)
+            for name, (path, expected) in targets.items()]

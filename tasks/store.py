@@ -1,0 +1,109 @@
+"""A run's folder: the ledger every measurement is appended to as it is taken, then Parquet + manifest.
+
+The ledger (`measurements.jsonl`) is written line by line and flushed at once, so a crash, a kill or a
+timeout loses nothing already measured; the Parquet tables are derived from it at the end (and can be
+derived again from it with `rebuild_tables`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from analysis.schema import TABLES, frame
+
+LEDGER = "measurements.jsonl"
+MANIFEST = "manifest.json"
+CHECKS = "checks.json"
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+class Ledger:
+    """Append-only JSON-lines record of one run, shared by every thread of the process."""
+
+    _open: dict[Path, Ledger] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._file = (run_dir / LEDGER).open("a", encoding="utf-8")
+        self._counts: dict[str, int] = dict.fromkeys(TABLES, 0)
+
+    @classmethod
+    def of(cls, run_dir: str | Path) -> Ledger:
+        """The one ledger of this run folder (tasks in several threads append to the same file)."""
+        key = Path(run_dir).resolve()
+        with cls._registry_lock:
+            if key not in cls._open or cls._open[key]._file.closed:
+                cls._open[key] = cls(key)
+            return cls._open[key]
+
+    def record(self, table: str, **row) -> None:
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}")
+        line = json.dumps({"table": table, **row}, default=str)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+            self._counts[table] += 1
+
+    def count(self, table: str) -> int:
+        """Rows this process has recorded in `table` so far (for progress reporting)."""
+        return self._counts[table]
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def read_ledger(run_dir: Path) -> dict[str, list[dict]]:
+    """Rows per table from the ledger; a torn last line (a crash mid-write) is skipped, not fatal."""
+    rows: dict[str, list[dict]] = {name: [] for name in TABLES}
+    path = run_dir / LEDGER
+    if not path.exists():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        table = row.pop("table", None)
+        if table in rows:
+            rows[table].append(row)
+    return rows
+
+
+def rebuild_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
+    """Write `<table>.parquet` for every table from the ledger and return the frames."""
+    frames = {name: frame(name, rows) for name, rows in read_ledger(run_dir).items()}
+    for name, df in frames.items():
+        df.write_parquet(run_dir / f"{name}.parquet")
+    return frames
+
+
+def load_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
+    """The stored tables of a run (Parquet), each with its schema even when empty."""
+    return {
+        name: pl.read_parquet(run_dir / f"{name}.parquet") if (run_dir / f"{name}.parquet").exists() else frame(name, [])
+        for name in TABLES
+    }
+
+
+def write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_json(path: Path, default=None):
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
