@@ -1,0 +1,82 @@
+"""Helpers for tests that drive the real bundled stack over HTTP."""
+
+from __future__ import annotations
+
+import io
+import time
+import wave
+
+import av
+import httpx
+import numpy as np
+
+TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
+API = "/api/v1/video"
+
+
+def submit(client: httpx.Client, name: str, content: bytes, content_type: str = "text/plain") -> httpx.Response:
+    return client.post(f"{API}/generate", files={"file": (name, content, content_type)})
+
+
+def status(client: httpx.Client, job_id: str) -> dict:
+    response = client.get(f"{API}/status/{job_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for(client: httpx.Client, job_id: str, statuses=TERMINAL, timeout: float = 120.0) -> dict:
+    """Poll until the job reaches one of `statuses`; fail the test (not hang) past `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = status(client, job_id)
+        if job["status"] in statuses:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s: {job}"
+        time.sleep(0.2)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
+        time.sleep(interval)
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+def narration_seconds(urls, document: str) -> tuple[float, list[float]]:
+    """What the stack's own llm and tts make of `document`: total and per-scene narration seconds."""
+    import json
+    import re
+
+    reply = httpx.post(f"{urls.llm}/api/chat", timeout=30, json={
+        "model": "extractive-planner", "stream": False,
+        "messages": [{"role": "user", "content": f"<document>\n{document}\n</document>"}],
+    }).json()["message"]["content"]
+    scenes = json.loads(re.search(r"```json\s*(.*?)```", reply, re.S).group(1))
+    seconds = []
+    for scene in scenes:
+        speech = httpx.post(f"{urls.tts}/v1/audio/speech", timeout=60, json={
+            "input": scene["narration_text"], "voice": "alloy", "response_format": "wav", "speed": 1.0})
+        seconds.append(wav_seconds(speech.content))
+    return sum(seconds), seconds
+
+
+def mean_colours_at(path: str, times: list[float]) -> list[np.ndarray]:
+    """Mean RGB of the frame shown at each of `times` (seconds), decoding the whole video in order."""
+    wanted = sorted(times)
+    found: dict[float, np.ndarray] = {}
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            t = float(frame.pts * stream.time_base)
+            for target in wanted:
+                if target not in found and t >= target:
+                    found[target] = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+    return [found[t] for t in times]
