@@ -1,0 +1,169 @@
+"""The campaign end to end, as Prefect flows, against the real bundled stack."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.full_suite import full_suite, main, planned_jobs
+from profiles.settings import load_profile
+from stack import running_stack
+from tasks.store import LEDGER
+from tests.stackutil import wait_until
+
+DOCS = Path(__file__).parent.parent / "profiles" / "documents"
+MAIN_KEYS = {"integration-performance-report", "integration-reliability-report", "integration-resources-report"}
+
+
+def external_profile(tmp_path: Path, urls, **sections: str) -> Path:
+    """A profile file aimed at services the test runs itself (smoke counts unless overridden)."""
+    body = {
+        "target": f'bundled_stack = false\nserver_url = "{urls.server}"\ntts_url = "{urls.tts}"\n'
+                  f'llm_url = "{urls.llm}"\nredis_url = "{urls.redis}"\nllm_model = "extractive-planner"',
+        "workload": f'documents = ["{DOCS / "short_note.txt"}"]\nconcurrency_levels = [1, 2]\nsequential_jobs = 3\n'
+                    'latency_probes = 5',
+        "timing": "job_timeout_s = 120\npoll_interval_s = 0.25\nbaseline_s = 1",
+    } | sections
+    text = f'name = "test"\nresults_dir = "{tmp_path / "runs"}"\n' + "".join(
+        f"\n[{name}]\n{content}\n" for name, content in body.items())
+    path = tmp_path / "profile.toml"
+    path.write_text(text)
+    return path
+
+
+def artifact_keys() -> set[str]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return {artifact.key for artifact in client.read_artifacts(limit=200) if artifact.key}
+
+
+def test_smoke_profile_end_to_end(prefect_server, tmp_path):
+    overrides = [f'results_dir="{tmp_path}"']
+    state = full_suite(profile="smoke", overrides=overrides, run_id="smoke-run", return_state=True)
+    assert state.is_completed(), state.message
+    run = tmp_path / "smoke-run"
+
+    jobs = pl.read_parquet(run / "jobs.parquet")
+    assert jobs.height == planned_jobs(load_profile("smoke")) and jobs["succeeded"].all()
+    assert set(jobs["stage"]) == {"single", "concurrent", "sequential"}
+    videos = pl.read_parquet(run / "videos.parquet")
+    assert videos.height == jobs.height and videos["ok"].all() and videos["hash_stable"].all()
+    latency = pl.read_parquet(run / "latency.parquet")
+    assert set(latency["endpoint"]) == {"health", "status", "jobs", "active"} and latency["ok"].all()
+    samples = pl.read_parquet(run / "samples.parquet")
+    assert {"baseline", "single", "concurrent"} <= set(samples["stage"])
+    assert set(samples.filter(pl.col("stage") == "baseline")["service"]) >= {"redis", "llm", "tts", "server"}
+    assert samples.filter((pl.col("service") == "server") & (pl.col("stage") == "baseline"))["rss_bytes"].min() > 0
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["profile_name"] == "smoke" and manifest["finished_at"] and manifest["services"]["redis"]["version"]
+    checks = json.loads((run / "checks.json").read_text())
+    assert checks and all(check["success"] for check in checks)
+    reports = run / "reports"
+    for name in ("integration_performance_report", "integration_reliability_report", "integration_resources_report"):
+        assert (reports / f"{name}.md").read_text().startswith("# ")
+        assert "<table>" in (reports / f"{name}.html").read_text()
+    assert len(list(reports.glob("test_*.md"))) == 7
+    assert MAIN_KEYS <= artifact_keys()
+
+
+def test_tts_stopped_mid_campaign_is_recorded_and_fails_the_success_rate(prefect_server, tmp_path):
+    with running_stack(data_dir=tmp_path / "stack") as stack:
+        profile = external_profile(tmp_path, stack.urls)
+        ledger = tmp_path / "runs" / "tts-down" / LEDGER
+
+        def stop_tts_after_first_job():
+            wait_until(lambda: ledger.exists() and '"table": "jobs"' in ledger.read_text(), 120, "the first job")
+            stack.stop_service("tts")
+
+        stopper = threading.Thread(target=stop_tts_after_first_job, daemon=True)
+        stopper.start()
+        state = full_suite(profile=str(profile), run_id="tts-down", return_state=True)
+        stopper.join(timeout=5)
+
+    assert state.is_failed()
+    assert "succeeded" in state.message
+    run = tmp_path / "runs" / "tts-down"
+    jobs = pl.read_parquet(run / "jobs.parquet")
+    assert jobs.height == 1 + 1 + 2 + 3  # every planned job ran and was recorded
+    failed = jobs.filter(~pl.col("succeeded"))
+    assert failed.height >= 5 and failed["error"].str.contains("tts").all()
+    checks = json.loads((run / "checks.json").read_text())
+    success_rate = [c for c in checks if c["column"] == "succeeded"]
+    assert success_rate and not success_rate[0]["success"]
+    reliability = (run / "reports" / "integration_reliability_report.md").read_text()
+    assert "tts" in reliability and "failed" in reliability.lower()
+
+
+def test_failing_services_are_all_reported_and_no_job_is_sent(prefect_server, tmp_path):
+    with running_stack(data_dir=tmp_path / "stack") as stack:
+        stack.stop_service("tts")
+        profile = external_profile(tmp_path, stack.urls)
+        text = profile.read_text().replace('llm_model = "extractive-planner"', 'llm_model = "qwen3:4b"')
+        profile.write_text(text)
+        state = full_suite(profile=str(profile), run_id="broken", return_state=True)
+        import redis
+
+        submitted = redis.Redis.from_url(stack.urls.redis).zcard("t2v:jobs")
+
+    assert state.is_failed() and "llm, tts" in state.message
+    assert submitted == 0
+    run = tmp_path / "runs" / "broken"
+    services = {row["service"]: row for row in pl.read_parquet(run / "services.parquet").to_dicts()}
+    assert services["redis"]["ok"] and services["server"]["ok"]
+    assert services["llm"]["detail"] == "model qwen3:4b not listed (has: extractive-planner:latest)"
+    assert services["llm"]["fix"] == "run: ollama pull qwen3:4b"
+    assert "cannot reach" in services["tts"]["detail"] and services["tts"]["fix"]
+    assert pl.read_parquet(run / "jobs.parquet").height == 0
+    assert "qwen3:4b" in (run / "reports" / "test_service_verification.md").read_text()
+
+
+@pytest.fixture
+def silent_listener():
+    """A TCP port that records whether anything connected to it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.setblocking(False)
+        yield listener
+
+
+def connected(listener: socket.socket) -> bool:
+    time.sleep(0.2)
+    try:
+        listener.accept()[0].close()
+    except BlockingIOError:
+        return False
+    return True
+
+
+class URLs:
+    def __init__(self, port: int) -> None:
+        self.server = self.tts = self.llm = f"http://127.0.0.1:{port}"
+        self.redis = f"redis://127.0.0.1:{port}/0"
+
+
+def test_a_bad_profile_sends_no_traffic(silent_listener, tmp_path, capsys):
+    port = silent_listener.getsockname()[1]
+    profile = external_profile(tmp_path, URLs(port), thresholds="success_rate = 2\nsurprise = 1")
+    assert main(["--profile", str(profile)]) == 2
+    error = capsys.readouterr().err
+    assert "thresholds.success_rate" in error and "thresholds.surprise: unknown key" in error
+    assert main(["--profile", str(profile.with_name("missing.toml"))]) == 2
+    assert main(["--profile", "smoke", "--set", "workload.concurrency_levels=[0]"]) == 2
+    assert not connected(silent_listener)
+
+
+def test_a_bad_profile_fails_the_flow_before_any_traffic(prefect_server, silent_listener, tmp_path):
+    port = silent_listener.getsockname()[1]
+    profile = external_profile(tmp_path, URLs(port), timing="poll_interval_s = 'fast'")
+    state = full_suite(profile=str(profile), return_state=True)
+    assert state.is_failed() and "timing.poll_interval_s" in state.message
+    assert not connected(silent_listener)
