@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from analysis.tracking import TERMINAL, phase_durations, tracking_problems
 from analysis.video import check_video
 from profiles.settings import Profile
+from tasks import http
 from tasks.services import Services
 from tasks.store import Ledger
 
@@ -51,8 +52,8 @@ def _submit(client: httpx.Client, profile: Profile, document: Path) -> dict:
     endpoints = profile.target.endpoints
     content_type = mimetypes.guess_type(document.name)[0] or "application/octet-stream"
     with document.open("rb") as handle:
-        response = client.post(endpoints.generate, files={endpoints.upload_field: (document.name, handle, content_type)},
-                               timeout=profile.timing.upload_timeout_s)
+        upload = {endpoints.upload_field: (document.name, handle, content_type)}
+        response = client.post(endpoints.generate, files=upload, timeout=profile.timing.upload_timeout_s)
     if response.status_code not in (200, 201, 202):
         raise BadResponse(f"upload answered HTTP {response.status_code}: {response.text[:200]}")
     return _job_object(response)
@@ -107,7 +108,7 @@ def measure_job(profile: Profile, services: Services, run_dir: str, document: st
            "status": "not_submitted", "succeeded": False, "observations": 0}
     submitted_at = time.time()
     deadline = time.monotonic() + profile.timing.job_timeout_s
-    with httpx.Client(base_url=services.server) as client:
+    with http.client(base_url=services.server) as client:
         try:
             job = _submit(client, profile, document_path)
         except (httpx.HTTPError, BadResponse, OSError) as exc:
@@ -152,7 +153,7 @@ def download_video(profile: Profile, services: Services, job_id: str, destinatio
     digest = hashlib.sha256()
     partial = Path(destination + ".part")
     partial.parent.mkdir(parents=True, exist_ok=True)
-    with httpx.stream("GET", url, timeout=profile.timing.download_timeout_s) as response:
+    with http.client(timeout=profile.timing.download_timeout_s) as session, session.stream("GET", url) as response:
         if response.status_code != 200:
             response.read()
             raise BadResponse(f"download of {job_id} answered HTTP {response.status_code}: {response.text[:200]}")

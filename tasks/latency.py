@@ -8,6 +8,7 @@ import httpx
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks import http
 from tasks.store import Ledger
 
 
@@ -17,7 +18,7 @@ def probe_endpoint(run_dir: str, endpoint: str, url: str, probes: int, timeout_s
     """GET `url` `probes` times; every answer other than `expected_status` counts as an error."""
     ledger = Ledger.of(run_dir)
     errors = 0
-    with httpx.Client(timeout=timeout_s) as client:
+    with http.client(timeout=timeout_s) as client:
         for i in range(probes):
             started = time.perf_counter()
             status_code, error = None, None

@@ -32,9 +32,25 @@ def listening_pids(ports: dict[str, int]) -> dict[str, int]:
     return found
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
+def _trees(roots: dict[str, int]) -> dict[str, list[psutil.Process]]:
+    """Each service's root process and all its descendants, from ONE scan of the process table
+    (psutil's `children()` rescans it per call, which would cost more than the sample itself)."""
+    by_pid: dict[int, psutil.Process] = {}
+    children_of: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        by_pid[proc.pid] = proc
+        children_of.setdefault(proc.info["ppid"], []).append(proc.pid)
+    trees = {}
+    for service, root in roots.items():
+        if root not in by_pid:
+            continue
+        members, pending = [], [root]
+        while pending:
+            pid = pending.pop()
+            members.append(by_pid[pid])
+            pending += children_of.get(pid, [])
+        trees[service] = members
+    return trees
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -68,21 +84,18 @@ class ResourceSampler:
             self._rediscover(now)
         t = time.time()
         total = {"processes": 0, "cpu_percent": 0.0, "rss_bytes": 0}
+        trees = _trees(self._pids)
         for service in self.ports:
-            pid = self._pids.get(service)
             processes, cpu_s, rss = 0, None, 0
-            if pid is not None:
-                try:
-                    tree = _tree(pid)
-                    cpu_s = 0.0
-                    for proc in tree:
-                        with contextlib.suppress(psutil.Error):
-                            cpu_s += _cpu_seconds(proc)
-                            rss += proc.memory_info().rss
-                            processes += 1
-                except psutil.NoSuchProcess:
-                    self._pids.pop(service, None)  # gone (stopped or restarted): find it again later
-                    cpu_s = None
+            if service in trees:
+                cpu_s = 0.0
+                for proc in trees[service]:
+                    with contextlib.suppress(psutil.Error):  # a child may end between scan and read
+                        cpu_s += _cpu_seconds(proc)
+                        rss += proc.memory_info().rss
+                        processes += 1
+            else:
+                self._pids.pop(service, None)  # gone (stopped or restarted): find it again later
             cpu_percent = 0.0
             if cpu_s is not None:
                 previous = self._last_cpu.get(service)

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from profiles.settings import Endpoints, Profile
 from stack import running_stack
+from tasks import http
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def check_redis(url: str, min_version: str, timeout_s: float) -> dict:
 def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> dict:
     fix = "start Ollama (`ollama serve`) or fix target.llm_url"
     try:
-        with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        with http.client(base_url=url, timeout=timeout_s) as client:
             version = client.get(endpoints.llm_version).json().get("version")
             response = client.get(endpoints.llm_tags)
             response.raise_for_status()
@@ -108,7 +109,8 @@ def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> d
 @task(name="check-tts", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
 def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
     try:
-        response = httpx.get(url + endpoints.tts_health, timeout=timeout_s)
+        with http.client(base_url=url, timeout=timeout_s) as client:
+            response = client.get(endpoints.tts_health)
         health = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         return _unreachable("tts", url, exc, "start the TTS service (Chatterbox TTS API) or fix target.tts_url")
@@ -124,7 +126,7 @@ def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
 def check_server(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
     fix = "start the text-to-video server or fix target.server_url"
     try:
-        with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        with http.client(base_url=url, timeout=timeout_s) as client:
             health = client.get(endpoints.health)
             unknown = client.get(endpoints.status.format(job_id=uuid.uuid4()))
             body = health.json()
