@@ -206,7 +206,8 @@ def _observed(result: dict) -> str:
         return f"{text}, e.g. {', '.join(_short(v) for v in values)}" if values else text
     observed = result.get("observed_value")
     if isinstance(observed, dict) and "quantiles" in observed:
-        return ", ".join(f"p{q * 100:g} = {_short(v)}" for q, v in zip(observed["quantiles"], observed["values"]))
+        pairs = zip(observed["quantiles"], observed["values"], strict=False)
+        return ", ".join(f"p{q * 100:g} = {_short(v)}" for q, v in pairs)
     return _short(observed)
 
 

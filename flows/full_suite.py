@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed
 
 from artifacts.publish import publish_reports, start_progress
-from expectations.suites import all_passed
 from flows.baseline import baseline_resources
 from flows.concurrent import concurrent_runs
 from flows.latency import api_latency

@@ -85,7 +85,8 @@ class Target(Strict):
         urls = ("server_url", "tts_url", "llm_url", "redis_url")
         given = [name for name in urls if getattr(self, name) is not None]
         if self.bundled_stack and given:
-            raise ValueError(f"{', '.join(given)}: not allowed with bundled_stack = true (the stack picks its own ports)")
+            raise ValueError(f"{', '.join(given)}: not allowed with bundled_stack = true "
+                             "(the stack picks its own ports)")
         missing = [name for name in urls if getattr(self, name) is None]
         if not self.bundled_stack and missing:
             raise ValueError(f"{', '.join(missing)}: required when bundled_stack = false")
@@ -94,7 +95,8 @@ class Target(Strict):
 
 class Workload(Strict):
     documents: Annotated[list[Path], Field(min_length=1)]
-    concurrency_levels: Annotated[list[Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]], Field(min_length=1)] = [1, 3, 5]
+    concurrency_levels: Annotated[list[Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]], Field(min_length=1)] = [
+        1, 3, 5]
     sequential_jobs: Annotated[int, Field(ge=0, le=1000)] = 5
     latency_probes: Annotated[int, Field(ge=1, le=100000)] = 50
 

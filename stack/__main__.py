@@ -22,7 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{name}-port", type=int, default=DEFAULT_PORTS[name], metavar="PORT",
                             help=f"{name} port (default {DEFAULT_PORTS[name]})")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="keep redis data, uploads, videos and logs here (default: a temporary folder, removed on exit)")
+                        help="keep redis data, uploads, videos and logs here "
+                        "(default: a temporary folder, removed on exit)")
     parser.add_argument("--max-concurrent-jobs", type=int, default=2, metavar="N",
                         help="jobs the server processes at once; the rest wait queued (default 2)")
     args = parser.parse_args(argv)

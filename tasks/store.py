@@ -93,10 +93,8 @@ def rebuild_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
 
 def load_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
     """The stored tables of a run (Parquet), each with its schema even when empty."""
-    return {
-        name: pl.read_parquet(run_dir / f"{name}.parquet") if (run_dir / f"{name}.parquet").exists() else frame(name, [])
-        for name in TABLES
-    }
+    paths = {name: run_dir / f"{name}.parquet" for name in TABLES}
+    return {name: pl.read_parquet(path) if path.exists() else frame(name, []) for name, path in paths.items()}
 
 
 def write_json(path: Path, data) -> None:

@@ -22,12 +22,12 @@ ENDPOINTS = ("health", "jobs")
 def jobs(*changed: dict):
     """ROWS good jobs (total 10..29 s), the first ones updated with `changed`."""
     rows = [{"job_id": f"job-{i}", **GOOD_JOB, "total_seconds": 10.0 + i} for i in range(ROWS)]
-    return frame("jobs", [row | change for row, change in zip(rows, changed)] + rows[len(changed):])
+    return frame("jobs", [row | change for row, change in zip(rows, changed, strict=False)] + rows[len(changed):])
 
 
 def videos(*changed: dict):
     rows = [{"job_id": f"job-{i}", **GOOD_VIDEO} for i in range(ROWS)]
-    return frame("videos", [row | change for row, change in zip(rows, changed)] + rows[len(changed):])
+    return frame("videos", [row | change for row, change in zip(rows, changed, strict=False)] + rows[len(changed):])
 
 
 def latency(ms: float = 5.0):

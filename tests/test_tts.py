@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from array import array
 import math
 import shutil
 import signal
@@ -12,6 +11,7 @@ import subprocess
 import sys
 import time
 import wave
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
