@@ -31,7 +31,7 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "job_id": pl.String, "stage": pl.String, "level": pl.Int64, "batch": pl.Int64,
         "document": pl.String, "submitted_at": pl.Float64, "finished_at": pl.Float64,
         "total_seconds": pl.Float64, "status": pl.String, "succeeded": pl.Boolean,
-        "processing_seconds": pl.Float64, "video_seconds": pl.Float64, "size_bytes": pl.Int64,
+        "processing_seconds": pl.Float64, "video_seconds": pl.Float64, "size_bytes": pl.Int64, "resolution": pl.String,
         "scenes": pl.Int64, "queued_s": pl.Float64, "script_s": pl.Float64, "audio_s": pl.Float64,
         "visual_s": pl.Float64, "compose_s": pl.Float64, "tracking_problems": pl.String,
         "observations": pl.Int64, "error": pl.String,

@@ -69,4 +69,4 @@ def check_output(profile: Profile, services: Services, run_dir: str, stage: str,
     second_sha = second.result() if second.is_completed() else None
     Path(second_path).unlink(missing_ok=True)
     check = check_video_integrity.with_options(timeout_seconds=profile.timing.check_video_timeout_s)
-    check(profile, run_dir, job_id, stage, path, row.get("video_seconds"), second_sha, return_state=True)
+    check(profile, run_dir, job_id, stage, path, row, second_sha, return_state=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import re
 import time
 from pathlib import Path
 
@@ -92,6 +93,7 @@ def _result_fields(job: dict) -> dict:
         "processing_seconds": result.get("processing_time_seconds"),
         "video_seconds": video.get("duration_seconds"),
         "size_bytes": video.get("size_bytes"),
+        "resolution": video.get("resolution"),
         "scenes": result.get("script_scenes"),
         "error": "; ".join(errors) or None,
     }
@@ -166,18 +168,30 @@ def download_video(profile: Profile, services: Services, job_id: str, destinatio
 
 
 @task(name="check-video", cache_policy=NO_CACHE, task_run_name="check-video-{job_id}")
-def check_video_integrity(profile: Profile, run_dir: str, job_id: str, stage: str, path: str,
-                          reported_seconds: float | None, second_sha256: str | None) -> dict:
-    """Decode the whole video and record its integrity row (with whether a second download hashed the same)."""
+def check_video_integrity(profile: Profile, run_dir: str, job_id: str, stage: str, path: str, reported: dict,
+                          second_sha256: str | None) -> dict:
+    """Decode the whole video and record its integrity row (with whether a second download hashed the same).
+
+    `reported` is the job's row: the video must match the duration and resolution the target reported
+    (the profile's expected resolution when the target reported none).
+    """
     thresholds = profile.thresholds
-    verdict = check_video(path, expected_resolution=thresholds.expected_resolution,
+    seconds = reported.get("video_seconds")
+    reported_seconds = float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
+    resolution = reported.get("resolution") or thresholds.expected_resolution
+    malformed = not re.fullmatch(r"\d+x\d+", str(resolution))
+    verdict = check_video(path, expected_resolution=thresholds.expected_resolution if malformed else resolution,
                           reported_seconds=reported_seconds, duration_tolerance=thresholds.duration_tolerance)
-    row = verdict.as_row()
+    problems = [verdict.as_row()["problems"]]
+    if malformed:
+        problems.append(f"target reported resolution {resolution!r}, not WIDTHxHEIGHT")
+    if reported_seconds is None:
+        problems.append(f"target reported duration {seconds!r}, not a positive number")
     stable = second_sha256 is not None and second_sha256 == verdict.sha256
     if not stable:
-        reason = "second download failed" if second_sha256 is None else "second download hashed differently"
-        row["problems"] = "; ".join(filter(None, [row.get("problems"), reason]))
-        row["ok"] = False
+        problems.append("second download failed" if second_sha256 is None else "second download hashed differently")
+    row = verdict.as_row() | {"problems": "; ".join(filter(None, problems))}
+    row["ok"] = not row["problems"]
     row.update(job_id=job_id, stage=stage, second_sha256=second_sha256, hash_stable=stable,
                reported_seconds=reported_seconds)
     Ledger.of(run_dir).record("videos", **row)
