@@ -17,6 +17,11 @@ from profiles.settings import Profile
 from tasks.services import Services
 from tasks.store import CHECKS, MANIFEST, Ledger, load_tables, read_json, rebuild_tables, write_json
 
+# Bounds on the campaign's own bookkeeping (not on the target): writing a manifest is instant, turning
+# a long campaign's ledger into tables, validating and rendering them takes seconds.
+BOOKKEEPING_TIMEOUT_S = 60
+PROCESSING_TIMEOUT_S = 600
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -32,7 +37,7 @@ def machine() -> dict:
     }
 
 
-@task(name="open-run", cache_policy=NO_CACHE)
+@task(name="open-run", cache_policy=NO_CACHE, timeout_seconds=BOOKKEEPING_TIMEOUT_S)
 def open_run(profile: Profile, run_id: str) -> str:
     """Create `results_dir/<run-id>/` with its manifest (and an empty ledger); returns the folder."""
     run_dir = (profile.results_dir / run_id).resolve()
@@ -49,7 +54,7 @@ def update_manifest(run_dir: str, **fields) -> None:
     write_json(path, {**read_json(path, {}), **fields})
 
 
-@task(name="record-services", cache_policy=NO_CACHE)
+@task(name="record-services", cache_policy=NO_CACHE, timeout_seconds=BOOKKEEPING_TIMEOUT_S)
 def record_services(run_dir: str, services: Services, checks: list[dict]) -> None:
     """Put each service's URL and the version it exposed into the manifest."""
     versions = {row["service"]: row.get("version") for row in checks}
@@ -59,7 +64,7 @@ def record_services(run_dir: str, services: Services, checks: list[dict]) -> Non
     } | {"llm_model": services.llm_model})
 
 
-@task(name="store-tables", cache_policy=NO_CACHE)
+@task(name="store-tables", cache_policy=NO_CACHE, timeout_seconds=PROCESSING_TIMEOUT_S)
 def store_tables(run_dir: str, outcome: str) -> dict[str, int]:
     """Turn the ledger into Parquet tables and close the manifest; returns rows per table."""
     frames = rebuild_tables(Path(run_dir))
@@ -67,7 +72,7 @@ def store_tables(run_dir: str, outcome: str) -> dict[str, int]:
     return {name: df.height for name, df in frames.items()}
 
 
-@task(name="validate-expectations", cache_policy=NO_CACHE)
+@task(name="validate-expectations", cache_policy=NO_CACHE, timeout_seconds=PROCESSING_TIMEOUT_S)
 def validate_expectations(run_dir: str, profile: Profile) -> list[dict]:
     """Run the Great Expectations suites on the STORED tables and store their outcomes."""
     outcomes = validate_run(load_tables(Path(run_dir)), profile.thresholds)
