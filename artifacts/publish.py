@@ -38,21 +38,26 @@ def report_progress(run_dir: str, progress_id: str | None, total_jobs: int) -> N
                              description=f"{done} of {total_jobs} jobs finished")
 
 
-@task(name="publish-reports", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def publish_reports(run_dir: str) -> list[str]:
-    """Render every report from the run's stored tables, manifest and checks; write them and publish them."""
-    folder = Path(run_dir)
-    reports = render_reports(load_tables(folder), read_json(folder / MANIFEST, {}), read_json(folder / CHECKS, []))
-    out = folder / "reports"
+def write_reports(run_dir: Path) -> dict[str, str]:
+    """Render every report from the run's stored tables, manifest and checks into `reports/` (md + html)."""
+    reports = render_reports(load_tables(run_dir), read_json(run_dir / MANIFEST, {}), read_json(run_dir / CHECKS, []))
+    out = run_dir / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    written = []
     for name, markdown in reports.items():
         (out / name).write_text(markdown, encoding="utf-8")
         (out / name).with_suffix(".html").write_text(to_html(markdown, REPORTS[name].title), encoding="utf-8")
+    return reports
+
+
+@task(name="publish-reports", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, timeout_seconds=600)
+def publish_reports(run_dir: str) -> list[str]:
+    """Write the reports and publish them as Prefect artifacts under stable keys, with the main tables."""
+    folder = Path(run_dir)
+    reports = write_reports(folder)
+    for name, markdown in reports.items():
         create_markdown_artifact(markdown, key=artifact_key(name), description=f"{name} of run {folder.name}")
-        written.append(str(out / name))
     for key, rows in main_tables(load_tables(folder)).items():
         if rows:
             create_table_artifact(rows, key=key, description=f"{key} of run {folder.name}")
-    get_run_logger().info("reports written to %s", out)
-    return written
+    get_run_logger().info("reports written to %s", folder / "reports")
+    return sorted(str(folder / "reports" / name) for name in reports)
