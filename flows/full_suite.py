@@ -81,7 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a shipped profile (local, seed, smoke) or the path of a TOML profile (default: local)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a profile setting, e.g. --set workload.sequential_jobs=3 (repeatable)")
-    return parser.parse_args(argv)
+    parser.add_argument("--serve", metavar="DEPLOYMENT",
+                        help="do not run now: serve the campaign as a Prefect deployment with this name (runs "
+                        "started from the UI or by --cron) until interrupted; set PREFECT_API_URL to your server")
+    parser.add_argument("--cron", metavar="SCHEDULE", help="with --serve: a cron schedule, e.g. '0 3 * * *'")
+    args = parser.parse_args(argv)
+    if args.cron and not args.serve:
+        parser.error("--cron goes with --serve")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as exc:
         print(f"full_suite: {exc}", file=sys.stderr)
         return 2
+    if args.serve:
+        full_suite.serve(name=args.serve, cron=args.cron,
+                         parameters={"profile": args.profile, "overrides": args.overrides})
+        return 0
     run_id = new_run_id()
     state = full_suite(profile=args.profile, overrides=args.overrides, run_id=run_id, return_state=True)
     run_dir = (settings.results_dir / run_id).resolve()
