@@ -1,7 +1,5 @@
 """Stage 2: what the idle services cost before any job runs."""
 
-from __future__ import annotations
-
 from prefect import flow, get_run_logger
 
 from profiles.settings import Profile

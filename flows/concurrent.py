@@ -1,7 +1,5 @@
 """Stage 4: that many jobs at once, for each concurrency level of the profile."""
 
-from __future__ import annotations
-
 from itertools import cycle, islice
 
 from prefect import flow

@@ -3,8 +3,6 @@
     python -m flows.full_suite [--profile NAME|PATH] [--set key=value ...]
 """
 
-from __future__ import annotations
-
 import argparse
 import sys
 

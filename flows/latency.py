@@ -1,7 +1,5 @@
 """Stage 5: how fast the API answers: health, status, jobs list and active jobs."""
 
-from __future__ import annotations
-
 import uuid
 
 from prefect import flow

@@ -1,7 +1,5 @@
 """Stage 6: K jobs one after another: success rate, status tracking, integrity of every output."""
 
-from __future__ import annotations
-
 from prefect import flow
 
 from flows.batch import run_batch

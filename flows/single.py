@@ -1,7 +1,5 @@
 """Stage 3: one job alone, end to end, with the time it spends in each phase."""
 
-from __future__ import annotations
-
 from prefect import flow
 
 from flows.batch import run_batch

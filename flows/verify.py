@@ -1,7 +1,5 @@
 """Stage 1: verify every service of the target for real before any load is sent."""
 
-from __future__ import annotations
-
 from prefect import flow, get_run_logger
 
 from profiles.settings import Profile

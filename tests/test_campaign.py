@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -167,3 +170,34 @@ def test_a_bad_profile_fails_the_flow_before_any_traffic(prefect_server, silent_
     state = full_suite(profile=str(profile), return_state=True)
     assert state.is_failed() and "timing.poll_interval_s" in state.message
     assert not connected(silent_listener)
+
+
+def test_served_deployment_runs_the_campaign(prefect_server, tmp_path):
+    """The scheduled-deployment way: `--serve` in its own process, a run started through the API."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    root = Path(__file__).parent.parent
+    command = [sys.executable, "-m", "flows.full_suite", "--profile", "smoke", "--serve", "served-test"]
+    for override in (f'results_dir="{tmp_path}"', "workload.concurrency_levels=[1]", "workload.sequential_jobs=0",
+                     "workload.latency_probes=2", "timing.baseline_s=0.5"):
+        command += ["--set", override]
+    with (tmp_path / "serve.log").open("wb") as log:
+        server = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()})
+    try:
+        def deployed():
+            with get_client(sync_client=True) as client:
+                try:
+                    return client.read_deployment_by_name("full-suite/served-test")
+                except Exception:
+                    return None
+
+        wait_until(deployed, 90, "the deployment to be served")
+        flow_run = run_deployment("full-suite/served-test", timeout=240)
+        assert flow_run.state.is_completed(), (flow_run.state.message, (tmp_path / "serve.log").read_text()[-3000:])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert len(list(tmp_path.glob("*/reports/integration_performance_report.md"))) == 1
