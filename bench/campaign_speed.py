@@ -60,8 +60,8 @@ def watch_jobs(jobs: int, results_dir: str) -> tuple[float, float, int]:
     def watch(services) -> tuple[float, float, int]:
         with ResourceSampler(Ledger.of(run_dir), services.ports(), profile.timing.sample_interval_s, "concurrent"):
             cpu_before, wall_before = own_cpu_seconds(), time.perf_counter()
-            futures = [measure_job.submit(profile, services, run_dir, document, "concurrent", jobs, 0, slot)
-                       for slot in range(jobs)]
+            futures = [measure_job.submit(profile, services, run_dir, document, "concurrent", jobs, 0, slot,
+                                          profile.timing.poll_interval_s) for slot in range(jobs)]
             wait(futures)
             cpu, wall = own_cpu_seconds() - cpu_before, time.perf_counter() - wall_before
         completed = sum(1 for f in futures if f.result().get("succeeded"))

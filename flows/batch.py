@@ -23,14 +23,18 @@ VIDEO_STATUSES = ("completed", "completed_with_errors")
 
 
 def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, level: int, batch: int,
-              documents: list[Path], progress_id: str | None, total_jobs: int) -> list[dict]:
-    """Start one job per document at once; wait for all; check every video; return the jobs' rows."""
+              documents: list[Path], progress_id: str | None, total_jobs: int,
+              poll_interval_s: float | None = None) -> list[dict]:
+    """Start one job per document at once; wait for all; check every video; return the jobs' rows.
+
+    Jobs are polled every `poll_interval_s` (the profile's poll interval unless given)."""
     logger = get_run_logger()
     ledger = Ledger.of(run_dir)
     timing = profile.timing
     measure = measure_job.with_options(timeout_seconds=timing.job_timeout_s + timing.upload_timeout_s + 30)
     started_at = time.time()
-    futures = [measure.submit(profile, services, run_dir, str(doc), stage, level, batch, slot)
+    interval = poll_interval_s or timing.poll_interval_s
+    futures = [measure.submit(profile, services, run_dir, str(doc), stage, level, batch, slot, interval)
                for slot, doc in enumerate(documents)]
     rows = []
     for future in as_completed(futures):

@@ -104,6 +104,8 @@ class Workload(Strict):
 class Timing(Strict):
     job_timeout_s: Positive = 600.0
     poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    # the single request is where the time per phase is read, so it is polled finely
+    phase_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.05
     request_timeout_s: Positive = 15.0
     upload_timeout_s: Positive = 120.0
     download_timeout_s: Positive = 120.0

@@ -61,7 +61,7 @@ def _submit(client: httpx.Client, profile: Profile, document: Path) -> dict:
 
 
 def _follow(client: httpx.Client, profile: Profile, ledger: Ledger, job_id: str, stage: str,
-            deadline: float) -> tuple[list[dict], str | None]:
+            deadline: float, poll_interval_s: float) -> tuple[list[dict], str | None]:
     """Poll until terminal, deadline or the target stops answering; every observation is recorded."""
     trace: list[dict] = []
     failures, last_error = 0, None
@@ -80,7 +80,7 @@ def _follow(client: httpx.Client, profile: Profile, ledger: Ledger, job_id: str,
             ledger.record("status_trace", job_id=job_id, stage=stage, **observation)
             if job["status"] in TERMINAL:
                 return trace, None
-        time.sleep(profile.timing.poll_interval_s)
+        time.sleep(poll_interval_s)
     seen = trace[-1]["status"] if trace else "never seen"
     return trace, f"timed out after {profile.timing.job_timeout_s:.0f} s (last status: {seen})"
 
@@ -101,8 +101,9 @@ def _result_fields(job: dict) -> dict:
 
 @task(name="measure-job", cache_policy=NO_CACHE, task_run_name="measure-job-{stage}-{level}-{batch}-{slot}")
 def measure_job(profile: Profile, services: Services, run_dir: str, document: str, stage: str,
-                level: int, batch: int, slot: int) -> dict:
-    """Submit one document and follow the job to its end; returns (and records) its `jobs` row."""
+                level: int, batch: int, slot: int, poll_interval_s: float) -> dict:
+    """Submit one document and follow the job to its end, polling its status every `poll_interval_s`;
+    returns (and records) its `jobs` row."""
     logger = get_run_logger()
     ledger = Ledger.of(run_dir)
     document_path = Path(document)
@@ -119,7 +120,7 @@ def measure_job(profile: Profile, services: Services, run_dir: str, document: st
             logger.warning("%s job %s/%s: submit failed: %s", stage, batch, slot, exc)
             return row
         row["job_id"] = job["job_id"]
-        trace, problem = _follow(client, profile, ledger, job["job_id"], stage, deadline)
+        trace, problem = _follow(client, profile, ledger, job["job_id"], stage, deadline, poll_interval_s)
         final = job if not trace else None
         if trace:
             last_path = profile.target.endpoints.status.format(job_id=job["job_id"])
