@@ -42,9 +42,9 @@ def full_suite(profile: str = "local", overrides: list[str] | None = None, run_i
             stages = (settings, services, run_dir)
             checks = verify_services(*stages)
             record_services(run_dir, services, checks)
-            failing = [row["service"] for row in checks if not row["ok"]]
+            failing = [f"  {row['service']}: {row['detail']} — {row['fix']}" for row in checks if not row["ok"]]
             if failing:
-                stopped = f"service verification failed for {', '.join(failing)}: no job was submitted"
+                stopped = "service verification failed, no job was submitted:\n" + "\n".join(failing)
             else:
                 baseline_resources(*stages)
                 with ResourceSampler(Ledger.of(run_dir), services.ports(), settings.timing.sample_interval_s,
