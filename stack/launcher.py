@@ -8,7 +8,6 @@ outlives a launcher that was killed outright.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -24,6 +23,7 @@ import httpx
 import redis
 
 from stack.binaries import redis_server
+from stack.children import die_with_parent
 
 SERVICES = ("redis", "llm", "tts", "server")
 # Loopback ports that do not clash with the seed's real services (8000, 4123, 11434, 6379).
@@ -64,12 +64,10 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: new process group, SIGTERM when the launcher dies."""
+def _prepare_service() -> None:
+    """Runs in the child before exec: a process group of its own, SIGTERM when the launcher dies."""
     os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    die_with_parent(signal.SIGTERM)
 
 
 class Stack:
@@ -136,7 +134,7 @@ class Stack:
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 self._command(name), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=_prepare_service, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         self._procs[name] = proc
         deadline = time.monotonic() + HEALTH_TIMEOUT_S

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import subprocess
+import sys
 import time
 import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import httpx
 import numpy as np
 
+from stack.launcher import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 API = "/api/v1/video"
 
@@ -80,3 +89,35 @@ def mean_colours_at(path: str, times: list[float]) -> list[np.ndarray]:
                 if target not in found and t >= target:
                     found[target] = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
     return [found[t] for t in times]
+
+
+@dataclass
+class ServiceRun:
+    http: httpx.Client
+    process: subprocess.Popen
+    output: bytes = b""  # stdout and stderr, once stopped
+
+
+@contextlib.contextmanager
+def service_process(module: str, ready_path: str, within_seconds: float = 30) -> Iterator[ServiceRun]:
+    """`python -m <module> --port P` on a free port, answering `ready_path`; always stopped, output kept."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = ServiceRun(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30), process)
+    try:
+        deadline = time.monotonic() + within_seconds
+        while True:
+            assert process.poll() is None, process.communicate(timeout=5)
+            try:
+                run.http.get(ready_path).raise_for_status()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, f"{module} not answering {ready_path} within {within_seconds} s"
+                time.sleep(0.1)
+        yield run
+    finally:
+        run.http.close()
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=15)
+        run.output = stdout + stderr

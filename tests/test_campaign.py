@@ -117,7 +117,8 @@ def test_failing_services_are_all_reported_and_no_job_is_sent(prefect_server, tm
         submitted = redis.Redis.from_url(stack.urls.redis).zcard("t2v:jobs")
 
     assert state.is_failed() and "no job was submitted" in state.message
-    assert "llm: model qwen3:4b not listed (has: extractive-planner:latest) — run: ollama pull qwen3:4b" in state.message
+    llm_line = "llm: model qwen3:4b not listed (has: extractive-planner:latest) — run: ollama pull qwen3:4b"
+    assert llm_line in state.message
     assert "tts: cannot reach" in state.message
     assert submitted == 0
     run = tmp_path / "runs" / "broken"

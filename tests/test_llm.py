@@ -5,19 +5,12 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
-import pytest
 
-from stack.launcher import free_port
 from stack.llm.app import document_in
 from stack.llm.planner import NARRATION_WORD_CAP, plan_scenes, render_reply, split_sentences, strip_markdown
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.stackutil import service_process
 
 MARKDOWN_DOC = """\
 # Redis in Five Minutes
@@ -230,38 +223,16 @@ def json_block(reply: str) -> str:
     return re.search(r"```json\n(.*?)\n```", reply, re.DOTALL).group(1)
 
 
-def wait_for_version(http: httpx.Client, process: subprocess.Popen, within_seconds: float = 30) -> dict:
-    deadline = time.monotonic() + within_seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate(timeout=5)
-        try:
-            return http.get("/api/version").raise_for_status().json()
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail(f"stack.llm not answering within {within_seconds} s")
-
-
 def test_service_process_speaks_the_ollama_subset():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stack.llm", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            assert wait_for_version(http, process) == {"version": "0.1.0"}
-            check_tags(http)
-            check_chat(http)
-            check_generate(http)
-            check_openai_chat(http)
-            check_errors(http)
-    finally:
-        process.terminate()
-        stdout, stderr = process.communicate(timeout=15)
-    assert process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down cleanly
-    assert stdout + stderr == b"", "logs should stay quiet: no access lines, no tracebacks"
+    with service_process("stack.llm", "/api/version") as run:
+        assert run.http.get("/api/version").json() == {"version": "0.1.0"}
+        check_tags(run.http)
+        check_chat(run.http)
+        check_generate(run.http)
+        check_openai_chat(run.http)
+        check_errors(run.http)
+    assert run.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down cleanly
+    assert run.output == b"", "logs should stay quiet: no access lines, no tracebacks"
 
 
 PROMPT = f"Turn this document into scenes.\n<document>\n{MARKDOWN_DOC}</document>\nReply with JSON."

@@ -6,24 +6,19 @@ import io
 import math
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 import wave
 from array import array
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import av
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from stack.tts import speech
 from stack.tts.app import app
+from tests.stackutil import service_process
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."  # 14 words
 
 
@@ -154,62 +149,34 @@ def test_engine_failure_is_503(client, monkeypatch):
     assert response.json()["detail"].startswith("speech engine failed: espeak-ng exited with 1")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(http: httpx.Client, process: subprocess.Popen, within_seconds: float = 30) -> dict:
-    deadline = time.monotonic() + within_seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate(timeout=5)
-        try:
-            return http.get("/health").raise_for_status().json()
-        except httpx.TransportError:
-            time.sleep(0.2)
-    pytest.fail(f"stack.tts not healthy within {within_seconds} s")
-
-
 def test_service_process_speaks_the_contract():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stack.tts", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            health = wait_until_healthy(http, process)
-            assert health["status"] == "healthy" and health["model_loaded"] is True
-            assert health["engine"] == "espeak-ng"
-            assert health["engine_source"] in ("PATH", "espeakng-loader wheel")
+    with service_process("stack.tts", "/health") as run:
+        health = run.http.get("/health").json()
+        assert health["status"] == "healthy" and health["model_loaded"] is True
+        assert health["engine"] == "espeak-ng"
+        assert health["engine_source"] in ("PATH", "espeakng-loader wheel")
 
-            models = http.get("/v1/models").json()
-            assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["espeak-ng"]
+        models = run.http.get("/v1/models").json()
+        assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["espeak-ng"]
 
-            wav = http.post("/v1/audio/speech", json={"input": SENTENCE, "voice": "alloy", "response_format": "wav"})
-            assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
-            assert duration(wav.content) > 2
+        wav = run.http.post("/v1/audio/speech", json={"input": SENTENCE, "voice": "alloy", "response_format": "wav"})
+        assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+        assert duration(wav.content) > 2
 
-            mp3 = http.post("/v1/audio/speech", json={"input": SENTENCE, "voice": "nova", "response_format": "mp3"})
-            assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
-            assert mp3.content[:3] == b"ID3" or mp3.content[:2] == b"\xff\xfb"
+        mp3 = run.http.post("/v1/audio/speech", json={"input": SENTENCE, "voice": "nova", "response_format": "mp3"})
+        assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
+        assert mp3.content[:3] == b"ID3" or mp3.content[:2] == b"\xff\xfb"
 
-            empty = http.post("/v1/audio/speech", json={"input": "   "})
-            assert empty.status_code == 422 and "input" in empty.json()["detail"]
+        empty = run.http.post("/v1/audio/speech", json={"input": "   "})
+        assert empty.status_code == 422 and "input" in empty.json()["detail"]
 
-            # The library is single-threaded inside; concurrent requests must each get whole, right-sized speech
-            # (eSpeak varies a run by a few samples, hence approx).
-            texts = [words(count) for count in (10, 40, 10, 40)]
-            with ThreadPoolExecutor(len(texts)) as pool:
-                replies = list(pool.map(lambda text: http.post("/v1/audio/speech", json={"input": text}), texts))
-            short, long, short_again, long_again = (duration(reply.content) for reply in replies)
-            assert short_again == pytest.approx(short, abs=0.05) and long_again == pytest.approx(long, abs=0.05)
-            assert long > 3 * short
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=15)
-    assert process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down cleanly
-    assert b"Traceback" not in stderr
+        # The library is single-threaded inside; concurrent requests must each get whole, right-sized speech
+        # (eSpeak varies a run by a few samples, hence approx).
+        texts = [words(count) for count in (10, 40, 10, 40)]
+        with ThreadPoolExecutor(len(texts)) as pool:
+            replies = list(pool.map(lambda text: run.http.post("/v1/audio/speech", json={"input": text}), texts))
+        short, long, short_again, long_again = (duration(reply.content) for reply in replies)
+        assert short_again == pytest.approx(short, abs=0.05) and long_again == pytest.approx(long, abs=0.05)
+        assert long > 3 * short
+    assert run.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down cleanly
+    assert b"Traceback" not in run.output

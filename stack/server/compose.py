@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import io
 import os
 import signal
@@ -16,13 +15,13 @@ from pathlib import Path
 import av
 
 from stack.binaries import ffmpeg
+from stack.children import die_with_parent
 
 AUDIO_BITRATE = "96k"
 # The encode is bounded by a fixed allowance plus one second per second of video: far above
 # what ffmpeg needs on a loaded 2-core machine (about 25x faster than real time), yet finite.
 ENCODE_BASE_TIMEOUT_S = 60.0
 PROGRESS_STEP = 0.04
-PR_SET_PDEATHSIG = 1
 # The MP4 may end up to a frame or an AAC packet shorter than the narration; more is a cut encode.
 DURATION_TOLERANCE_S = 0.25
 
@@ -99,10 +98,7 @@ def ffmpeg_command(slides: list[Path], durations: list[float], audio: Path, outp
 def _prepare_encoder() -> None:
     """Runs in the ffmpeg child before exec."""
     os.nice(10)  # the encode yields the CPU to the API process, which must stay fast
-    # Die with the server even when it is killed outright (Linux only; elsewhere an orphaned
-    # encode still ends by itself, its input being finite).
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    die_with_parent(signal.SIGKILL)  # no orphaned encode when the server is killed outright
 
 
 async def run_ffmpeg(command: list[str], seconds: float, on_progress: Callable[[float], Awaitable[None]]) -> None:
