@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stack.launcher import DEFAULT_PORTS, SERVICES, Stack, StackError
+from stack.launcher import DEFAULT_PORTS, SERVICES, Stack, StackError, StartInterrupted
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,10 +27,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-concurrent-jobs", type=int, default=2, metavar="N",
                         help="jobs the server processes at once; the rest wait queued (default 2)")
     args = parser.parse_args(argv)
+    flag_of_port: dict[int, str] = {}
     for name in SERVICES:
-        port = getattr(args, f"{name}_port")
+        port, flag = getattr(args, f"{name}_port"), f"--{name}-port"
         if not 0 < port < 65536:
-            parser.error(f"--{name}-port {port} is not a TCP port (1..65535)")
+            parser.error(f"{flag} {port} is not a TCP port (1..65535)")
+        if port in flag_of_port:
+            parser.error(f"{flag_of_port[port]} and {flag} are both {port}; each service needs its own port")
+        flag_of_port[port] = flag
     if args.max_concurrent_jobs < 1:
         parser.error("--max-concurrent-jobs must be at least 1")
     return args
@@ -38,11 +42,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stopping = False
+    stop_signal: int | None = None
 
     def request_stop(signum, frame):
-        nonlocal stopping
-        stopping = True
+        nonlocal stop_signal
+        stop_signal = signum
+
+    def stopping() -> bool:
+        return stop_signal is not None
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
@@ -50,13 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         ports = {name: getattr(args, f"{name}_port") for name in SERVICES}
         stack = Stack(ports, args.data_dir or Path(scratch), args.max_concurrent_jobs)
         try:
-            stack.start()
+            stack.start(stop_requested=stopping)
+        except StartInterrupted:
+            # Not ready, so not a clean run: the shell's convention for death by signal.
+            print(f"stack: {signal.Signals(stop_signal).name} while starting; stopped", file=sys.stderr)
+            return 128 + stop_signal
         except StackError as exc:
             print(f"stack: {exc}", file=sys.stderr)
             return 2
         print(stack.urls.ready_line(), flush=True)
         try:
-            while not stopping:
+            while not stopping():
                 died = stack.exited()
                 if died:
                     name, code = next(iter(died.items()))

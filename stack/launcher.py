@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,17 +24,25 @@ import redis
 
 from stack.binaries import redis_server
 from stack.children import die_with_parent
+from stack.llm import MODEL_NAME
 
 SERVICES = ("redis", "llm", "tts", "server")
 # Loopback ports that do not clash with the seed's real services (8000, 4123, 11434, 6379).
 DEFAULT_PORTS = {"server": 18000, "tts": 14123, "llm": 21434, "redis": 16379}
-LLM_MODEL = "extractive-planner"
 HEALTH_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
 
 class StackError(RuntimeError):
     """The stack could not be started; the message says which service and why."""
+
+
+class StartInterrupted(StackError):
+    """A stop was asked for while the stack was starting; what had started is stopped again."""
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -88,18 +96,26 @@ class Stack:
     def _command(self, name: str) -> list[str]:
         port = str(self.ports[name])
         if name == "redis":
-            folder = self.data_dir / "redis"
-            folder.mkdir(parents=True, exist_ok=True)
-            return [redis_server(), "--port", port, "--bind", "127.0.0.1", "--dir", str(folder),
-                    "--save", "", "--appendonly", "no", "--protected-mode", "yes"]
+            # An append-only file in the data folder: a restarted stack still knows its jobs.
+            return [redis_server(), "--port", port, "--bind", "127.0.0.1", "--dir", str(self.data_dir / "redis"),
+                    "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes"]
         command = [sys.executable, "-m", f"stack.{name}", "--host", "127.0.0.1", "--port", port]
         if name == "server":
             command += [
                 "--redis-url", self.urls.redis, "--tts-url", self.urls.tts, "--llm-url", self.urls.llm,
-                "--llm-model", LLM_MODEL, "--data-dir", str(self.data_dir / "server"),
+                "--llm-model", MODEL_NAME, "--data-dir", str(self.data_dir / "server"),
                 "--max-concurrent-jobs", str(self.max_concurrent_jobs),
             ]
         return command
+
+    def _prepare_data_dir(self) -> None:
+        """Create the folders the services write to; one that cannot be made is a StackError."""
+        for folder in ("redis", "server", "logs"):
+            try:
+                (self.data_dir / folder).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StackError(f"cannot prepare data folder {exc.filename or self.data_dir / folder}: "
+                                 f"{exc.strerror or exc}") from None
 
     def log_path(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
@@ -123,15 +139,23 @@ class Stack:
         except (OSError, httpx.HTTPError, redis.RedisError, ValueError):
             return False
 
-    def start_service(self, name: str) -> None:
-        """Start one service and wait (bounded) until it answers its health check."""
+    def start_service(self, name: str, stop_requested: Callable[[], bool] = _never) -> None:
+        """Start one service and wait (bounded) until it answers its health check.
+
+        `stop_requested` is polled while waiting; once it answers True the wait ends in StartInterrupted
+        and the service is left running for the caller to stop.
+        """
         if name in self._procs and self._procs[name].poll() is None:
             return
         if port_in_use(self.ports[name]):
             raise StackError(f"{name}: port {self.ports[name]} is already in use")
+        self._prepare_data_dir()
         log_path = self.log_path(name)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
+        try:
+            log = log_path.open("ab")
+        except OSError as exc:
+            raise StackError(f"cannot write the log {log_path}: {exc.strerror or exc}") from None
+        with log:
             proc = subprocess.Popen(
                 self._command(name), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=_prepare_service, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -139,6 +163,8 @@ class Stack:
         self._procs[name] = proc
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         while not self._healthy(name):
+            if stop_requested():
+                raise StartInterrupted(f"{name}: stop requested while starting")
             if proc.poll() is not None:
                 raise StackError(f"{name}: exited with code {proc.returncode} on start\n{self._log_tail(name)}")
             if time.monotonic() > deadline:
@@ -167,14 +193,17 @@ class Stack:
         self.stop_service(name)
         self.start_service(name)
 
-    def start(self) -> None:
+    def start(self, stop_requested: Callable[[], bool] = _never) -> None:
+        """Start every service in order; on any failure, or once `stop_requested()`, stop them all again."""
         busy = [f"{name}: port {self.ports[name]} is already in use" for name in SERVICES
                 if port_in_use(self.ports[name])]
         if busy:
             raise StackError("; ".join(busy))
         try:
             for name in SERVICES:
-                self.start_service(name)
+                self.start_service(name, stop_requested)
+                if stop_requested():
+                    raise StartInterrupted(f"stop requested once {name} had started")
         except BaseException:
             self.stop()
             raise

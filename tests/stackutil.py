@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 
 from stack.launcher import free_port
+from stack.llm import MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
@@ -65,7 +66,7 @@ def narration_seconds(urls, document: str) -> tuple[float, list[float]]:
     import re
 
     reply = httpx.post(f"{urls.llm}/api/chat", timeout=30, json={
-        "model": "extractive-planner", "stream": False,
+        "model": MODEL_NAME, "stream": False,
         "messages": [{"role": "user", "content": f"<document>\n{document}\n</document>"}],
     }).json()["message"]["content"]
     scenes = json.loads(re.search(r"```json\s*(.*?)```", reply, re.S).group(1))

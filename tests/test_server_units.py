@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from fpdf import FPDF
 
+from stack.server.app import MAX_VALIDATION_DETAIL_CHARS, validation_detail
 from stack.server.clients import split_for_tts
 from stack.server.compose import ComposeError, ffmpeg_command, join_wavs, probe_duration, scene_frame_counts
 from stack.server.extract import ExtractError, extract_text, upload_extension
@@ -203,3 +204,21 @@ def test_timestamps_are_iso8601_utc_with_offset():
     assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)
     assert iso_utc(0) == "1970-01-01T00:00:00.000+00:00"
     assert seconds_between(iso_utc(10), iso_utc(12.5)) == 2.5
+
+
+# --- validation errors ----------------------------------------------------------------------
+
+def test_validation_errors_become_one_string_naming_each_field_without_the_input():
+    huge = "z" * 100_000
+    errors = [
+        {"type": "uuid_parsing", "loc": ("path", "job_id"), "input": huge,
+         "msg": "Input should be a valid UUID, invalid character: found `z` at 1"},
+        {"type": "less_than_equal", "loc": ("query", "limit"), "input": "101",
+         "msg": "Input should be less than or equal to 100"},
+    ]
+    assert validation_detail(errors) == ("job_id: Input should be a valid UUID, invalid character: found `z` at 1; "
+                                         "limit: Input should be less than or equal to 100")
+    assert validation_detail([{"loc": ("body",), "msg": "Field required"}]) == "body: Field required"
+    assert validation_detail([]) == "invalid request"
+    capped = validation_detail([{"loc": ("query", "q"), "msg": huge}])
+    assert len(capped) == MAX_VALIDATION_DETAIL_CHARS and capped.endswith("…")

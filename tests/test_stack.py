@@ -16,7 +16,8 @@ from fpdf import FPDF
 
 from analysis.video import check_video
 from stack import running_stack
-from stack.launcher import free_port
+from stack.__main__ import parse_args
+from stack.launcher import SERVICES, free_port
 from tests.stackutil import API, mean_colours_at, narration_seconds, status, submit, wait_for, wait_until
 
 DOCS = Path(__file__).parent.parent / "profiles" / "documents"
@@ -178,21 +179,27 @@ def test_bad_uploads_are_refused_clearly(client, name, content, status_code, say
 
 
 def test_bad_requests_get_the_contract_status(client):
-    assert client.post(f"{API}/generate", files={"other": ("a.txt", b"hi")}).status_code == 422
-    assert client.post(f"{API}/generate", data={"x": "1"}).status_code == 422
+    for form in ({"files": {"other": ("a.txt", b"hi")}}, {"data": {"x": "1"}}):
+        response = client.post(f"{API}/generate", **form)
+        assert response.status_code == 422 and isinstance(response.json()["detail"], str), response.text
     unknown = uuid.uuid4()
     cases = [
         ("GET", f"{API}/status/not-a-uuid", 422),
+        ("GET", f"{API}/status/{'z' * 4000}", 422),
         ("GET", f"{API}/status/{unknown}", 404),
         ("GET", f"{API}/download/{unknown}", 404),
         ("POST", f"{API}/cancel/not-a-uuid", 400),
         ("POST", f"{API}/cancel/{unknown}", 404),
         ("GET", f"{API}/jobs?limit=101", 422),
+        ("GET", f"{API}/active?limit=abc", 422),
     ]
     for method, path, expected in cases:
         response = client.request(method, path)
-        assert response.status_code == expected, (path, response.status_code, response.text)
-        assert "detail" in response.json()
+        assert response.status_code == expected, (path[:80], response.status_code, response.text[:300])
+        detail = response.json()["detail"]
+        assert isinstance(detail, str) and len(detail) < 300, detail
+    assert client.get(f"{API}/status/not-a-uuid").json()["detail"].startswith("job_id: Input should be a valid UUID")
+    assert client.get(f"{API}/jobs?limit=101").json()["detail"] == "limit: Input should be less than or equal to 100"
 
 
 def test_download_before_finished_and_cancel_after(client):
@@ -250,6 +257,20 @@ def test_jobs_survive_a_server_restart(tmp_path):
             assert wait_for(client, job_id, timeout=240)["status"] == "completed"
 
 
+def test_a_restarted_stack_keeps_its_jobs_and_videos(tmp_path):
+    with running_stack(data_dir=tmp_path) as first, httpx.Client(base_url=first.urls.server, timeout=30) as client:
+        job_id = submit(client, "note.txt", SHORT).json()["job_id"]
+        done = wait_for(client, job_id, timeout=180)
+        assert done["status"] == "completed", done
+        video = client.get(f"{API}/download/{job_id}").content
+    # running_stack picks new free ports: only the data folder carries the jobs over
+    with running_stack(data_dir=tmp_path) as second, httpx.Client(base_url=second.urls.server, timeout=30) as client:
+        assert second.urls != first.urls
+        assert status(client, job_id) == done
+        again = client.get(f"{API}/download/{job_id}")
+        assert again.status_code == 200 and again.content == video
+
+
 # --- lifecycle --------------------------------------------------------------------------------------------
 
 def test_stopping_the_stack_leaves_no_process(tmp_path):
@@ -282,3 +303,51 @@ def test_cli_prints_ready_and_stops_everything_on_sigterm(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     assert wait_until(lambda: not alive(children), 15, "every stack process to end")
+
+
+def cli_command(*args: str) -> list[str]:
+    """`python -m stack` on free ports (so no other run's port is in the way), plus `args`."""
+    ports = [arg for name in SERVICES for arg in (f"--{name}-port", str(free_port()))]
+    return [sys.executable, "-m", "stack", *ports, *args]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_stops_promptly_on_a_signal_while_starting(tmp_path, signum):
+    proc = subprocess.Popen(cli_command("--data-dir", str(tmp_path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    children: set[int] = set()
+
+    def mid_start() -> bool:  # redis is up and llm is on its way
+        children.update(child.pid for child in psutil.Process(proc.pid).children())
+        return len(children) >= 2
+
+    try:
+        wait_until(mid_start, 30, "two services to be started", interval=0.05)
+        proc.send_signal(signum)
+        signalled = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - signalled < 10
+    assert proc.returncode == 128 + signum, (proc.returncode, stderr)
+    assert "ready" not in stdout
+    assert stderr.strip() == f"stack: {signal.Signals(signum).name} while starting; stopped"
+    assert wait_until(lambda: not alive(children), 15, "every started service to end")
+
+
+def test_cli_names_a_data_dir_it_cannot_create(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = subprocess.run(cli_command("--data-dir", str(blocker / "data")), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("stack: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(blocker) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_equal_port_flags_are_refused_naming_both(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--tts-port", "18001", "--server-port", "18001"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "--tts-port and --server-port are both 18001; each service needs its own port")

@@ -20,9 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from stack.llm import planner
+from stack.llm import MODEL_NAME, planner
 
-MODEL_NAME = "extractive-planner"
 MODEL_TAG = f"{MODEL_NAME}:latest"
 VERSION = "0.1.0"
 _DOCUMENT = re.compile(r"<document>\s*(.*?)\s*</document>", re.DOTALL)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from redis.exceptions import RedisError
 
@@ -22,6 +24,8 @@ from stack.server.worker import Workers
 CANCEL_REASON = "cancelled by user"
 BACKGROUND_STOP_TIMEOUT_S = 5.0
 FINISHED = ("completed", "completed_with_errors")
+# Validation messages name the rule broken, never the input; the cap guards against a rule quoting one.
+MAX_VALIDATION_DETAIL_CHARS = 300
 
 log = logging.getLogger("stack.server")
 
@@ -40,6 +44,19 @@ _UPLOAD_DOC = {
 def _log_crash(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
+def validation_detail(errors: Sequence[dict]) -> str:
+    """FastAPI's list of validation errors as the contract's one string: "where: what; where: what"."""
+    parts = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        where = ".".join(loc[1:]) or ".".join(loc) or "request"  # drop "path"/"query" unless it is all there is
+        parts.append(f"{where}: {error.get('msg', 'invalid value')}")
+    detail = "; ".join(parts) or "invalid request"
+    if len(detail) > MAX_VALIDATION_DETAIL_CHARS:
+        detail = detail[: MAX_VALIDATION_DETAIL_CHARS - 1] + "…"
+    return detail
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -75,6 +92,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(UploadRejected)
     async def upload_rejected(request: Request, exc: UploadRejected) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     @app.exception_handler(RedisError)
     async def redis_unavailable(request: Request, exc: RedisError) -> JSONResponse:
