@@ -10,8 +10,8 @@ STATUSES = frozenset({"pending", "processing"}) | TERMINAL
 _RANK = {"pending": 0, "processing": 1, **{status: 2 for status in TERMINAL}}
 
 
-def _instant(value: str | None) -> datetime | None:
-    if not value:
+def _instant(value) -> datetime | None:
+    if not isinstance(value, str) or not value:
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))

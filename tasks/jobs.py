@@ -6,9 +6,10 @@ dropped connection on the way back says nothing about the service's ability to m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import mimetypes
-import re
 import time
 from pathlib import Path
 
@@ -17,36 +18,61 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from analysis.tracking import TERMINAL, phase_durations, tracking_problems
-from analysis.video import check_video
+from analysis.video import check_video, parse_resolution
 from profiles.settings import Profile
 from tasks import http
 from tasks.services import Services
 from tasks.store import Ledger
 
-MAX_POLL_FAILURES = 20  # consecutive failed polls before the target is declared gone for this job
+MAX_ANSWER_BYTES = 1 << 20  # a job status object is small; a bigger answer is a broken target
+REQUIRED = {"job_id": str, "status": str}
+OPTIONAL = {"phase": str, "message": str, "progress": int, "created_at": str, "updated_at": str,
+            "completed_at": str, "result": dict, "errors": list}
 
 
 class BadResponse(ValueError):
-    """The target answered something the contract does not allow."""
+    """The target answered something the contract does not allow, or not in time."""
 
 
-def _job_object(response: httpx.Response) -> dict:
+def _answer(client: httpx.Client, method: str, path: str, seconds: float, **request) -> tuple[int, bytes]:
+    """One request whose WHOLE answer must arrive within `seconds` (httpx bounds each read only, so an
+    answer trickling in byte by byte would otherwise never time out) and fit in MAX_ANSWER_BYTES."""
+    if seconds <= 0:
+        raise BadResponse("no time left before the job's deadline")
+    ends = time.monotonic() + seconds
+    body = bytearray()
+    with client.stream(method, path, timeout=seconds, **request) as response:
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise BadResponse(f"{method} {path}: answer larger than {MAX_ANSWER_BYTES} bytes")
+            if time.monotonic() > ends:
+                raise BadResponse(f"{method} {path}: answer not complete within {seconds:.0f} s")
+    return response.status_code, bytes(body)
+
+
+def job_object(status_code: int, body: bytes) -> dict:
+    """A job status object as the contract defines it, or BadResponse saying what is wrong with it."""
     try:
-        body = response.json()
-    except ValueError as exc:
-        raise BadResponse(f"HTTP {response.status_code}, body is not JSON: {response.text[:120]!r}") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("job_id"), str) or not isinstance(body.get("status"), str):
-        raise BadResponse(f"HTTP {response.status_code}, not a job status object: {str(body)[:160]}")
-    return body
+        job = json.loads(body)
+    except ValueError:
+        raise BadResponse(f"HTTP {status_code}, body is not JSON: {body[:120]!r}") from None
+    if not isinstance(job, dict):
+        raise BadResponse(f"HTTP {status_code}, not a job status object: {str(job)[:120]}")
+    for field, kind in REQUIRED.items():
+        if not isinstance(job.get(field), kind):
+            raise BadResponse(f"HTTP {status_code}, job status object without a {kind.__name__} {field}: "
+                              f"{str(job)[:160]}")
+    for field, kind in OPTIONAL.items():
+        value = job.get(field)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise BadResponse(f"HTTP {status_code}, job {field} is {value!r}, not a {kind.__name__} or null")
+    return job
 
 
 def _observation(job: dict, t: float) -> dict:
-    progress = job.get("progress")
-    return {
-        "t": t, "status": job["status"], "phase": job.get("phase"),
-        "progress": progress if isinstance(progress, int) else None,
-        "created_at": job.get("created_at"), "completed_at": job.get("completed_at"),
-    }
+    fields = ("status", "phase", "progress", "created_at", "completed_at")
+    return {"t": t, **{field: job.get(field) for field in fields}}
 
 
 def _submit(client: httpx.Client, profile: Profile, document: Path) -> dict:
@@ -54,117 +80,147 @@ def _submit(client: httpx.Client, profile: Profile, document: Path) -> dict:
     content_type = mimetypes.guess_type(document.name)[0] or "application/octet-stream"
     with document.open("rb") as handle:
         upload = {endpoints.upload_field: (document.name, handle, content_type)}
-        response = client.post(endpoints.generate, files=upload, timeout=profile.timing.upload_timeout_s)
-    if response.status_code not in (200, 201, 202):
-        raise BadResponse(f"upload answered HTTP {response.status_code}: {response.text[:200]}")
-    return _job_object(response)
+        status_code, body = _answer(client, "POST", endpoints.generate, profile.timing.upload_timeout_s, files=upload)
+    if status_code not in (200, 201, 202):
+        raise BadResponse(f"upload answered HTTP {status_code}: {body[:200].decode(errors='replace')}")
+    return job_object(status_code, body)
 
 
-def _follow(client: httpx.Client, profile: Profile, ledger: Ledger, job_id: str, stage: str,
-            deadline: float, poll_interval_s: float) -> tuple[list[dict], str | None]:
-    """Poll until terminal, deadline or the target stops answering; every observation is recorded."""
-    trace: list[dict] = []
-    failures, last_error = 0, None
-    path = profile.target.endpoints.status.format(job_id=job_id)
-    while time.monotonic() < deadline:
-        try:
-            job = _job_object(client.get(path, timeout=profile.timing.request_timeout_s))
-            failures = 0
-        except (httpx.HTTPError, BadResponse) as exc:
-            failures, last_error = failures + 1, f"status poll failed: {exc}"
-            if failures >= MAX_POLL_FAILURES:
-                return trace, f"{last_error} ({failures} times in a row, gave up)"
-        else:
-            observation = _observation(job, time.time())
-            trace.append(observation)
-            ledger.record("status_trace", job_id=job_id, stage=stage, **observation)
-            if job["status"] in TERMINAL:
-                return trace, None
-        time.sleep(poll_interval_s)
-    seen = trace[-1]["status"] if trace else "never seen"
-    return trace, f"timed out after {profile.timing.job_timeout_s:.0f} s (last status: {seen})"
+class Follower:
+    """Polls one job's status, recording every observation as it is taken."""
+
+    def __init__(self, client: httpx.Client, profile: Profile, ledger: Ledger, job_id: str, stage: str,
+                 deadline: float) -> None:
+        self.client, self.profile, self.ledger = client, profile, ledger
+        self.job_id, self.stage, self.deadline = job_id, stage, deadline
+        self.path = profile.target.endpoints.status.format(job_id=job_id)
+        self.trace: list[dict] = []
+        self.last: dict = {}
+
+    def poll(self) -> dict:
+        seconds = min(self.profile.timing.request_timeout_s, self.deadline - time.monotonic())
+        job = job_object(*_answer(self.client, "GET", self.path, seconds))
+        observation = _observation(job, time.time())
+        self.trace.append(observation)
+        self.ledger.record("status_trace", job_id=self.job_id, stage=self.stage, **observation)
+        self.last = job
+        return job
+
+    def until_terminal(self, interval_s: float) -> str | None:
+        """Poll until a terminal status (None) or the deadline or a target that stopped answering (why)."""
+        failing_since, error = None, None
+        while time.monotonic() < self.deadline:
+            try:
+                if self.poll()["status"] in TERMINAL:
+                    return None
+                failing_since = None
+            except (httpx.HTTPError, BadResponse) as exc:
+                failing_since, error = failing_since or time.monotonic(), f"status poll failed: {exc}"
+                if time.monotonic() - failing_since >= self.profile.timing.poll_failure_s:
+                    return f"{error} (for {self.profile.timing.poll_failure_s:.0f} s, gave up)"
+            time.sleep(interval_s)
+        seen = self.trace[-1]["status"] if self.trace else "never seen"
+        return f"timed out after {self.profile.timing.job_timeout_s:.0f} s (last status: {seen})"
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _result_fields(job: dict) -> dict:
     result = job.get("result") if isinstance(job.get("result"), dict) else {}
     video = result.get("video") if isinstance(result.get("video"), dict) else {}
-    errors = [str(e) for e in (result.get("errors") or job.get("errors") or []) if e]
+    errors = result.get("errors") or job.get("errors") or []
     return {
-        "processing_seconds": result.get("processing_time_seconds"),
-        "video_seconds": video.get("duration_seconds"),
-        "size_bytes": video.get("size_bytes"),
-        "resolution": video.get("resolution"),
-        "scenes": result.get("script_scenes"),
-        "error": "; ".join(errors) or None,
+        "processing_seconds": _number(result.get("processing_time_seconds")),
+        "video_seconds": _number(video.get("duration_seconds")),
+        "size_bytes": _number(video.get("size_bytes")),
+        "resolution": video.get("resolution") if isinstance(video.get("resolution"), str) else None,
+        "scenes": _number(result.get("script_scenes")),
+        "error": "; ".join(str(e) for e in (errors if isinstance(errors, list) else [errors]) if e) or None,
     }
 
 
-@task(name="measure-job", cache_policy=NO_CACHE, task_run_name="measure-job-{stage}-{level}-{batch}-{slot}")
-def measure_job(profile: Profile, services: Services, run_dir: str, document: str, stage: str,
-                level: int, batch: int, slot: int, poll_interval_s: float) -> dict:
-    """Submit one document and follow the job to its end, polling its status every `poll_interval_s`;
-    returns (and records) its `jobs` row."""
-    logger = get_run_logger()
-    ledger = Ledger.of(run_dir)
-    document_path = Path(document)
-    row = {"job_id": None, "stage": stage, "level": level, "batch": batch, "document": document_path.name,
-           "status": "not_submitted", "succeeded": False, "observations": 0}
-    submitted_at = time.time()
-    deadline = time.monotonic() + profile.timing.job_timeout_s
-    with http.client(base_url=services.server) as client:
-        try:
-            job = _submit(client, profile, document_path)
-        except (httpx.HTTPError, BadResponse, OSError) as exc:
-            row.update(submitted_at=submitted_at, finished_at=time.time(), error=f"submit failed: {exc}")
-            ledger.record("jobs", **row)
-            logger.warning("%s job %s/%s: submit failed: %s", stage, batch, slot, exc)
-            return row
-        row["job_id"] = job["job_id"]
-        trace, problem = _follow(client, profile, ledger, job["job_id"], stage, deadline, poll_interval_s)
-        final = job if not trace else None
-        if trace:
-            last_path = profile.target.endpoints.status.format(job_id=job["job_id"])
-            try:
-                final = _job_object(client.get(last_path, timeout=profile.timing.request_timeout_s))
-            except (httpx.HTTPError, BadResponse):
-                final = {"status": trace[-1]["status"]}
-    finished_at = trace[-1]["t"] if trace and trace[-1]["status"] in TERMINAL else time.time()
+def _follow_job(row: dict, client: httpx.Client, profile: Profile, ledger: Ledger, document: Path,
+                deadline: float, poll_interval_s: float) -> None:
+    """Submit, follow to the end and fill `row` in as facts arrive (so a failure keeps what is known)."""
+    job = _submit(client, profile, document)
+    row.update(job_id=job["job_id"], status=job["status"])
+    follower = Follower(client, profile, ledger, job["job_id"], row["stage"], deadline)
+    problem = follower.until_terminal(poll_interval_s)
+    trace = follower.trace
     status = trace[-1]["status"] if trace else job["status"]
-    fields = _result_fields(final)
-    durations = phase_durations(trace, submitted_at, finished_at if status in TERMINAL else None)
-    problems = tracking_problems(trace)
+    finished_at = trace[-1]["t"] if status in TERMINAL else time.time()
+    if status in TERMINAL:
+        # Look once more, a poll later: a terminal status must stay terminal.
+        time.sleep(poll_interval_s)
+        with contextlib.suppress(httpx.HTTPError, BadResponse):
+            follower.poll()
+    durations = phase_durations(trace, row["submitted_at"], finished_at if status in TERMINAL else None)
     row.update(
-        submitted_at=submitted_at, finished_at=finished_at, total_seconds=finished_at - submitted_at,
-        status=status, succeeded=status == "completed", observations=len(trace),
-        tracking_problems="; ".join(problems) or None,
+        finished_at=finished_at, total_seconds=finished_at - row["submitted_at"], status=status,
+        succeeded=status == "completed", observations=len(trace),
+        tracking_problems="; ".join(tracking_problems(trace)) or None,
         **{f"{name}_s": seconds for name, seconds in durations.items()},
-        **fields,
+        **_result_fields(follower.last or job),
     )
     if problem:
         row["error"] = "; ".join(filter(None, [problem, row.get("error")]))
+
+
+@task(name="measure-job", cache_policy=NO_CACHE, retries=0,
+      task_run_name="measure-job-{stage}-{level}-{batch}-{slot}")
+def measure_job(profile: Profile, services: Services, run_dir: str, document: str, stage: str,
+                level: int, batch: int, slot: int, poll_interval_s: float) -> dict:
+    """Submit one document and follow the job to its end, polling its status every `poll_interval_s`;
+    returns (and records) its `jobs` row. Never retried (retries=0 explicitly, whatever Prefect's
+    default): a retried job under test would hide a failure."""
+    ledger = Ledger.of(run_dir)
+    row = {"job_id": None, "stage": stage, "level": level, "batch": batch, "document": Path(document).name,
+           "status": "not_submitted", "succeeded": False, "observations": 0, "submitted_at": time.time()}
+    deadline = time.monotonic() + profile.timing.job_timeout_s
+    try:
+        with http.client(base_url=services.server) as client:
+            _follow_job(row, client, profile, ledger, Path(document), deadline, poll_interval_s)
+    except (httpx.HTTPError, BadResponse, OSError) as exc:
+        step = "submit failed" if row["job_id"] is None else "measurement failed"
+        row["error"] = f"{step}: {exc}"
+    except Exception as exc:  # a target answering the unforeseen must not lose what is known of the job
+        row["error"] = f"measurement failed: {type(exc).__name__}: {exc}"
+    if row.get("error") and "finished_at" not in row:
+        row["finished_at"] = time.time()
+        row["total_seconds"] = row["finished_at"] - row["submitted_at"]
     ledger.record("jobs", **row)
-    logger.info("%s job %s (level %s, batch %s): %s in %.1f s%s", stage, row["job_id"], level, batch, status,
-                row["total_seconds"], f" — {row['error']}" if row.get("error") else "")
+    get_run_logger().info("%s job %s (level %s, batch %s): %s in %.1f s%s", stage, row["job_id"], level, batch,
+                          row["status"], row["total_seconds"], f" — {row['error']}" if row.get("error") else "")
     return row
 
 
 @task(name="download-video", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
       task_run_name="download-{job_id}")
 def download_video(profile: Profile, services: Services, job_id: str, destination: str) -> str:
-    """Stream the job's video to `destination`; returns its SHA-256. Retried: a transfer is not the test."""
+    """Stream the job's video to `destination` within the download timeout (the whole transfer, not
+    each read); returns its SHA-256. Retried: a dropped transfer is not the test."""
     url = services.server + profile.target.endpoints.download.format(job_id=job_id)
+    seconds = profile.timing.download_timeout_s
+    ends = time.monotonic() + seconds
     digest = hashlib.sha256()
     partial = Path(destination + ".part")
     partial.parent.mkdir(parents=True, exist_ok=True)
-    with http.client(timeout=profile.timing.download_timeout_s) as session, session.stream("GET", url) as response:
-        if response.status_code != 200:
-            response.read()
-            raise BadResponse(f"download of {job_id} answered HTTP {response.status_code}: {response.text[:200]}")
-        with partial.open("wb") as out:
-            for chunk in response.iter_bytes(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-    partial.replace(destination)
+    try:
+        with http.client(timeout=seconds) as session, session.stream("GET", url) as response:
+            if response.status_code != 200:
+                response.read()
+                raise BadResponse(f"download of {job_id} answered HTTP {response.status_code}: {response.text[:200]}")
+            with partial.open("wb") as out:
+                for chunk in response.iter_bytes(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    if time.monotonic() > ends:
+                        raise BadResponse(f"download of {job_id} not complete within {seconds:.0f} s")
+        partial.replace(destination)
+    finally:
+        partial.unlink(missing_ok=True)
     return digest.hexdigest()
 
 
@@ -177,17 +233,22 @@ def check_video_integrity(profile: Profile, run_dir: str, job_id: str, stage: st
     (the profile's expected resolution when the target reported none).
     """
     thresholds = profile.thresholds
-    seconds = reported.get("video_seconds")
-    reported_seconds = float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
+    seconds = _number(reported.get("video_seconds"))
+    reported_seconds = seconds if seconds and seconds > 0 else None
     resolution = reported.get("resolution") or thresholds.expected_resolution
-    malformed = not re.fullmatch(r"\d+x\d+", str(resolution))
+    try:
+        parse_resolution(resolution)
+        malformed = False
+    except ValueError:
+        malformed = True
     verdict = check_video(path, expected_resolution=thresholds.expected_resolution if malformed else resolution,
-                          reported_seconds=reported_seconds, duration_tolerance=thresholds.duration_tolerance)
+                          reported_seconds=reported_seconds, duration_tolerance=thresholds.duration_tolerance,
+                          black_luma=thresholds.black_luma, silent_dbfs=thresholds.silent_dbfs)
     problems = [verdict.as_row()["problems"]]
     if malformed:
         problems.append(f"target reported resolution {resolution!r}, not WIDTHxHEIGHT")
     if reported_seconds is None:
-        problems.append(f"target reported duration {seconds!r}, not a positive number")
+        problems.append(f"target reported duration {reported.get('video_seconds')!r}, not a positive number")
     stable = second_sha256 is not None and second_sha256 == verdict.sha256
     if not stable:
         problems.append("second download failed" if second_sha256 is None else "second download hashed differently")

@@ -1,0 +1,89 @@
+"""What the campaign makes of a target that answers badly: a clear error, never a traceback or a hang."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from tasks.jobs import MAX_ANSWER_BYTES, BadResponse, _answer, job_object
+
+GOOD = {"job_id": "6f1c1e53-7a60-4b0e-9a39-0d7a4c3a9b1e", "status": "processing", "phase": "audio", "progress": 40,
+        "created_at": "2026-01-01T00:00:00+00:00", "completed_at": None, "result": None, "errors": None}
+
+
+def body(**changes) -> bytes:
+    return json.dumps(GOOD | changes).encode()
+
+
+def test_a_contract_job_object_passes():
+    assert job_object(200, body())["progress"] == 40
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b"<html>oops</html>", "body is not JSON"),
+        (b"[1, 2]", "not a job status object"),
+        (body(status=None), "without a str status"),
+        (body(job_id=7), "without a str job_id"),
+        (body(progress="40%"), "job progress is '40%', not a int"),
+        (body(progress=True), "job progress is True"),
+        (body(errors=5), "job errors is 5, not a list"),
+        (body(created_at=1700000000), "job created_at is 1700000000, not a str"),
+        (body(result=[]), "job result is [], not a dict"),
+    ],
+)
+def test_a_malformed_job_object_is_named(raw, says):
+    with pytest.raises(BadResponse, match="HTTP 200") as error:
+        job_object(200, raw)
+    assert says in str(error.value)
+
+
+class Misbehaving(BaseHTTPRequestHandler):
+    """`/trickle` sends a byte every 0.2 s (for at most 10 s); `/huge` sends more than a status object can be."""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        if self.path == "/trickle":
+            for _ in range(50):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+        else:
+            self.wfile.write(b"[" + b"1," * MAX_ANSWER_BYTES + b"1]")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def misbehaving():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}") as client:
+        yield client
+    server.shutdown()
+
+
+def test_an_answer_trickling_in_is_cut_at_its_bound(misbehaving):
+    started = time.monotonic()
+    with pytest.raises(BadResponse, match="not complete within 1 s"):
+        _answer(misbehaving, "GET", "/trickle", 1.0)
+    assert time.monotonic() - started < 3  # each read arrives in time; only the whole answer is late
+
+
+def test_an_oversized_answer_is_refused(misbehaving):
+    with pytest.raises(BadResponse, match=f"larger than {MAX_ANSWER_BYTES} bytes"):
+        _answer(misbehaving, "GET", "/huge", 10.0)
+
+
+def test_no_time_left_sends_nothing(misbehaving):
+    with pytest.raises(BadResponse, match="no time left"):
+        _answer(misbehaving, "GET", "/trickle", 0)
