@@ -19,8 +19,8 @@ def api_latency(profile: Profile, services: Services, run_dir: str, known_job_id
     targets = {
         "health": (endpoints.health, 200),
         "status": (endpoints.status.format(job_id=known_job_id or uuid.uuid4()), status_expected),
-        "jobs": (f"{endpoints.jobs}?limit=20", 200),
-        "active": (f"{endpoints.active}?limit=20", 200),
+        "jobs": (f"{endpoints.jobs}?limit={profile.workload.list_limit}", 200),
+        "active": (f"{endpoints.active}?limit={profile.workload.list_limit}", 200),
     }
     probe = probe_endpoint.with_options(timeout_seconds=probes * timeout + 30)
     return [probe(run_dir, name, services.server + path, probes, timeout, expected)

@@ -22,9 +22,15 @@ from pydantic import (
     model_validator,
 )
 
+from analysis.video import BLACK_LUMA, SILENT_DBFS, parse_resolution
+
 PROFILES_DIR = Path(__file__).parent
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss"])]
-Positive = Annotated[float, Field(gt=0)]
+WEEK_S = 7 * 24 * 3600
+# finite and bounded: an infinite timeout would be a wait without a bound
+Positive = Annotated[float, Field(gt=0, le=WEEK_S, allow_inf_nan=False)]
+Interval = Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 MAX_CONCURRENCY = 100  # the highest concurrency level a profile may ask for
 
 
@@ -45,13 +51,12 @@ class Endpoints(Strict):
     download: str = "/api/v1/video/download/{job_id}"
     jobs: str = "/api/v1/video/jobs"
     active: str = "/api/v1/video/active"
-    cancel: str = "/api/v1/video/cancel/{job_id}"
     upload_field: str = "file"
     tts_health: str = "/health"
     llm_tags: str = "/api/tags"
     llm_version: str = "/api/version"
 
-    @field_validator("health", "generate", "status", "download", "jobs", "active", "cancel",
+    @field_validator("health", "generate", "status", "download", "jobs", "active",
                      "tts_health", "llm_tags", "llm_version")
     @classmethod
     def _is_path(cls, value: str) -> str:
@@ -59,11 +64,15 @@ class Endpoints(Strict):
             raise ValueError(f"must be a path starting with '/', got {value!r}")
         return value
 
-    @field_validator("status", "download", "cancel")
+    @field_validator("status", "download")
     @classmethod
     def _names_job(cls, value: str) -> str:
         if "{job_id}" not in value:
             raise ValueError(f"must contain '{{job_id}}', got {value!r}")
+        try:
+            value.format(job_id="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"may hold no placeholder but {{job_id}}, got {value!r}") from exc
         return value
 
 
@@ -77,7 +86,7 @@ class Target(Strict):
     llm_url: HttpUrl | None = None
     redis_url: RedisUrl | None = None
     llm_model: str = "qwen3:4b"
-    min_redis_version: str = "6.0"
+    min_redis_version: Annotated[str, Field(pattern=r"^\d+(\.\d+){0,2}$")] = "6.0"
     endpoints: Endpoints = Endpoints()
 
     @model_validator(mode="after")
@@ -99,35 +108,38 @@ class Workload(Strict):
         1, 3, 5]
     sequential_jobs: Annotated[int, Field(ge=0, le=1000)] = 5
     latency_probes: Annotated[int, Field(ge=1, le=100000)] = 50
+    list_limit: Annotated[int, Field(ge=1, le=100)] = 20  # `limit` of the probed jobs and active lists
 
 
 class Timing(Strict):
     job_timeout_s: Positive = 600.0
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    poll_interval_s: Interval = 0.5
     # the single request is where the time per phase is read, so it is polled finely
-    phase_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.05
+    phase_poll_interval_s: Interval = 0.05
+    # a job whose status cannot be read for this long is given up (the target is gone)
+    poll_failure_s: Positive = 30.0
     request_timeout_s: Positive = 15.0
     upload_timeout_s: Positive = 120.0
     download_timeout_s: Positive = 120.0
     baseline_s: Positive = 5.0
-    sample_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    sample_interval_s: Interval = 0.5
     verify_timeout_s: Positive = 10.0
     check_video_timeout_s: Positive = 300.0
 
 
 class Thresholds(Strict):
-    success_rate: Annotated[float, Field(ge=0, le=1)] = 0.95
+    success_rate: Fraction = 0.95
     p95_job_seconds: Positive = 300.0
     p95_api_latency_ms: Positive = 250.0
-    duration_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    duration_tolerance: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.05
     expected_resolution: str = "1280x720"
+    black_luma: Annotated[float, Field(ge=0, le=255, allow_inf_nan=False)] = BLACK_LUMA
+    silent_dbfs: Annotated[float, Field(le=0, ge=-200, allow_inf_nan=False)] = SILENT_DBFS
 
     @field_validator("expected_resolution")
     @classmethod
     def _resolution(cls, value: str) -> str:
-        width, _, height = value.partition("x")
-        if not (width.isdigit() and height.isdigit()):
-            raise ValueError(f"must look like 1280x720, got {value!r}")
+        parse_resolution(value)
         return value
 
 
@@ -206,4 +218,9 @@ def load_profile(name_or_path: str = "local", overrides: list[str] | None = None
     unreadable = [str(doc) for doc in documents if not doc.is_file()]
     if unreadable:
         raise ProfileError(f"profile {path}: invalid\n  workload.documents: no such file: {', '.join(unreadable)}")
+    try:  # found now rather than after the target has been started and verified
+        profile.results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProfileError(f"profile {path}: invalid\n  results_dir: cannot create {profile.results_dir}: "
+                           f"{exc.strerror or exc}") from None
     return profile.model_copy(update={"workload": profile.workload.model_copy(update={"documents": documents})})

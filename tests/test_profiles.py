@@ -47,6 +47,11 @@ def test_overrides_are_typed():
         (["thresholds.expected_resolution=big"], "thresholds.expected_resolution"),
         (["workload.documents=['missing.txt']"], "workload.documents: no such file"),
         (["nonsense"], "expected key=value"),
+        (["timing.job_timeout_s=inf"], "timing.job_timeout_s"),
+        (["timing.poll_interval_s=nan"], "timing.poll_interval_s"),
+        (["target.endpoints.download='/d/{job_id}/{other}'"], "may hold no placeholder but {job_id}"),
+        (["target.min_redis_version='banana'"], "target.min_redis_version"),
+        (["results_dir='/proc/no/such/dir'"], "results_dir: cannot create /proc/no/such/dir"),
     ],
 )
 def test_bad_settings_name_the_key(overrides, named):
