@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import httpx
@@ -41,9 +41,6 @@ class Services:
             ports[name] = parsed.port or defaults[parsed.scheme]
         return ports
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @contextlib.contextmanager
 def services_under_test(profile: Profile) -> Iterator[Services]:
@@ -71,6 +68,22 @@ def _unreachable(service: str, url: str, exc: Exception, fix: str) -> dict:
     return _row(service, url, False, detail=f"cannot reach {url} ({type(exc).__name__}: {exc})", fix=fix)
 
 
+class Unexpected(Exception):
+    """The service answered, but not what its API says it answers."""
+
+
+def _get_json(client: httpx.Client, path: str) -> tuple[int, dict]:
+    response = client.get(path)
+    try:
+        body = response.json()
+    except ValueError:
+        raise Unexpected(f"GET {path} answered HTTP {response.status_code} with a body that is not JSON: "
+                         f"{response.text[:80]!r}") from None
+    if not isinstance(body, dict):
+        raise Unexpected(f"GET {path} answered HTTP {response.status_code} with {str(body)[:80]}, not a JSON object")
+    return response.status_code, body
+
+
 def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
@@ -83,24 +96,25 @@ def check_redis(url: str, min_version: str, timeout_s: float) -> dict:
             version = str(client.info("server").get("redis_version", ""))
     except redis.RedisError as exc:
         return _unreachable("redis", url, exc, "start Redis (e.g. `redis-server --port 6379`) or fix target.redis_url")
-    if _version_tuple(version) < _version_tuple(min_version):
-        return _row("redis", url, False, version, f"version {version} is older than {min_version}",
+    if not version or _version_tuple(version) < _version_tuple(min_version):
+        return _row("redis", url, False, version, f"version {version or 'unknown'} is older than {min_version}",
                     f"upgrade Redis to {min_version} or newer")
     return _row("redis", url, True, version)
 
 
 @task(name="check-llm", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
 def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> dict:
-    fix = "start Ollama (`ollama serve`) or fix target.llm_url"
     try:
         with http.client(base_url=url, timeout=timeout_s) as client:
-            version = client.get(endpoints.llm_version).json().get("version")
-            response = client.get(endpoints.llm_tags)
-            response.raise_for_status()
-            listed = [m.get("name") or m.get("model") for m in response.json().get("models", [])]
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        return _unreachable("llm", url, exc, fix)
-    if not {model, f"{model}:latest"} & set(listed):
+            version = _get_json(client, endpoints.llm_version)[1].get("version")
+            status_code, tags = _get_json(client, endpoints.llm_tags)
+    except httpx.HTTPError as exc:
+        return _unreachable("llm", url, exc, "start Ollama (`ollama serve`) or fix target.llm_url")
+    except Unexpected as exc:
+        return _row("llm", url, False, detail=str(exc), fix="check that target.llm_url points at an Ollama API")
+    models = tags.get("models") if isinstance(tags.get("models"), list) else []
+    listed = [str(m.get("name") or m.get("model")) for m in models if isinstance(m, dict)]
+    if status_code != 200 or not {model, f"{model}:latest"} & set(listed):
         return _row("llm", url, False, version, f"model {model} not listed (has: {', '.join(listed) or 'none'})",
                     f"run: ollama pull {model}")
     return _row("llm", url, True, f"{version} ({model})")
@@ -110,35 +124,42 @@ def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> d
 def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
     try:
         with http.client(base_url=url, timeout=timeout_s) as client:
-            response = client.get(endpoints.tts_health)
-        health = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
+            status_code, health = _get_json(client, endpoints.tts_health)
+    except httpx.HTTPError as exc:
         return _unreachable("tts", url, exc, "start the TTS service (Chatterbox TTS API) or fix target.tts_url")
-    status = health.get("status") if isinstance(health, dict) else None
-    version = str(health.get("engine") or health.get("device") or "") if isinstance(health, dict) else None
-    if response.status_code != 200 or status != "healthy":
-        return _row("tts", url, False, version, f"health answered {response.status_code} with status {status!r}",
+    except Unexpected as exc:
+        return _row("tts", url, False, detail=str(exc), fix="check that target.tts_url points at the TTS service")
+    version = str(health.get("engine") or health.get("device") or "") or None
+    if status_code != 200 or health.get("status") != "healthy":
+        return _row("tts", url, False, version,
+                    f"health answered {status_code} with status {health.get('status')!r}",
                     "wait for the TTS model to finish loading, or check the TTS service's log")
     return _row("tts", url, True, version)
 
 
 @task(name="check-server", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
 def check_server(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
-    fix = "start the text-to-video server or fix target.server_url"
     try:
         with http.client(base_url=url, timeout=timeout_s) as client:
-            health = client.get(endpoints.health)
-            unknown = client.get(endpoints.status.format(job_id=uuid.uuid4()))
-            body = health.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        return _unreachable("server", url, exc, fix)
-    version = body.get("service") if isinstance(body, dict) else None
-    if health.status_code != 200:
-        return _row("server", url, False, version, f"GET {endpoints.health} answered {health.status_code}",
+            status_code, health = _get_json(client, endpoints.health)
+            unknown = client.get(endpoints.status.format(job_id=uuid.uuid4())).status_code
+    except httpx.HTTPError as exc:
+        return _unreachable("server", url, exc, "start the text-to-video server or fix target.server_url")
+    except Unexpected as exc:
+        return _row("server", url, False, detail=str(exc),
+                    fix="check that target.server_url points at the text-to-video server")
+    version = str(health.get("service") or "") or None
+    if status_code != 200:
+        return _row("server", url, False, version, f"GET {endpoints.health} answered {status_code}",
                     "check the server's log and target.endpoints.health")
-    if unknown.status_code != 404:
+    if health.get("status") != "healthy":
+        dependencies = health.get("dependencies") if isinstance(health.get("dependencies"), dict) else {}
+        down = [f"{name}: {state}" for name, state in dependencies.items() if state != "up"]
         return _row("server", url, False, version,
-                    f"GET {endpoints.status} for an unknown job answered {unknown.status_code}, expected 404",
+                    f"reports {health.get('status')!r}" + (f" ({', '.join(down)})" if down else ""),
+                    "bring up what the server reports down, then run again")
+    if unknown != 404:
+        return _row("server", url, False, version,
+                    f"GET {endpoints.status} for an unknown job answered {unknown}, expected 404",
                     "check target.endpoints.status against the server's API")
-    state = body.get("status") if isinstance(body, dict) else None
-    return _row("server", url, True, version, "ok" if state in (None, "healthy") else f"ok (reports {state})")
+    return _row("server", url, True, version)

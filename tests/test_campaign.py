@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pytest
 
@@ -108,6 +109,8 @@ def test_tts_stopped_mid_campaign_is_recorded_and_fails_the_success_rate(prefect
 def test_failing_services_are_all_reported_and_no_job_is_sent(prefect_server, tmp_path):
     with running_stack(data_dir=tmp_path / "stack") as stack:
         stack.stop_service("tts")
+        wait_until(lambda: httpx.get(f"{stack.urls.server}/health").json()["status"] == "degraded", 15,
+                   "the server to notice the tts is down")
         profile = external_profile(tmp_path, stack.urls)
         text = profile.read_text().replace('llm_model = "extractive-planner"', 'llm_model = "qwen3:4b"')
         profile.write_text(text)
@@ -123,7 +126,8 @@ def test_failing_services_are_all_reported_and_no_job_is_sent(prefect_server, tm
     assert submitted == 0
     run = tmp_path / "runs" / "broken"
     services = {row["service"]: row for row in pl.read_parquet(run / "services.parquet").to_dicts()}
-    assert services["redis"]["ok"] and services["server"]["ok"]
+    assert services["redis"]["ok"]
+    assert services["server"]["detail"] == "reports 'degraded' (tts_service: down)"
     assert services["llm"]["detail"] == "model qwen3:4b not listed (has: extractive-planner:latest)"
     assert services["llm"]["fix"] == "run: ollama pull qwen3:4b"
     assert "cannot reach" in services["tts"]["detail"] and services["tts"]["fix"]
