@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -32,9 +32,6 @@ class Summary:
     p95: float | None
     p99: float | None
     max: float | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def summarize(values: Iterable[float]) -> Summary:

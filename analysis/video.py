@@ -15,8 +15,10 @@ import av
 import numpy as np
 
 EXPECTED_VIDEO_CODEC = "h264"
-BLACK_LUMA = 20.0  # a picture whose brightest sampled frame has mean luma (0..255) at most this is black
-SILENT_DBFS = -50.0  # sound whose RMS level is at most this is silent
+# Default limits (a profile's thresholds override them): a picture whose brightest sampled frame has
+# a mean luma (0..255) at most BLACK_LUMA is black; sound at most SILENT_DBFS RMS is silent.
+BLACK_LUMA = 20.0
+SILENT_DBFS = -50.0
 HASH_CHUNK = 1 << 20
 # pixel formats whose plane 0 is the 8-bit luma, readable without conversion
 EIGHT_BIT_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
@@ -75,7 +77,7 @@ def check_video(
     `expected_resolution` is "WIDTHxHEIGHT"; `reported_seconds` is the duration the service claimed.
     Durations must agree within `duration_tolerance` (a fraction of the longer one).
     """
-    expected_size = _parse_resolution(expected_resolution) if expected_resolution else None
+    expected_size = parse_resolution(expected_resolution) if expected_resolution else None
     path = os.fspath(path)
     try:
         size_bytes = os.path.getsize(path)
@@ -315,10 +317,11 @@ def _unopened(path: str, size_bytes: int, sha256: str, problem: str) -> VideoInt
     )
 
 
-def _parse_resolution(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    if not (sep and width.isdigit() and height.isdigit()):
-        raise ValueError(f"expected_resolution must look like 1280x720, got {text!r}")
+def parse_resolution(text: str) -> tuple[int, int]:
+    """`"1280x720"` → (1280, 720); anything else is a ValueError."""
+    width, sep, height = str(text).lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise ValueError(f"a resolution looks like 1280x720, got {text!r}")
     return int(width), int(height)
 
 

@@ -20,11 +20,11 @@ from great_expectations.data_context.types.base import (
 )
 
 from analysis.schema import empty
-from analysis.video import BLACK_LUMA, EXPECTED_VIDEO_CODEC, SILENT_DBFS
+from analysis.tracking import TERMINAL
+from analysis.video import EXPECTED_VIDEO_CODEC, parse_resolution
 from profiles.settings import Thresholds
 
-# the defaults of analysis.video.check_video, which takes them as arguments rather than constants
-TERMINAL_STATUSES = ["completed", "completed_with_errors", "failed", "cancelled"]
+TERMINAL_STATUSES = sorted(TERMINAL)
 QUANTILE = 0.95
 SHOWN_UNEXPECTED = 3  # unexpected values quoted in an outcome's `observed`
 
@@ -36,7 +36,7 @@ AT_BOUNDARY = {
         pl.col("tracking_problems").replace("", None),  # "no problems" may be written as ""
     ],
     "videos": [
-        pl.col("opens", "hash_stable").fill_null(False),
+        pl.col("ok", "opens", "hash_stable").fill_null(False),
         ((_video - _audio).abs() / pl.max_horizontal(_video, _audio)).alias("av_duration_delta"),
         ((_video - _reported).abs() / _reported).alias("reported_duration_delta"),
     ],
@@ -45,11 +45,14 @@ AT_BOUNDARY = {
 
 def video_integrity_suite(thresholds: Thresholds) -> gx.ExpectationSuite:
     """Every downloaded video opens, decodes, has the expected picture and sound, and lasts as claimed."""
-    width, height = (int(side) for side in thresholds.expected_resolution.split("x"))
+    width, height = parse_resolution(thresholds.expected_resolution)
+    black, silent = thresholds.black_luma, thresholds.silent_dbfs
     tolerance = thresholds.duration_tolerance
     within = f"≤ {tolerance * 100:g}%"
     return _suite("video_integrity", [
         gxe.ExpectTableRowCountToBeBetween(min_value=1, description="at least 1 video"),
+        # every problem the integrity check found (missing or malformed reported values included)
+        _all_true("ok", "every video passed its integrity check"),
         _all_true("opens", "every video opens as MP4"),
         gxe.ExpectColumnValuesToBeInSet(
             column="video_codec", value_set=[EXPECTED_VIDEO_CODEC], description=f"video codec {EXPECTED_VIDEO_CODEC}",
@@ -60,8 +63,8 @@ def video_integrity_suite(thresholds: Thresholds) -> gx.ExpectationSuite:
         gxe.ExpectColumnValuesToBeInSet(column="width", value_set=[width], description=f"width {width}"),
         gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[height], description=f"height {height}"),
         _all_true("hash_stable", "a second download hashes the same"),
-        _between("max_mean_luma", BLACK_LUMA, None, f"max mean luma > {BLACK_LUMA:g} (not black)", strict=True),
-        _between("audio_rms_dbfs", SILENT_DBFS, None, f"audio RMS > {SILENT_DBFS:g} dBFS (not silent)", strict=True),
+        _between("max_mean_luma", black, None, f"max mean luma > {black:g} (not black)", strict=True),
+        _between("audio_rms_dbfs", silent, None, f"audio RMS > {silent:g} dBFS (not silent)", strict=True),
         _between("av_duration_delta", None, tolerance, f"video and audio durations differ {within}"),
         _between("reported_duration_delta", None, tolerance, f"video and reported durations differ {within}"),
     ])
@@ -119,10 +122,6 @@ def validate_run(frames: dict[str, pl.DataFrame], thresholds: Thresholds) -> lis
         result = batch.validate(suite, result_format=result_format)
         outcomes += [_outcome(suite.name, check, data, described) for check in result.results]
     return outcomes
-
-
-def all_passed(outcomes: list[dict]) -> bool:
-    return all(outcome["success"] for outcome in outcomes)
 
 
 def _suite(name: str, expectations: list[gxe.Expectation]) -> gx.ExpectationSuite:

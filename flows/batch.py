@@ -65,12 +65,15 @@ def check_output(profile: Profile, services: Services, run_dir: str, stage: str,
     fetch = download_video.with_options(timeout_seconds=profile.timing.download_timeout_s + 10)
     first = fetch(profile, services, job_id, path, return_state=True)
     if first.is_failed():
-        Ledger.of(run_dir).record("videos", job_id=job_id, stage=stage, path=path, opens=False, ok=False,
-                                  hash_stable=False, problems=f"download failed: {first.message}")
+        Ledger.of(run_dir).record("videos", job_id=job_id, stage=stage, path=path, ok=False,
+                                  problems=f"download failed: {first.message}")
         return
     second_path = path + ".second"
     second = fetch(profile, services, job_id, second_path, return_state=True)
     second_sha = second.result() if second.is_completed() else None
     Path(second_path).unlink(missing_ok=True)
     check = check_video_integrity.with_options(timeout_seconds=profile.timing.check_video_timeout_s)
-    check(profile, run_dir, job_id, stage, path, row, second_sha, return_state=True)
+    checked = check(profile, run_dir, job_id, stage, path, row, second_sha, return_state=True)
+    if not checked.is_completed():
+        Ledger.of(run_dir).record("videos", job_id=job_id, stage=stage, path=path, ok=False, second_sha256=second_sha,
+                                  problems=f"integrity check did not finish: {checked.message}")

@@ -27,8 +27,12 @@ def probe_endpoint(run_dir: str, endpoint: str, url: str, probes: int, timeout_s
                 status_code = response.status_code
                 if status_code != expected_status:
                     error = f"HTTP {status_code}, expected {expected_status}"
+                else:
+                    response.json()  # the contract answers JSON; anything else is an error, however fast
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
+            except ValueError:
+                error = f"HTTP {status_code}, body is not JSON: {response.text[:80]!r}"
             ms = (time.perf_counter() - started) * 1000
             errors += error is not None
             ledger.record("latency", endpoint=endpoint, i=i, ms=ms, status_code=status_code,

@@ -86,28 +86,27 @@ class ResourceSampler:
         total = {"processes": 0, "cpu_percent": 0.0, "rss_bytes": 0}
         trees = _trees(self._pids)
         for service in self.ports:
-            processes, cpu_s, rss = 0, None, 0
+            processes, cpu_s, rss = 0, 0.0, 0
+            for proc in trees.get(service, []):
+                with contextlib.suppress(psutil.Error):  # a child may end between scan and read
+                    cpu_s += _cpu_seconds(proc)
+                    rss += proc.memory_info().rss
+                    processes += 1
             if service in trees:
-                cpu_s = 0.0
-                for proc in trees[service]:
-                    with contextlib.suppress(psutil.Error):  # a child may end between scan and read
-                        cpu_s += _cpu_seconds(proc)
-                        rss += proc.memory_info().rss
-                        processes += 1
-            else:
-                self._pids.pop(service, None)  # gone (stopped or restarted): find it again later
-            cpu_percent = 0.0
-            if cpu_s is not None:
+                # None on a tree's first sample: there is no interval to measure CPU over yet
                 previous = self._last_cpu.get(service)
-                if previous is not None and now > previous[1]:
-                    cpu_percent = max(0.0, 100.0 * (cpu_s - previous[0]) / (now - previous[1]))
+                cpu_percent = None if previous is None else max(
+                    0.0, 100.0 * (cpu_s - previous[0]) / (now - previous[1]))
                 self._last_cpu[service] = (cpu_s, now)
-            else:
+            else:  # gone (stopped or restarted): it uses nothing; find it again later
+                self._pids.pop(service, None)
                 self._last_cpu.pop(service, None)
+                cpu_percent = 0.0
             self.ledger.record("samples", stage=self.stage, t=t, service=service, processes=processes,
                                cpu_percent=cpu_percent, rss_bytes=rss)
             total["processes"] += processes
-            total["cpu_percent"] += cpu_percent
+            total["cpu_percent"] = None if None in (cpu_percent, total["cpu_percent"]) else (
+                total["cpu_percent"] + cpu_percent)
             total["rss_bytes"] += rss
         self.ledger.record("samples", stage=self.stage, t=t, service="total", **total)
         memory = psutil.virtual_memory()

@@ -6,17 +6,21 @@ import pytest
 
 from analysis.schema import frame
 from analysis.stats import percentile
-from expectations.suites import all_passed, validate_run
+from expectations.suites import validate_run
 from profiles.settings import Thresholds
 
 ROWS = 20
 GOOD_JOB = {"status": "completed", "succeeded": True, "tracking_problems": None}
 GOOD_VIDEO = {
-    "opens": True, "hash_stable": True, "video_codec": "h264", "audio_codec": "aac", "width": 1280,
+    "ok": True, "opens": True, "hash_stable": True, "video_codec": "h264", "audio_codec": "aac", "width": 1280,
     "height": 720, "frames_decoded": 240, "decode_errors": 0, "video_seconds": 10.0, "audio_seconds": 10.02,
     "reported_seconds": 10.0, "max_mean_luma": 120.0, "audio_rms_dbfs": -18.0,
 }
 ENDPOINTS = ("health", "jobs")
+
+
+def passed_all(outcomes: list[dict]) -> bool:
+    return all(outcome["success"] for outcome in outcomes)
 
 
 def jobs(*changed: dict):
@@ -53,7 +57,7 @@ def outcome_for(outcomes: list[dict], suite: str, column: str | None) -> dict:
 
 def test_a_good_run_passes_every_expectation():
     outcomes = run()
-    assert all_passed(outcomes), failed(outcomes)
+    assert passed_all(outcomes), failed(outcomes)
     assert json.loads(json.dumps(outcomes)) == outcomes  # stored as JSON in the run folder
     assert {o["suite"] for o in outcomes} == {"video_integrity", "job_results", "time_thresholds"}
     time_columns = {o["column"] for o in outcomes if o["suite"] == "time_thresholds"}
@@ -74,7 +78,7 @@ def test_success_rate_below_the_threshold_fails_only_succeeded(failures, passes)
 
 def test_success_rate_threshold_comes_from_the_profile():
     two_failed = jobs(*[{"succeeded": False, "status": "failed"}] * 2)
-    assert all_passed(run(Thresholds(success_rate=0.9), jobs=two_failed))
+    assert passed_all(run(Thresholds(success_rate=0.9), jobs=two_failed))
 
 
 def test_a_job_not_in_a_terminal_status_fails_status():
@@ -118,7 +122,7 @@ def test_null_values_are_reported_as_not_checked():
 
 def test_resolution_and_duration_tolerance_come_from_the_profile():
     big = videos(*[{"width": 1920, "height": 1080, "audio_seconds": 10.8}] * ROWS)
-    assert all_passed(run(Thresholds(expected_resolution="1920x1080", duration_tolerance=0.1), videos=big))
+    assert passed_all(run(Thresholds(expected_resolution="1920x1080", duration_tolerance=0.1), videos=big))
 
 
 def test_p95_job_time_over_the_limit_fails_only_total_seconds():
@@ -153,3 +157,9 @@ def test_no_jobs_and_no_videos_fail_the_row_counts_without_raising(tables):
     per_row = [o for o in outcomes if o["success"]]
     assert per_row and all("passes vacuously" in o["details"] for o in per_row)
     assert outcome_for(outcomes, "time_thresholds", "total_seconds")["observed"] == "p95 = none"
+
+
+def test_a_video_with_any_integrity_problem_fails_the_ok_expectation():
+    # e.g. the target reported no duration: every measured column is fine, the integrity check is not
+    outcomes = run(videos=videos({"ok": False, "problems": "target reported duration None, not a positive number"}))
+    assert failed(outcomes) == {("video_integrity", "ok")}

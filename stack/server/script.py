@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 MAX_DOCUMENT_CHARS = 24_000
 MAX_SCENES = 12
@@ -36,9 +36,6 @@ class Scene:
     narration_text: str
     visual_type: str
     visual_prompt: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def chat_messages(document: str) -> list[dict[str, str]]:
