@@ -11,6 +11,7 @@ import hashlib
 import json
 import mimetypes
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,20 +35,26 @@ class BadResponse(ValueError):
     """The target answered something the contract does not allow, or not in time."""
 
 
+def _chunks_until(response: httpx.Response, ends: float, late: str) -> Iterator[bytes]:
+    """The body, chunk by chunk, as long as it keeps to the monotonic instant `ends`: httpx bounds each
+    read only, so a body trickling in byte by byte would otherwise never time out."""
+    for chunk in response.iter_bytes():  # as it arrives: a chunk size would buffer past the deadline
+        yield chunk
+        if time.monotonic() > ends:
+            raise BadResponse(late)
+
+
 def _answer(client: httpx.Client, method: str, path: str, seconds: float, **request) -> tuple[int, bytes]:
-    """One request whose WHOLE answer must arrive within `seconds` (httpx bounds each read only, so an
-    answer trickling in byte by byte would otherwise never time out) and fit in MAX_ANSWER_BYTES."""
+    """One request whose WHOLE answer must arrive within `seconds` and fit in MAX_ANSWER_BYTES."""
     if seconds <= 0:
         raise BadResponse("no time left before the job's deadline")
     ends = time.monotonic() + seconds
     body = bytearray()
     with client.stream(method, path, timeout=seconds, **request) as response:
-        for chunk in response.iter_bytes():
+        for chunk in _chunks_until(response, ends, f"{method} {path}: answer not complete within {seconds:.0f} s"):
             body += chunk
             if len(body) > MAX_ANSWER_BYTES:
                 raise BadResponse(f"{method} {path}: answer larger than {MAX_ANSWER_BYTES} bytes")
-            if time.monotonic() > ends:
-                raise BadResponse(f"{method} {path}: answer not complete within {seconds:.0f} s")
     return response.status_code, bytes(body)
 
 
@@ -207,17 +214,17 @@ def download_video(profile: Profile, services: Services, job_id: str, destinatio
     digest = hashlib.sha256()
     partial = Path(destination + ".part")
     partial.parent.mkdir(parents=True, exist_ok=True)
+    late = f"download of {job_id} not complete within {seconds:.0f} s"
     try:
         with http.client(timeout=seconds) as session, session.stream("GET", url) as response:
+            chunks = _chunks_until(response, ends, late)
             if response.status_code != 200:
-                response.read()
-                raise BadResponse(f"download of {job_id} answered HTTP {response.status_code}: {response.text[:200]}")
+                head = next(chunks, b"")[:200].decode(errors="replace")
+                raise BadResponse(f"download of {job_id} answered HTTP {response.status_code}: {head}")
             with partial.open("wb") as out:
-                for chunk in response.iter_bytes(1 << 20):
+                for chunk in chunks:
                     digest.update(chunk)
                     out.write(chunk)
-                    if time.monotonic() > ends:
-                        raise BadResponse(f"download of {job_id} not complete within {seconds:.0f} s")
         partial.replace(destination)
     finally:
         partial.unlink(missing_ok=True)
