@@ -26,15 +26,23 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "job_id": pl.String, "stage": pl.String, "t": pl.Float64, "status": pl.String,
         "phase": pl.String, "progress": pl.Int64, "created_at": pl.String, "completed_at": pl.String,
     },
-    # one row per job under test, written when it reaches a terminal state (or times out)
+    # one row per job under test. A row is recorded when the job is submitted (outcome "running") and again
+    # when its outcome is known; the table keeps the LAST row per (stage, level, batch, slot). A row still
+    # "running" when the run has ended is shown as "interrupted" (see analysis.metrics).
+    #   server_status: the last status the server reported (null: never seen)
+    #   outcome: running | succeeded | failed | timed_out | interrupted | not_submitted
+    #   succeeded: the video was downloaded AND passed every integrity check (outcome == "succeeded")
+    #   failure: why not, in words ("server said completed but the download answered 404: No video found")
+    #   reported_video_seconds: the duration the SERVER reported; the decoded one is in `videos`
     "jobs": {
-        "job_id": pl.String, "stage": pl.String, "level": pl.Int64, "batch": pl.Int64,
+        "job_id": pl.String, "stage": pl.String, "level": pl.Int64, "batch": pl.Int64, "slot": pl.Int64,
         "document": pl.String, "submitted_at": pl.Float64, "finished_at": pl.Float64,
-        "total_seconds": pl.Float64, "status": pl.String, "succeeded": pl.Boolean,
-        "processing_seconds": pl.Float64, "video_seconds": pl.Float64, "size_bytes": pl.Int64, "resolution": pl.String,
+        "total_seconds": pl.Float64, "server_status": pl.String, "outcome": pl.String, "succeeded": pl.Boolean,
+        "failure": pl.String, "processing_seconds": pl.Float64, "reported_video_seconds": pl.Float64,
+        "size_bytes": pl.Int64, "resolution": pl.String,
         "scenes": pl.Int64, "queued_s": pl.Float64, "script_s": pl.Float64, "audio_s": pl.Float64,
         "visual_s": pl.Float64, "compose_s": pl.Float64, "tracking_problems": pl.String,
-        "observations": pl.Int64, "error": pl.String,
+        "observations": pl.Int64,
     },
     # one row per batch of jobs started together (a concurrency level, the single run, ...)
     "batches": {
@@ -50,10 +58,18 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "video_seconds": pl.Float64, "audio_seconds": pl.Float64, "reported_seconds": pl.Float64,
         "max_mean_luma": pl.Float64, "audio_rms_dbfs": pl.Float64, "ok": pl.Boolean, "problems": pl.String,
     },
-    # API endpoint latency probes
+    # API endpoint latency probes. `ms` is the time of an ANSWER, taken at the wire (request sent → whole
+    # response received); it is null when no answer came. error_kind: timeout | refused | wrong_status |
+    # not_json | other (null when ok)
     "latency": {
-        "endpoint": pl.String, "i": pl.Int64, "ms": pl.Float64, "status_code": pl.Int64,
-        "ok": pl.Boolean, "error": pl.String,
+        "endpoint": pl.String, "i": pl.Int64, "t": pl.Float64, "ms": pl.Float64, "status_code": pl.Int64,
+        "ok": pl.Boolean, "error_kind": pl.String, "error": pl.String,
+    },
+    # what went wrong with a service during the run, found by re-probing it when jobs failed or a stage saw
+    # only errors: since when it stopped answering and, for the bundled stack, its exit code and last log lines
+    "incidents": {
+        "service": pl.String, "t": pl.Float64, "since": pl.Float64, "detail": pl.String,
+        "exit_code": pl.Int64, "log_tail": pl.String,
     },
 }
 

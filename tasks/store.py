@@ -83,9 +83,24 @@ def read_ledger(run_dir: Path) -> dict[str, list[dict]]:
     return rows
 
 
+JOB_KEY = ("stage", "level", "batch", "slot")
+
+
+def latest_job_rows(rows: list[dict]) -> list[dict]:
+    """One row per job: a job is recorded when submitted and again as its outcome becomes known, so each
+    (stage, level, batch, slot) is its rows merged in order, later fields winning; first-seen order is kept."""
+    merged: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(row.get(name) for name in JOB_KEY)
+        merged[key] = {**merged.get(key, {}), **row}
+    return list(merged.values())
+
+
 def rebuild_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
     """Write `<table>.parquet` for every table from the ledger and return the frames."""
-    frames = {name: frame(name, rows) for name, rows in read_ledger(run_dir).items()}
+    ledger = read_ledger(run_dir)
+    ledger["jobs"] = latest_job_rows(ledger["jobs"])
+    frames = {name: frame(name, rows) for name, rows in ledger.items()}
     for name, df in frames.items():
         df.write_parquet(run_dir / f"{name}.parquet")
     return frames
