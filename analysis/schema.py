@@ -10,6 +10,12 @@ from __future__ import annotations
 import polars as pl
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
+    # one row per stage of the campaign as it ends: completed | failed (detail says why; the next stage
+    # still runs) | interrupted | skipped (e.g. no load after a failed verification)
+    "stages": {
+        "stage": pl.String, "started_at": pl.Float64, "finished_at": pl.Float64, "outcome": pl.String,
+        "detail": pl.String,
+    },
     # service verification: one row per service checked
     "services": {
         "service": pl.String, "url": pl.String, "ok": pl.Boolean, "version": pl.String,
