@@ -11,7 +11,6 @@ import hashlib
 import json
 import mimetypes
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,40 +21,15 @@ from analysis.tracking import TERMINAL, phase_durations, tracking_problems
 from analysis.video import check_video, parse_resolution
 from profiles.settings import Profile
 from tasks import http
+from tasks.http import BadResponse
+from tasks.http import chunks_within as _chunks_until
+from tasks.http import whole_answer as _answer
 from tasks.services import Services
 from tasks.store import Ledger
 
-MAX_ANSWER_BYTES = 1 << 20  # a job status object is small; a bigger answer is a broken target
 REQUIRED = {"job_id": str, "status": str}
 OPTIONAL = {"phase": str, "message": str, "progress": int, "created_at": str, "updated_at": str,
             "completed_at": str, "result": dict, "errors": list}
-
-
-class BadResponse(ValueError):
-    """The target answered something the contract does not allow, or not in time."""
-
-
-def _chunks_until(response: httpx.Response, ends: float, late: str) -> Iterator[bytes]:
-    """The body, chunk by chunk, as long as it keeps to the monotonic instant `ends`: httpx bounds each
-    read only, so a body trickling in byte by byte would otherwise never time out."""
-    for chunk in response.iter_bytes():  # as it arrives: a chunk size would buffer past the deadline
-        yield chunk
-        if time.monotonic() > ends:
-            raise BadResponse(late)
-
-
-def _answer(client: httpx.Client, method: str, path: str, seconds: float, **request) -> tuple[int, bytes]:
-    """One request whose WHOLE answer must arrive within `seconds` and fit in MAX_ANSWER_BYTES."""
-    if seconds <= 0:
-        raise BadResponse("no time left before the job's deadline")
-    ends = time.monotonic() + seconds
-    body = bytearray()
-    with client.stream(method, path, timeout=seconds, **request) as response:
-        for chunk in _chunks_until(response, ends, f"{method} {path}: answer not complete within {seconds:.0f} s"):
-            body += chunk
-            if len(body) > MAX_ANSWER_BYTES:
-                raise BadResponse(f"{method} {path}: answer larger than {MAX_ANSWER_BYTES} bytes")
-    return response.status_code, bytes(body)
 
 
 def job_object(status_code: int, body: bytes) -> dict:

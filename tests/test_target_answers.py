@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tasks.jobs import MAX_ANSWER_BYTES, BadResponse, _answer, job_object
+from tasks.http import MAX_ANSWER_BYTES, BadResponse, whole_answer
+from tasks.jobs import job_object
 
 GOOD = {"job_id": "6f1c1e53-7a60-4b0e-9a39-0d7a4c3a9b1e", "status": "processing", "phase": "audio", "progress": 40,
         "created_at": "2026-01-01T00:00:00+00:00", "completed_at": None, "result": None, "errors": None}
@@ -75,15 +76,15 @@ def misbehaving():
 def test_an_answer_trickling_in_is_cut_at_its_bound(misbehaving):
     started = time.monotonic()
     with pytest.raises(BadResponse, match="not complete within 1 s"):
-        _answer(misbehaving, "GET", "/trickle", 1.0)
+        whole_answer(misbehaving, "GET", "/trickle", 1.0)
     assert time.monotonic() - started < 3  # each read arrives in time; only the whole answer is late
 
 
 def test_an_oversized_answer_is_refused(misbehaving):
     with pytest.raises(BadResponse, match=f"larger than {MAX_ANSWER_BYTES} bytes"):
-        _answer(misbehaving, "GET", "/huge", 10.0)
+        whole_answer(misbehaving, "GET", "/huge", 10.0)
 
 
 def test_no_time_left_sends_nothing(misbehaving):
     with pytest.raises(BadResponse, match="no time left"):
-        _answer(misbehaving, "GET", "/trickle", 0)
+        whole_answer(misbehaving, "GET", "/trickle", 0)
