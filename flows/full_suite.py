@@ -5,22 +5,30 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 
 from artifacts.publish import publish_reports, start_progress
 from flows.baseline import baseline_resources
 from flows.concurrent import concurrent_runs
 from flows.latency import api_latency
+from flows.lifecycle import ServerDidNotStart, StageLog, campaign_settings, graceful_stop, prefect_api
 from flows.reliability import sequential_reliability
 from flows.single import single_request
 from flows.verify import verify_services
 from profiles.settings import Profile, ProfileError, load_profile
+from tasks.interrupt import reset as reset_stop
+from tasks.interrupt import stop_requested
 from tasks.processes import ResourceSampler
 from tasks.run import open_run, record_services, store_tables, validate_expectations
 from tasks.services import services_under_test
 from tasks.store import Ledger, new_run_id
+
+LOAD_STAGES = ("baseline", "single", "concurrent", "latency", "sequential")
+STOPPING = ("%s: stopping — in-flight jobs are recorded as interrupted, then the reports are written "
+            "(send it again to quit at once)")
 
 
 def planned_jobs(profile: Profile) -> int:
@@ -28,42 +36,70 @@ def planned_jobs(profile: Profile) -> int:
     return 1 + sum(workload.concurrency_levels) + workload.sequential_jobs
 
 
+def verification_failures(checks: list[dict] | None) -> list[str]:
+    """One line per service that failed verification (what is wrong — how to fix it)."""
+    if checks is None:
+        return ["  verification did not finish: see the stages table"]
+    return [f"  {row['service']}: {row['detail']} — {row['fix']}" for row in checks if not row["ok"]]
+
+
+def threshold_failures(run_dir: str, outcomes: list[dict]) -> list[str]:
+    return [f"{o['suite']}: {o['expectation']} on {o['column'] or 'table'}" for o in outcomes if not o["success"]]
+
+
 @flow(name="full-suite")
 def full_suite(profile: str = "local", overrides: list[str] | None = None, run_id: str | None = None):
     """Verify the target, then measure it: baseline, single, concurrent, latency, reliability; check; report."""
     logger = get_run_logger()
+    reset_stop()  # a stop asked of an earlier run served by this process is not this run's
     settings = load_profile(profile, overrides)  # a bad profile fails here, before any traffic
     run_dir = open_run(settings, run_id or new_run_id())
     total = planned_jobs(settings)
     progress_id = start_progress(total)
+    stages = StageLog(run_dir, logger)
     stopped: str | None = None
-    try:
-        with services_under_test(settings) as services:
-            stages = (settings, services, run_dir)
-            checks = verify_services(*stages)
-            record_services(run_dir, services, checks)
-            failing = [f"  {row['service']}: {row['detail']} — {row['fix']}" for row in checks if not row["ok"]]
-            if failing:
-                stopped = "service verification failed, no job was submitted:\n" + "\n".join(failing)
-            else:
-                baseline_resources(*stages)
-                with ResourceSampler(Ledger.of(run_dir), services.ports(), settings.timing.sample_interval_s,
-                                     stage="single") as sampler:
-                    single = single_request(*stages, progress_id, total)
-                    sampler.stage = "concurrent"
-                    concurrent_runs(*stages, progress_id, total)
-                api_latency(*stages, known_job_id=single.get("job_id"))
-                sequential_reliability(*stages, progress_id, total)
-    except Exception as exc:  # keep every measurement taken so far and still publish the reports
-        stopped = f"campaign stopped early: {type(exc).__name__}: {exc}"
-        logger.exception("campaign stopped early")
-    store_tables(run_dir, stopped or "measured")
-    outcomes = validate_expectations(run_dir, settings) if not stopped else []
-    publish_reports(run_dir)
-    failed = [f"{o['suite']}: {o['expectation']} on {o['column'] or 'table'}" for o in outcomes if not o["success"]]
-    if stopped or failed:
-        return Failed(message=stopped or f"{len(failed)} expectation(s) failed: " + "; ".join(failed), data=run_dir)
+    with graceful_stop(on_stop=lambda name: logger.warning(STOPPING, name)):
+        try:
+            with services_under_test(settings) as services:
+                args = (settings, services, run_dir)
+                checks = stages.run("verification", verify_services, *args)
+                record_services(run_dir, services, checks or [])
+                failing = verification_failures(checks)
+                if failing:
+                    stopped = "service verification failed, no job was submitted:\n" + "\n".join(failing)
+                    stages.skip(LOAD_STAGES, "service verification failed")
+                else:
+                    stages.run("baseline", baseline_resources, *args)
+                    with ResourceSampler(Ledger.of(run_dir), services.ports(), settings.timing.sample_interval_s,
+                                         stage="single") as sampler:
+                        single = stages.run("single", single_request, *args, progress_id, total) or {}
+                        sampler.stage = "concurrent"
+                        stages.run("concurrent", concurrent_runs, *args, progress_id, total)
+                    stages.run("latency", api_latency, *args, known_job_id=single.get("job_id"))
+                    stages.run("sequential", sequential_reliability, *args, progress_id, total)
+        except Exception as exc:  # the target could not even be set up (e.g. the bundled stack did not start)
+            stopped = f"campaign stopped early: {type(exc).__name__}: {exc}"
+            logger.error("%s", stopped)
+        interrupted = stop_requested()
+        outcome = "interrupted" if interrupted else "stopped" if stopped else "measured"
+        store_tables(run_dir, outcome)
+        outcomes = validate_expectations(run_dir, settings) if outcome == "measured" else []
+        publish_reports(run_dir)
+    failed = threshold_failures(run_dir, outcomes)
+    if interrupted:
+        return Cancelled(message=f"interrupted; what was measured is in {run_dir}", data=run_dir)
+    if stopped or stages.failed or failed:
+        problems = [stopped] if stopped else [*(f"stage {s}" for s in stages.failed), *failed]
+        return Failed(message="; ".join(problems), data=run_dir)
     return Completed(message=f"all {len(outcomes)} expectations passed; reports in {run_dir}/reports", data=run_dir)
+
+
+def end_of_run(run_dir: Path, state, ui_url: str | None) -> str:
+    """What the console shows when a run ends: its figures, where it went, its verdict."""
+    link = f"{ui_url}/runs/flow-run/{state.state_details.flow_run_id}" if ui_url else \
+        "none (a temporary server; set PREFECT_API_URL to keep runs in a Prefect UI)"
+    return (f"\nrun:     {run_dir}\nreports: {run_dir / 'reports'}\nPrefect: {link}\n"
+            f"result:  {state.name}: {state.message}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -101,10 +137,20 @@ def main(argv: list[str] | None = None) -> int:
                          parameters={"profile": args.profile, "overrides": args.overrides})
         return 0
     run_id = new_run_id()
-    state = full_suite(profile=args.profile, overrides=args.overrides, run_id=run_id, return_state=True)
     run_dir = (settings.results_dir / run_id).resolve()
-    print(f"\nrun:     {run_dir}\nreports: {run_dir / 'reports'}\nresult:  {state.name}: {state.message}")
-    return 0 if state.is_completed() else 1
+    try:
+        with campaign_settings(), prefect_api() as ui_url:
+            state = full_suite(profile=args.profile, overrides=args.overrides, run_id=run_id, return_state=True)
+    except ServerDidNotStart as exc:
+        print(f"full_suite: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the campaign had started
+        where = f"; what was measured is in {run_dir} (python -m artifacts {run_dir} renders it)" \
+            if run_dir.exists() else ""
+        print(f"\nfull_suite: stopped at once{where}", file=sys.stderr)
+        return 130
+    print(end_of_run(run_dir, state, ui_url))
+    return 0 if state.is_completed() else 130 if state.is_cancelled() else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""How a campaign process lives: Prefect settings it needs, its temporary Prefect server, stop signals.
+
+A terminal's Ctrl-C goes to the whole foreground process group. Prefect's own temporary server is in
+that group, so it died with the first Ctrl-C and the campaign could then neither record its flow run
+as ended nor publish its reports. The temporary server started here runs in a session of its own and
+is stopped by the campaign when it is done with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import prefect
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import get_current_settings, temporary_settings
+
+from tasks.interrupt import Interrupted, request_stop, stop_requested
+from tasks.store import Ledger
+
+# Defaults only: a value the user set (environment, prefect.toml, a Prefect profile) wins.
+#   - the temporary server's start-up bound: Prefect's 20 s is too short on a busy 2-core machine with a
+#     fresh PREFECT_HOME (its database is created first; about 21 s was measured with two busy loops);
+#   - the server's telemetry: its first report raced the start-up and printed a `database is locked`
+#     traceback; it also sends data out of the machine, which a measurement run should not do.
+PREFECT_DEFAULTS: dict[str, Any] = {
+    "server.ephemeral.startup_timeout_seconds": 180,
+    "server.analytics_enabled": False,
+}
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def campaign_settings() -> Iterator[None]:
+    with temporary_settings(set_defaults=PREFECT_DEFAULTS):
+        yield
+
+
+class ServerDidNotStart(RuntimeError):
+    """The temporary Prefect server did not answer within its start-up bound."""
+
+
+class _DetachedServer(SubprocessASGIServer):
+    """Prefect's temporary API server (no UI), started in its own session so stop signals meant for the
+    campaign do not reach it. Same command as Prefect's `SubprocessASGIServer`, plus `start_new_session`."""
+
+    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "error", "--lifespan", "on"],
+            env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                 "PREFECT__SERVER_FINAL": "1", **get_current_settings().to_environment_variables(exclude_unset=True)},
+            start_new_session=True,
+        )
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[str | None]:
+    """The Prefect API the run reports to: the configured one (yields its UI URL, or None), else a temporary
+    server started here for this run and stopped after it (yields None: it has no UI)."""
+    settings = get_current_settings()
+    if settings.api.url:
+        yield settings.ui_url
+        return
+    bound = settings.server.ephemeral.startup_timeout_seconds
+    print(f"starting a temporary Prefect server (set PREFECT_API_URL to report to yours; start-up bound {bound} s)",
+          file=sys.stderr, flush=True)
+    server = _DetachedServer()
+    try:
+        try:
+            server.start(timeout=bound)
+        except RuntimeError as exc:
+            raise ServerDidNotStart(
+                f"the temporary Prefect server did not answer within {bound} s ({str(exc)[:200]}); raise "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL to a running server"
+            ) from None
+        with temporary_settings(updates={"api.url": server.api_url}):
+            yield None
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def graceful_stop(on_stop=None) -> Iterator[None]:
+    """While the campaign runs, the first SIGINT/SIGTERM asks every wait to end and the run to close
+    (in-flight jobs recorded as interrupted, reports written); a second one quits at once.
+
+    Only the main thread can own signal handlers; elsewhere (a thread of a test) nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, _frame) -> None:
+        if stop_requested():
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} again: stopping at once")
+        request_stop()
+        if on_stop is not None:
+            on_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class StageLog:
+    """Runs the campaign's stages one after another, recording each one's outcome in the `stages` table.
+
+    A stage that fails is recorded with why and the next stage still runs; after a stop request the
+    remaining stages are recorded as interrupted, not run."""
+
+    def __init__(self, run_dir: str, logger) -> None:
+        self.ledger, self.logger = Ledger.of(run_dir), logger
+        self.failed: list[str] = []
+
+    def record(self, stage: str, outcome: str, detail: str | None = None, started_at: float | None = None) -> None:
+        now = time.time()
+        self.ledger.record("stages", stage=stage, started_at=started_at or now, finished_at=now, outcome=outcome,
+                           detail=detail)
+        if outcome == "failed":
+            self.failed.append(f"{stage}: {detail}")
+
+    def run(self, stage: str, flow_fn, *args, **kwargs):
+        """The stage's result, or None when it failed, was interrupted or was not run."""
+        if stop_requested():
+            self.record(stage, "interrupted", "not started: the run was asked to stop")
+            return None
+        started_at = time.time()
+        try:
+            result = flow_fn(*args, **kwargs)
+        except Interrupted as exc:
+            self.record(stage, "interrupted", str(exc), started_at)
+            return None
+        except Exception as exc:  # recorded, and the campaign goes on with the next stage
+            detail = f"{type(exc).__name__}: {exc}"
+            self.logger.error("stage %s failed: %s (the next stage still runs)", stage, detail)
+            self.record(stage, "failed", detail, started_at)
+            return None
+        self.record(stage, "interrupted" if stop_requested() else "completed", None, started_at)
+        return result
+
+    def skip(self, stages: tuple[str, ...], why: str) -> None:
+        for stage in stages:
+            self.record(stage, "skipped", why)
