@@ -1,7 +1,11 @@
-"""What the services use, from a run's `samples` table: idle, under load, per job, per concurrent job.
+"""What the deployment uses, from a run's `samples` table: idle, under load, per job.
 
-Memory is resident set size in MB of 2**20 bytes (so 1024 MB = 1 GiB); CPU is percent as sampled.
-Rows are plain dicts so reports and Prefect table artifacts can use them as they are.
+One CPU scale everywhere: percent of ONE core (100 = one core busy for the whole interval; a machine with
+N cores tops out at N × 100). Memory is resident set size in MB of 2**20 bytes.
+
+The deployment at an instant is the sum over its services sampled at that instant (same `t`); its peak
+is the peak of that sum, never a sum of each service's peak. Per-job memory at an instant is the
+deployment's RSS above its idle baseline divided by the jobs in flight at that instant.
 """
 
 from __future__ import annotations
@@ -9,120 +13,134 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import polars as pl
+from pydantic import BaseModel
 
-from analysis.stats import summarize
+from analysis.stats import Distribution, distribution
 
 MB = 1 << 20
-TOTAL = "total"  # the sampler's sum of the four services
+GIB_MB = 1024
+TOTAL = "total"  # the sampler's own sum row; figures recompute the sum from the services
 MACHINE = "machine"  # the whole machine, not a service
+DEPLOYMENT = "deployment"  # the services together, summed at each instant
+BASELINE = "baseline"
 RUN_STAGES = ("single", "concurrent")
 
 
-def to_mb(rss_bytes: int | None) -> float | None:
+class Usage(BaseModel):
+    """CPU (% of one core) and RSS (MB) of one service, the deployment or the machine over some samples."""
+
+    name: str
+    samples: int
+    cpu_mean: float | None = None
+    cpu_peak: float | None = None
+    rss_mean_mb: float | None = None
+    rss_peak_mb: float | None = None
+
+
+class PerJobMemory(BaseModel):
+    """Per stage (and concurrency level): the deployment's peak RSS and each job's share above idle."""
+
+    stage: str
+    level: int | None
+    instants: int  # samples with at least one job in flight
+    baseline_rss_mb: float | None
+    deployment_peak_rss_mb: float | None
+    per_job_mb: Distribution  # (RSS − baseline) / jobs in flight, one value per instant
+    jobs_per_gib: float | None  # 1024 / the largest per-job share; None when memory did not grow above idle
+
+
+def to_mb(rss_bytes: float | None) -> float | None:
     return None if rss_bytes is None else rss_bytes / MB
 
 
-def _usage(part: pl.DataFrame) -> dict:
-    cpu = summarize(part["cpu_percent"].to_list())
-    rss = summarize(to_mb(value) for value in part["rss_bytes"].to_list())
-    return {
-        "samples": part.height,
-        "cpu_mean_percent": cpu.mean,
-        "cpu_max_percent": cpu.max,
-        "rss_mean_mb": rss.mean,
-        "rss_max_mb": rss.max,
-    }
+def services_only(samples: pl.DataFrame) -> pl.DataFrame:
+    return samples.filter(~pl.col("service").is_in([TOTAL, MACHINE]))
 
 
-def _by(samples: pl.DataFrame, column: str) -> list[dict]:
-    return [{column: key, **_usage(part)} for (key,), part in samples.group_by(column, maintain_order=True)]
-
-
-def _by_service(samples: pl.DataFrame) -> list[dict]:
-    """One row per service in order of appearance, `total` last; the machine row is not a service."""
-    rows = _by(samples.filter(pl.col("service") != MACHINE), "service")
-    return sorted(rows, key=lambda row: row["service"] == TOTAL)
-
-
-def baseline_by_service(samples: pl.DataFrame) -> list[dict]:
-    """Idle use per service: mean/max CPU % and RSS MB over the `baseline` stage."""
-    return _by_service(samples.filter(pl.col("stage") == "baseline"))
-
-
-def usage_by_service(samples: pl.DataFrame, stages: Iterable[str] = RUN_STAGES) -> list[dict]:
-    """Use per service (and `total`) over the given stages."""
-    return _by_service(samples.filter(pl.col("stage").is_in(list(stages))))
-
-
-def machine_by_stage(samples: pl.DataFrame) -> list[dict]:
-    """The whole machine per stage: CPU % and memory in use (MB)."""
-    return _by(samples.filter(pl.col("service") == MACHINE), "stage")
-
-
-def _within(samples: pl.DataFrame, start: float | None, end: float | None) -> pl.DataFrame:
-    if start is None or end is None:
-        return samples.clear()
-    return samples.filter(pl.col("t").is_between(start, end))
-
-
-def baseline_total_mb(baseline: list[dict]) -> float | None:
-    return next((row["rss_mean_mb"] for row in baseline if row["service"] == TOTAL), None)
-
-
-def per_job_usage(samples: pl.DataFrame, jobs: pl.DataFrame) -> dict:
-    """The `total` samples within each job's [submitted_at, finished_at], per job and over all jobs.
-
-    Returns {"jobs": [row per job], "overall": {...}}. Jobs that ran at the same time share their
-    samples: the figure is the whole stack's use while the job ran, not the job's own share.
-    """
-    total = samples.filter(pl.col("service") == TOTAL)
-    rows = []
-    for job in jobs.iter_rows(named=True):
-        usage = _usage(_within(total, job["submitted_at"], job["finished_at"]))
-        rows.append({
-            "job_id": job["job_id"], "stage": job["stage"], "level": job["level"],
-            "samples": usage["samples"], "peak_rss_mb": usage["rss_max_mb"],
-            "mean_cpu_percent": usage["cpu_mean_percent"], "peak_cpu_percent": usage["cpu_max_percent"],
-        })
-    peak_rss = summarize(row["peak_rss_mb"] for row in rows)
-    overall = {
-        "jobs": len(rows),
-        "jobs_with_samples": sum(1 for row in rows if row["samples"]),
-        "mean_peak_rss_mb": peak_rss.mean,
-        "max_peak_rss_mb": peak_rss.max,
-        "mean_cpu_percent": summarize(row["mean_cpu_percent"] for row in rows).mean,
-        "peak_cpu_percent": summarize(row["peak_cpu_percent"] for row in rows).max,
-    }
-    return {"jobs": rows, "overall": overall}
-
-
-def jobs_per_gb(samples: pl.DataFrame, jobs: pl.DataFrame, baseline: list[dict]) -> list[dict]:
-    """Per concurrency level, the marginal memory of one concurrent job and how many fit in 1 GiB.
-
-    Window of a level: each of its batches from the first submission to the last terminal status.
-    marginal MB per job = (peak `total` RSS in the window − mean `total` RSS at baseline) / level;
-    jobs per GiB = 1024 / marginal, None when the margin is not positive or nothing was sampled.
-    `baseline` is `baseline_by_service(samples)`.
-    """
-    base = baseline_total_mb(baseline)
-    total = samples.filter(pl.col("service") == TOTAL)
-    concurrent = jobs.filter((pl.col("stage") == "concurrent") & pl.col("level").is_not_null())
-    rows = []
-    for level in concurrent["level"].unique().sort().to_list():
-        windows = (
-            concurrent.filter(pl.col("level") == level)
-            .group_by("batch")
-            .agg(start=pl.col("submitted_at").min(), end=pl.col("finished_at").max())
+def deployment_instants(samples: pl.DataFrame) -> pl.DataFrame:
+    """One row per (stage, t): the services summed at that instant. CPU is null at an instant where a
+    service had no CPU reading yet (its first sample): a partial sum would understate it."""
+    return (
+        services_only(samples)
+        .group_by("stage", "t", maintain_order=True)
+        .agg(
+            cpu_percent=pl.when(pl.col("cpu_percent").null_count() == 0).then(pl.col("cpu_percent").sum()),
+            rss_bytes=pl.col("rss_bytes").sum(),
         )
-        window_samples = pl.concat([_within(total, w["start"], w["end"]) for w in windows.iter_rows(named=True)])
-        peak = summarize(to_mb(value) for value in window_samples["rss_bytes"].to_list()).max
-        margin = (peak - base) / level if peak is not None and base is not None else None
-        rows.append({
-            "level": level,
-            "samples": window_samples.height,
-            "peak_total_rss_mb": peak,
-            "baseline_total_rss_mb": base,
-            "marginal_mb_per_job": margin,
-            "jobs_per_gib": 1024 / margin if margin is not None and margin > 0 else None,
-        })
+        .sort("t")
+    )
+
+
+def _usage(name: str, part: pl.DataFrame) -> Usage:
+    cpu, rss = part["cpu_percent"].drop_nulls(), part["rss_bytes"].drop_nulls()
+    return Usage(
+        name=name, samples=part.height,
+        cpu_mean=cpu.mean() if cpu.len() else None, cpu_peak=cpu.max() if cpu.len() else None,
+        rss_mean_mb=to_mb(rss.mean()) if rss.len() else None, rss_peak_mb=to_mb(rss.max()) if rss.len() else None,
+    )
+
+
+def usage(samples: pl.DataFrame, stages: Iterable[str]) -> list[Usage]:
+    """Per service in order of appearance, then the deployment (sum at each instant) over the stages."""
+    within = samples.filter(pl.col("stage").is_in(list(stages)))
+    services = services_only(within)
+    rows = [_usage(service, part) for (service,), part in services.group_by("service", maintain_order=True)]
+    if services.height:
+        rows.append(_usage(DEPLOYMENT, deployment_instants(within)))
+    return rows
+
+
+def machine_by_stage(samples: pl.DataFrame) -> list[Usage]:
+    """The whole machine per stage (other users included): CPU % of one core and memory in use."""
+    machine = samples.filter(pl.col("service") == MACHINE)
+    return [_usage(stage, part) for (stage,), part in machine.group_by("stage", maintain_order=True)]
+
+
+def baseline_rss_bytes(samples: pl.DataFrame) -> float | None:
+    """The deployment's idle RSS: the mean over the baseline stage of its RSS summed at each instant."""
+    idle = deployment_instants(samples.filter(pl.col("stage") == BASELINE))["rss_bytes"]
+    return idle.mean() if idle.len() else None
+
+
+def in_flight(instants: pl.DataFrame, jobs: pl.DataFrame, run_end: float | None) -> pl.DataFrame:
+    """`instants` with `jobs_in_flight` (submitted at or before t, not yet finished) and their `level`.
+    A job with no finish (interrupted) counts as in flight until `run_end` (or the last instant)."""
+    end = run_end if run_end is not None else float("inf")
+    spans = jobs.filter(pl.col("submitted_at").is_not_null()).select(
+        "level", start=pl.col("submitted_at"), end=pl.col("finished_at").fill_null(end),
+    )
+    counted = (
+        instants.with_row_index("instant")
+        .join(spans, how="cross")
+        .filter((pl.col("start") <= pl.col("t")) & (pl.col("t") <= pl.col("end")))
+        .group_by("instant")
+        .agg(jobs_in_flight=pl.len(), level=pl.col("level").max())
+    )
+    return (
+        instants.with_row_index("instant").join(counted, on="instant", how="left")
+        .with_columns(pl.col("jobs_in_flight").fill_null(0)).drop("instant")
+    )
+
+
+def per_job_memory(samples: pl.DataFrame, jobs: pl.DataFrame, run_end: float | None = None) -> list[PerJobMemory]:
+    """Per stage of RUN_STAGES and concurrency level: the deployment's peak RSS while jobs ran, and each
+    job's share of the RSS above idle, (RSS − baseline) / jobs in flight, at every instant with a job."""
+    baseline = baseline_rss_bytes(samples)
+    rows = []
+    for stage in RUN_STAGES:
+        instants = deployment_instants(samples.filter(pl.col("stage") == stage))
+        busy = in_flight(instants, jobs.filter(pl.col("stage") == stage), run_end).filter(pl.col("jobs_in_flight") > 0)
+        if not busy.height:
+            continue
+        for (level,), part in busy.sort("t").group_by("level", maintain_order=True):
+            shares = (
+                [] if baseline is None
+                else ((part["rss_bytes"] - baseline) / part["jobs_in_flight"] / MB).to_list()
+            )
+            share = distribution(shares, "MB")
+            rows.append(PerJobMemory(
+                stage=stage, level=level, instants=part.height, baseline_rss_mb=to_mb(baseline),
+                deployment_peak_rss_mb=to_mb(part["rss_bytes"].max()), per_job_mb=share,
+                jobs_per_gib=GIB_MB / share.max if share.max is not None and share.max > 0 else None,
+            ))
     return rows

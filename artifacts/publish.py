@@ -1,7 +1,14 @@
-"""Putting a run in front of people: report files on disk and Prefect artifacts in the UI."""
+"""Putting a run in front of people: report files on disk and Prefect artifacts in the UI.
+
+Artifact keys carry the profile (`smoke-integration-performance-report`), so a smoke run never becomes
+the seed campaign's latest report. Only reports about something the run measured are published as
+artifacts (a run that stopped at verification publishes its verification and reliability reports, never
+an empty performance report over the last real one); every report is still written to the run folder.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -13,34 +20,38 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from artifacts.render import REPORTS, main_tables, render_reports, to_html
-from tasks.store import CHECKS, MANIFEST, Ledger, load_tables, read_json
+from analysis.metrics import RunMetrics, metrics_of
+from artifacts.html import to_html
+from artifacts.markdown import REPORTS, main_tables, measured, render_reports
 
-PROGRESS_KEY = "integration-campaign-progress"
-
-
-def artifact_key(report_name: str) -> str:
-    """`integration_performance_report.md` → `integration-performance-report` (the stable UI key)."""
-    return Path(report_name).stem.replace("_", "-").lower()
+PROGRESS_KEY = "campaign-progress"
 
 
-def start_progress(total_jobs: int) -> str:
-    return str(create_progress_artifact(0.0, key=PROGRESS_KEY,
+def artifact_key(name: str, profile: str | None) -> str:
+    """(`integration_performance_report.md`, `smoke`) → `smoke-integration-performance-report`: Prefect keys
+    allow lowercase letters, digits and dashes only; a profile given as a path keeps its file stem."""
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(name).stem.lower()).strip("-")
+    prefix = re.sub(r"[^a-z0-9]+", "-", Path(profile or "unnamed").stem.lower()).strip("-") or "unnamed"
+    return f"{prefix}-{stem}"
+
+
+def start_progress(total_jobs: int, profile: str | None = None) -> str:
+    return str(create_progress_artifact(0.0, key=artifact_key(PROGRESS_KEY, profile),
                                         description=f"Jobs finished out of {total_jobs} planned"))
 
 
-def report_progress(run_dir: str, progress_id: str | None, total_jobs: int) -> None:
-    """Move the progress artifact to the share of planned jobs recorded so far."""
+def report_progress(progress_id: str | None, done: int, total_jobs: int) -> None:
+    """Move the progress artifact to the share of planned jobs finished so far (a job is recorded several
+    times as its facts arrive, so the caller counts finished jobs)."""
     if progress_id is None or total_jobs <= 0:
         return
-    done = Ledger.of(run_dir).count("jobs")
     update_progress_artifact(progress_id, min(100.0, 100.0 * done / total_jobs),
                              description=f"{done} of {total_jobs} jobs finished")
 
 
-def write_reports(run_dir: Path) -> dict[str, str]:
-    """Render every report from the run's stored tables, manifest and checks into `reports/` (md + html)."""
-    reports = render_reports(load_tables(run_dir), read_json(run_dir / MANIFEST, {}), read_json(run_dir / CHECKS, []))
+def write_reports(run_dir: Path, metrics: RunMetrics | None = None) -> dict[str, str]:
+    """Render every report from the run's figures into `reports/` (md + html); returns them by file name."""
+    reports = render_reports(metrics or metrics_of(run_dir))
     out = run_dir / "reports"
     out.mkdir(parents=True, exist_ok=True)
     for name, markdown in reports.items():
@@ -51,13 +62,17 @@ def write_reports(run_dir: Path) -> dict[str, str]:
 
 @task(name="publish-reports", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, timeout_seconds=600)
 def publish_reports(run_dir: str) -> list[str]:
-    """Write the reports and publish them as Prefect artifacts under stable keys, with the main tables."""
+    """Write the reports and publish what the run measured as Prefect artifacts keyed by profile."""
     folder = Path(run_dir)
-    reports = write_reports(folder)
+    metrics = metrics_of(folder)
+    reports = write_reports(folder, metrics)
+    profile = metrics.profile_name
     for name, markdown in reports.items():
-        create_markdown_artifact(markdown, key=artifact_key(name), description=f"{name} of run {folder.name}")
-    for key, rows in main_tables(load_tables(folder)).items():
+        if measured(metrics, REPORTS[name]):
+            create_markdown_artifact(markdown, key=artifact_key(name, profile),
+                                     description=f"{name} of run {folder.name}")
+    for key, rows in main_tables(metrics).items():
         if rows:
-            create_table_artifact(rows, key=key, description=f"{key} of run {folder.name}")
+            create_table_artifact(rows, key=artifact_key(key, profile), description=f"{key} of run {folder.name}")
     get_run_logger().info("reports written to %s", folder / "reports")
     return sorted(str(folder / "reports" / name) for name in reports)

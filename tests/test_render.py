@@ -1,18 +1,24 @@
+"""Reports, table artifacts and the console summary, formatted from a run's metrics only."""
+
 import json
 import re
 
 import pytest
 
+from analysis.metrics import compute_metrics
 from analysis.resources import MB
 from analysis.schema import frame
-from artifacts.render import REPORTS, fmt, main_tables, render_reports, to_html
+from artifacts.console import console_summary
+from artifacts.html import to_html
+from artifacts.markdown import REPORTS, fmt, main_tables, measured, render_reports
+from artifacts.publish import artifact_key
 
 REPORT_NAMES = {
     "integration_performance_report.md", "integration_reliability_report.md", "integration_resources_report.md",
     "test_service_verification.md", "test_baseline_resources.md", "test_single_request.md",
     "test_concurrent_runs.md", "test_api_latency.md", "test_sequential_reliability.md", "test_video_integrity.md",
 }
-NOT_A_FIGURE = re.compile(r"\b(None|nan|NaN)\b")
+NOT_A_FIGURE = re.compile(r"\b(None|nan|NaN|inf)\b")
 SERVICES = ("server", "tts", "llm", "redis")
 
 
@@ -33,78 +39,86 @@ def manifest(**changes):
     }
 
 
-def job(job_id, stage, start, seconds, ok=True, level=None, batch=None, video=10.0, **extra):
+def job(job_id, stage, start, seconds, outcome="succeeded", level=None, batch=0, slot=0, **extra):
+    ended = outcome != "running"
     return {
-        "job_id": job_id, "stage": stage, "level": level, "batch": batch, "document": "/docs/one_page.md",
-        "submitted_at": start, "finished_at": start + seconds, "total_seconds": seconds,
-        "status": "completed" if ok else "failed", "succeeded": ok, "processing_seconds": seconds - 0.5,
-        "video_seconds": video if ok else None, "scenes": 3, "queued_s": 0.5, "script_s": 1.0, "audio_s": 2.0,
-        "visual_s": 3.0, "compose_s": seconds - 6.5, "tracking_problems": "", "observations": 8,
-        "error": None if ok else "TTS service down", **extra,
+        "job_id": job_id, "stage": stage, "level": level, "batch": batch, "slot": slot,
+        "document": "/docs/one_page.md", "submitted_at": start, "finished_at": start + seconds if ended else None,
+        "total_seconds": seconds if ended else None, "server_status": "completed" if ended else None,
+        "outcome": outcome, "succeeded": outcome == "succeeded", "processing_seconds": seconds - 0.5,
+        "reported_video_seconds": 10.0, "scenes": 3, "queued_s": 0.5, "script_s": 1.0, "audio_s": 2.0,
+        "visual_s": 3.0, "compose_s": seconds - 6.5, "tracking_problems": "", "observations": 8, **extra,
     }
 
 
+NO_VIDEO = "server said completed but the download answered 404: No video found"
 JOBS = [
     job("single-1", "single", 10.0, 10.0),
-    job("conc-1a", "concurrent", 30.0, 10.0, level=1, batch=0, video=10.0),
-    job("conc-3a", "concurrent", 50.0, 10.0, level=3, batch=0, video=8.0),
-    job("conc-3b", "concurrent", 50.0, 20.0, level=3, batch=0, video=12.0),
-    job("conc-3c", "concurrent", 50.0, 40.0, ok=False, level=3, batch=0),
-    job("seq-1", "sequential", 200.0, 10.0),
-    job("seq-2", "sequential", 210.0, 10.0),
-    job("seq-3", "sequential", 220.0, 10.0, tracking_problems="progress went back from 50 to 40"),
+    job("conc-1a", "concurrent", 30.0, 10.0, level=1),
+    job("conc-3a", "concurrent", 50.0, 10.0, level=3, slot=0),
+    job("conc-3b", "concurrent", 50.0, 20.0, level=3, slot=1),
+    job("conc-3c", "concurrent", 50.0, 40.0, outcome="failed", level=3, slot=2, failure=NO_VIDEO),
+    job("seq-1", "sequential", 200.0, 10.0, batch=0),
+    job("seq-2", "sequential", 210.0, 10.0, batch=1),
+    job("seq-3", "sequential", 220.0, 10.0, batch=2, tracking_problems="progress went back from 50 to 40"),
 ]
+DECODED = {"single-1": 10.0, "conc-1a": 10.0, "conc-3a": 8.0, "conc-3b": 12.0, "seq-1": 10.0, "seq-2": 10.0,
+           "seq-3": 10.0}
 
 
-def sample(stage, t, cpu, rss_mb, service="total"):
-    return {"stage": stage, "t": t, "service": service, "processes": 4, "cpu_percent": cpu,
+def sample(stage, t, service, cpu, rss_mb):
+    return {"stage": stage, "t": t, "service": service, "processes": 1, "cpu_percent": cpu,
             "rss_bytes": int(rss_mb * MB)}
 
 
 def good_run():
-    samples = [sample("baseline", 0.0, 2.0, 100), sample("baseline", 1.0, 2.0, 100),
-               sample("baseline", 0.0, 1.0, 40, "server"), sample("baseline", 0.0, 12.0, 2048, "machine"),
-               sample("single", 15.0, 80.0, 150), sample("concurrent", 35.0, 90.0, 160),
-               sample("concurrent", 60.0, 150.0, 250), sample("concurrent", 85.0, 120.0, 220),
-               sample("sequential", 205.0, 70.0, 140)]
-    videos = [{"job_id": j["job_id"], "stage": j["stage"], "path": f"videos/{j['job_id']}.mp4", "size_bytes": 123456,
+    samples = [sample("baseline", 0.0, "server", 1.0, 60), sample("baseline", 0.0, "tts", 1.0, 40),
+               sample("baseline", 0.0, "machine", 12.0, 2048),
+               sample("single", 15.0, "server", 80.0, 100), sample("single", 15.0, "tts", 30.0, 50),
+               sample("concurrent", 55.0, "server", 150.0, 200), sample("concurrent", 55.0, "tts", 20.0, 60),
+               sample("concurrent", 65.0, "server", 40.0, 120), sample("concurrent", 65.0, "tts", 110.0, 90),
+               sample("concurrent", 65.0, "machine", 199.0, 3000)]
+    videos = [{"job_id": job_id, "stage": "x", "path": f"videos/{job_id}.mp4", "size_bytes": 123456,
                "sha256": "ab" * 32, "second_sha256": "ab" * 32, "hash_stable": True, "opens": True,
                "video_codec": "h264", "audio_codec": "aac", "width": 1280, "height": 720, "fps": 24.0,
-               "frames_decoded": 240, "decode_errors": 0, "video_seconds": 10.0, "audio_seconds": 10.0,
+               "frames_decoded": 240, "decode_errors": 0, "video_seconds": seconds, "audio_seconds": seconds,
                "reported_seconds": 10.0, "max_mean_luma": 120.0, "audio_rms_dbfs": -20.0, "ok": True, "problems": ""}
-              for j in JOBS if j["succeeded"]]
-    videos[-1] |= {"ok": False, "problems": "audio is silent (-inf dBFS ≤ -60 dBFS)", "audio_rms_dbfs": float("-inf")}
-    latency = [{"endpoint": "GET /health", "i": i, "ms": ms, "status_code": 200, "ok": True, "error": None}
-               for i, ms in enumerate([1.0, 2.0, 3.0, 4.0, 100.0])]
-    latency.append({"endpoint": "GET /api/v1/video/jobs", "i": 0, "ms": 5.0, "status_code": 500, "ok": False,
-                    "error": "HTTP 500 | boom"})
-    batch = {"jobs": 1, "batch": 0}
+              for job_id, seconds in DECODED.items()]
+    latency = [{"endpoint": "health", "i": i, "t": float(i), "ms": float(ms), "status_code": 200, "ok": True}
+               for i, ms in enumerate([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 200])]
+    latency += [{"endpoint": "status", "i": i, "t": float(i), "ms": None, "ok": False, "error_kind": "timeout",
+                 "error": "no answer within 15 s"} for i in range(3)]
+    batches = [{"stage": "single", "level": None, "batch": 0, "jobs": 1, "wall_seconds": 10.0},
+               {"stage": "concurrent", "level": 1, "batch": 0, "jobs": 1, "wall_seconds": 10.0},
+               {"stage": "concurrent", "level": 3, "batch": 0, "jobs": 3, "wall_seconds": 50.0}]
+    stages = [{"stage": s, "started_at": 0.0, "finished_at": 1.0, "outcome": "completed"}
+              for s in ("verification", "baseline", "single", "concurrent", "latency")]
+    stages.append({"stage": "sequential", "started_at": 0.0, "finished_at": 2.0, "outcome": "failed",
+                   "detail": "RuntimeError: the tts stopped answering"})
     frames = {
         "services": frame("services", [{"service": s, "url": f"http://x/{s}", "ok": True} for s in SERVICES]),
-        "samples": frame("samples", samples),
-        "status_trace": frame("status_trace", []),
-        "jobs": frame("jobs", JOBS),
-        "batches": frame("batches", [
-            batch | {"stage": "single", "level": 1, "started_at": 10.0, "finished_at": 20.0, "wall_seconds": 10.0},
-            batch | {"stage": "concurrent", "level": 1, "started_at": 30.0, "finished_at": 40.0, "wall_seconds": 10.0},
-            batch | {"stage": "concurrent", "level": 3, "jobs": 3, "started_at": 50.0, "finished_at": 100.0,
-                     "wall_seconds": 50.0},
-        ]),
-        "videos": frame("videos", videos),
-        "latency": frame("latency", latency),
+        "samples": frame("samples", samples), "jobs": frame("jobs", JOBS), "batches": frame("batches", batches),
+        "videos": frame("videos", videos), "latency": frame("latency", latency), "stages": frame("stages", stages),
+        "incidents": frame("incidents", [{"service": "tts", "t": 3700.0, "since": 3725.0, "exit_code": -9,
+                                          "detail": "connection refused"}]),
     }
     checks = [
-        {"suite": "jobs", "expectation": "expect_column_values_to_be_in_set", "column": "status", "success": True,
-         "observed": {"unexpected_count": 0}, "expected": ["completed"], "details": None},
-        {"suite": "concurrency", "expectation": "expect_column_mean_to_be_between", "column": "succeeded",
-         "success": False, "observed": 0.6666666, "expected": {"min_value": 0.95}, "details": {"level": 3}},
+        {"suite": "job_results", "expectation": "expect_column_values_to_be_in_set", "column": "succeeded",
+         "success": False, "observed": "1 of 8 unexpected", "expected": "≥ 95% of rows true", "details": "jobs table"},
+        {"suite": "video_integrity", "expectation": "expect_column_values_to_be_in_set", "column": "ok",
+         "success": True, "observed": "0 of 7 unexpected", "expected": "every video passed", "details": "videos"},
     ]
     return frames, manifest(), checks
 
 
 @pytest.fixture(scope="module")
-def good_reports():
-    return render_reports(*good_run())
+def good_metrics():
+    return compute_metrics(*good_run())
+
+
+@pytest.fixture(scope="module")
+def good_reports(good_metrics):
+    return render_reports(good_metrics)
 
 
 def test_a_good_run_renders_every_report_with_its_header(good_reports):
@@ -112,80 +126,118 @@ def test_a_good_run_renders_every_report_with_its_header(good_reports):
     for name, text in good_reports.items():
         assert text.startswith("# "), name
         for line in ("**Run:** 20250101T000000-local", "**Profile:** local", "http://127.0.0.1:4000", "(123.50 s)",
-                     "**Machine:** bench", "llm model extractive-planner", "**Verdict:** 1 of 2 checks FAILED"):
+                     "**Machine:** bench", "2 CPU cores", "llm model extractive-planner",
+                     "**Verdict:** 1 of 2 checks FAILED: success rate 87.5 % (7 of 8 jobs with a verified video) "
+                     "< 95 %"):
             assert line in text, (name, line)
         assert not NOT_A_FIGURE.search(text), (name, NOT_A_FIGURE.search(text))
 
 
-def test_performance_figures_are_the_hand_computed_ones(good_reports):
+def test_concurrency_counts_verified_videos_only(good_reports):
     text = good_reports["integration_performance_report.md"]
-    # level 3: job seconds 10, 20, 40 → p50 20.00; 2 of 3 succeeded; 2 jobs in 50 s → 2.40/min; 20 s video / 50 s
-    assert "| 3 | 3 | 2 | 66.7 | 20.00 | 38.00 | 39.60 | 50.00 | 2.40 | 0.40 |" in text
-    # /health probes 1, 2, 3, 4, 100 ms → p50 3.0, p95 80.8; the failing endpoint counts its error
-    assert "| GET /health | 5 | 1.0 | 3.0 | 80.8 | 96.2 | 100.0 | 0 |" in text
-    assert "| GET /api/v1/video/jobs | 1 | 5.0 | 5.0 | 5.0 | 5.0 | 5.0 | 1 |" in text
-    assert "Profile thresholds: success rate ≥ 95.0 %, p95 job time ≤ 180.00 s." in text
-    # single request: end-to-end next to the server's processing time
-    assert "| single-1 | one_page.md | completed | 10.00 | 0.50 | 1.00 | 2.00 | 3.00 | 3.50 | 9.50 | 10.00 | 3 |" \
-        in text
+    # level 3: 2 verified of 3; job seconds of the 2 successes 10, 20; 2 videos in 50 s; 8 + 12 s decoded / 50 s
+    assert ("| 3 | 3 | 2 | 66.7 | — | 2 succeeded, 1 failed | 2 | 10.00 | 15.00 | — | — | 20.00 | — | 50.00 | 2.40 "
+            "| 0.40 |") in text
+    assert "A success is a job whose video was downloaded and passed every integrity check" in text
+    assert "p95 is shown from n ≥ 20 values" in text
 
 
-def test_paper_sentences_carry_the_measured_figures(good_reports):
+def test_latency_reports_answers_only_and_says_when_an_endpoint_did_not_answer(good_reports):
+    text = good_reports["integration_performance_report.md"]
+    assert "| health | 20 | 20 | 1.0 | 10.5 | 28.1 | — | 200.0 |" in text
+    assert "- status did not answer: 0 of 3 probes answered (3 timeout)." in text
+    assert "| status | 3 | 0 | — | — | — | — | — | — | 3 | 3 timeout |" in text
+    assert "p95 health 28.1 ms ≤ 100 ms (n=20)" in text
+
+
+def test_paper_sentences_use_verified_successes_and_decoded_video(good_reports):
     paper = good_reports["integration_performance_report.md"].split("## For a paper", 1)[1]
-    assert "average response time of 10.00 seconds for single video generation requests" in paper
-    assert "100.0% success rate when processing 1 concurrent job (1 of 1)" in paper
-    assert "66.7% success rate when processing 3 concurrent jobs (2 of 3)" in paper
-    assert "throughput of 6.00 videos per minute at 1 concurrent job" in paper
-    assert "p95 API latency of 80.8 ms for GET /health, 5.0 ms for GET /api/v1/video/jobs" in paper
-    # peak total RSS within each job's window: 150, 160, 250, 250, 250, 140, 0 samples (x2) → mean 200
-    assert "average memory footprint of 200.0 MB per video generation task" in paper
-    assert "peak CPU utilization of 150.0%" in paper
+    assert "A single video generation request delivered a verified video in 10.00 seconds (1 request)." in paper
+    assert "With 3 concurrent jobs, 2 of 3 (66.7 %) jobs delivered a verified video" in paper
+    assert "throughput of 6.00 verified videos per minute at 1 concurrent job (1.00 seconds of decoded video" in paper
+    assert "status did not answer" in paper
+    # the deployment: 200+60 at t=55 and 120+90 at t=65 → RSS peak 260; CPU 170 and 150 → peak 170 % of one core
+    assert "peaked at 260.0 MB resident memory and its CPU peaked at 170.0 % of one core (the machine has 2 cores)" \
+        in paper
 
 
-def test_reliability_report(good_reports):
+def test_reliability_report_shows_failures_incidents_stages_and_thresholds(good_reports):
     text = good_reports["integration_reliability_report.md"]
-    assert "3 of 3 jobs submitted one after another succeeded (success rate 100.0 %)." in text
-    assert "| sequential | 3 | 2 | 66.7 | 24 |" in text
-    assert "| seq-3 | sequential | completed | 8 | progress went back from 50 to 40 |" in text
-    assert "6 of 7 downloaded videos passed every check." in text
-    assert "| seq-3 | sequential | no | 240 | 0 | 10.00 | 10.00 | 10.00 | 1280x720 | 123456 | abababababab | yes " \
-           "| audio is silent" in text
-    assert "| conc-3c | concurrent | 3 | failed | TTS service down |" in text
-    assert "| concurrency | expect_column_mean_to_be_between | succeeded | FAIL | 0.6667 |" in text
-    assert "1 passed, 1 failed." in text
+    assert f"| conc-3c | concurrent | 3 | failed | completed | {NO_VIDEO} |" in text
+    assert "tts stopped answering at 01:02:05 UTC (exit -9): connection refused" in text
+    assert "Stage **sequential** failed: RuntimeError: the tts stopped answering." in text
+    assert "- NOT met: success rate 87.5 % (7 of 8 jobs with a verified video) < 95 %" in text
+    assert "Downloaded videos that passed every check: 7 of 7 (100.0 %, 95 % CI 64.6–100.0 %)." in text
 
 
-def test_resources_report(good_reports):
+def test_resources_report_states_the_cpu_scale_and_per_job_memory(good_reports):
     text = good_reports["integration_resources_report.md"]
-    assert "| server | 1 | 1.0 | 1.0 | 40.0 | 40.0 |" in text
-    assert "| total | 2 | 2.0 | 2.0 | 100.0 | 100.0 |" in text
-    # level 3 window 50..90: peak 250 MB − baseline 100 MB = 150 MB over 3 jobs = 50 MB → 20.48 per GiB
-    assert "| 3 | 2 | 250.0 | 100.0 | 50.0 | 20.48 |" in text
-    assert "Jobs per GiB = 1024 / that margin" in text
-    assert "| baseline | 1 | 12.0 | 12.0 | 2048.0 | 2048.0 |" in text
-    assert "8192.0 MB memory" in text
+    assert "CPU is in % of one core (100 = one core busy; the machine has 2 cores, so at most 200 %)." in text
+    assert "| deployment | 3 | 143.3 | 170.0 | 206.7 | 260.0 |" in text
+    # idle 100 MB; level 3 jobs in flight at 55 (3 jobs: 260−100 / 3) and 65 (2 jobs: 210−100 / 2)
+    assert "| concurrent | 3 | 2 | 100.0 | 260.0 | 54.2 | 55.0 | — | 18.62 |" in text
 
 
-def test_an_empty_run_renders_every_report_saying_no_data():
+def test_an_interrupted_run_shows_its_jobs_in_flight():
+    frames, _, _ = good_run()
+    trace = [{"job_id": "single-2", "stage": "single", "t": 1.0 + i, "status": "processing"} for i in range(5)]
+    frames = {**frames, "jobs": frame("jobs", [job("single-2", "single", 0.0, 0.0, outcome="running",
+                                                   observations=2213)]),
+              "status_trace": frame("status_trace", trace), "stages": frame("stages", [])}
+    metrics = compute_metrics(frames, manifest(finished_at=None, outcome="running"), [])
+    reports = render_reports(metrics)
+    single = reports["test_single_request.md"]
+    assert "No single request was run" not in single
+    assert "The single request was **interrupted**: the status last seen was `processing` after 2213 status " \
+           "observations." in single
+    assert "| single-2 | one_page.md | interrupted | processing (last seen) |" in single
+    assert "**finished:** never: the run was interrupted before its end" in single
+    assert "**Verdict:** INTERRUPTED: the run stopped before its end with 1 job in flight" in single
+    for name, text in reports.items():
+        assert "> **Interrupted run.**" in text, name
+        assert not NOT_A_FIGURE.search(text), (name, NOT_A_FIGURE.search(text))
+    summary = console_summary(metrics, "/runs/x")
+    assert "single request:   interrupted (last seen processing)" in summary
+    assert "verdict: INTERRUPTED" in summary
+
+
+def test_a_run_stopped_at_verification_publishes_no_performance_report():
     frames = {"services": frame("services", [{"service": "llm", "url": "http://127.0.0.1:1", "ok": False,
                                               "detail": "connection refused", "fix": "start the LLM"}])}
-    stopped = "service verification failed for llm: no job was submitted"
-    for run_manifest in (manifest(finished_at=None, services={}, outcome=stopped), {}):
-        reports = render_reports(frames, run_manifest, [])
+    for run_manifest in (manifest(services={}, outcome="stopped"), {}):
+        metrics = compute_metrics(frames, run_manifest, [])
+        reports = render_reports(metrics)
         assert set(reports) == REPORT_NAMES
         for name, text in reports.items():
             assert not NOT_A_FIGURE.search(text), (name, NOT_A_FIGURE.search(text))
-            assert "not validated" in text
+            assert "not validated" in text or "INTERRUPTED" in text
             assert "llm `http://127.0.0.1:1` (version —, verification FAILED)" in text
-    assert "No concurrent run was recorded" in reports["test_concurrent_runs.md"]
-    performance = reports["integration_performance_report.md"]
-    assert "No single video generation request succeeded, so no average response time" in performance
-    assert "0 of 1 services answered" in reports["test_service_verification.md"]
-    assert f"not validated (no expectation results: {stopped})" in render_reports(
-        frames, manifest(outcome=stopped), [])["test_video_integrity.md"]
-    assert "No video was checked." in reports["test_video_integrity.md"]
-    assert "Not validated" in reports["integration_reliability_report.md"]
-    assert all(not table for table in main_tables(frames).values())
+        assert "No concurrent run was recorded" in reports["test_concurrent_runs.md"]
+        assert "No single request was run, so no response time" in reports["integration_performance_report.md"]
+        assert "0 of 1 services answered" in reports["test_service_verification.md"]
+        assert all(not rows for rows in main_tables(metrics).values())
+    published = {name for name, report in REPORTS.items() if measured(metrics, report)}
+    assert published == {"integration_reliability_report.md", "test_service_verification.md"}
+    assert "open first: /runs/x/reports/integration_reliability_report.md" in console_summary(metrics, "/runs/x")
+
+
+def test_artifact_keys_carry_the_profile():
+    assert artifact_key("integration_performance_report.md", "smoke") == "smoke-integration-performance-report"
+    assert artifact_key("api-latency-summary", "profiles/My Campaign.toml") == "my-campaign-api-latency-summary"
+    assert artifact_key("campaign-progress", None) == "unnamed-campaign-progress"
+
+
+def test_console_summary_has_headline_figures_and_failed_thresholds(good_metrics):
+    summary = console_summary(good_metrics, "/runs/x")
+    assert "single request:   10.00 s, verified video" in summary
+    assert "concurrency 3:    2 of 3 (66.7 %) verified; job time median 15.00 s (min 10.00, max 20.00, n=2)" \
+        in summary
+    assert "API health: p95 28.1 ms (95 % CI" in summary
+    assert "API status: did not answer, 3 of 3 probes unanswered" in summary
+    assert "failed thresholds:\n  success rate 87.5 % (7 of 8 jobs with a verified video) < 95 %" in summary
+    assert "stage sequential failed: RuntimeError: the tts stopped answering" in summary
+    assert "what went wrong:\n  tts stopped answering at 01:02:05 UTC (exit -9)" in summary
+    assert summary.endswith("open first: /runs/x/reports/integration_performance_report.md")
 
 
 def test_fmt_one_format_per_unit():
@@ -199,17 +251,18 @@ def test_html_is_a_complete_page_with_tables_and_no_raw_markup(good_reports):
     page = to_html(good_reports["integration_performance_report.md"] + "\n<script>x</script>\n", "Perf & co")
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     assert "<title>Perf &amp; co</title>" in page and "<style>" in page
-    assert "<table>" in page and "<td>GET /health</td>" in page
+    assert "<table>" in page and "<td>health</td>" in page
     assert "<script>" not in page
 
 
-def test_main_tables_for_prefect_artifacts():
-    tables = main_tables(good_run()[0])
-    assert set(tables) == {"concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage"}
-    assert all(re.fullmatch(r"[a-z0-9-]+", key) for key in tables)
+def test_main_tables_for_prefect_artifacts(good_metrics):
+    tables = main_tables(good_metrics)
+    assert set(tables) == {"concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage",
+                           "per-job-memory"}
     level3 = tables["concurrency-summary"][1]
-    assert level3["level"] == 3 and level3["success %"] == 66.7 and level3["p50 s"] == 20.0
-    assert tables["api-latency-summary"][0]["p95 ms"] == 80.8
+    assert level3["level"] == 3 and level3["success %"] == 66.7 and level3["median s"] == 15.0
+    assert level3["p95 s"] is None
+    assert tables["api-latency-summary"][0]["p95 ms"] == 28.1
     assert tables["video-integrity"][0]["sha256"] == "ab" * 6
-    assert [row["service"] for row in tables["resource-usage"]] == ["total"]
+    assert [row["service"] for row in tables["resource-usage"]] == ["server", "tts", "deployment"]
     json.dumps(tables, allow_nan=False)

@@ -1,0 +1,504 @@
+"""The one model of a run's figures, computed once from its stored folder; every output reads only this.
+
+`compute_metrics(frames, manifest, checks)` turns the stored tables (analysis.schema), manifest.json and
+checks.json into `RunMetrics`; `metrics_of(run_dir)` reads them from a run folder. Reports, Prefect
+artifacts and the console summary format these figures and compute none of their own.
+
+Definitions (the README's "How each figure is defined" says the same):
+- success: a job whose video was downloaded and passed every integrity check (`jobs.succeeded`);
+- job seconds: end-to-end seconds of verified successes only; failed, timed-out and interrupted jobs are
+  counted beside them, never in a percentile;
+- video seconds per wall second: DECODED seconds of the verified videos (`videos.video_seconds`) / wall;
+- latency: ms of answered probes only; errors counted beside them by kind;
+- a job still "running" in a stored run is shown as "interrupted", with the status last seen.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from pydantic import BaseModel
+
+from analysis import resources
+from analysis.resources import PerJobMemory, Usage
+from analysis.schema import TABLES, empty
+from analysis.stats import RULE, Distribution, Rate, distribution, rate
+from tasks.store import CHECKS, MANIFEST, load_tables, read_json
+
+INTERRUPTED = "interrupted"
+ENDED = ("succeeded", "failed")  # the server said the job ended (no time-out, not interrupted)
+STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential")
+
+
+class Target(BaseModel):
+    name: str
+    url: str | None
+    version: str | None
+    state: str  # verified | verification FAILED | not verified
+
+
+class Machine(BaseModel):
+    hostname: str | None = None
+    platform: str | None = None
+    python: str | None = None
+    cpu_count: int | None = None
+    memory_mb: float | None = None
+
+
+class StageOutcome(BaseModel):
+    stage: str
+    outcome: str  # completed | failed | interrupted | skipped
+    seconds: float | None
+    detail: str | None
+
+
+class ServiceCheck(BaseModel):
+    service: str
+    url: str | None
+    ok: bool
+    version: str | None
+    detail: str | None
+    fix: str | None
+
+
+class Job(BaseModel):
+    job_id: str | None
+    stage: str
+    level: int | None
+    batch: int | None
+    document: str | None
+    outcome: str  # succeeded | failed | timed_out | interrupted | not_submitted
+    server_status: str | None  # the last status the server reported
+    status_from_trace: bool  # server_status is the last one seen while polling (the row never got one)
+    succeeded: bool
+    failure: str | None
+    total_seconds: float | None
+    queued_s: float | None
+    script_s: float | None
+    audio_s: float | None
+    visual_s: float | None
+    compose_s: float | None
+    processing_seconds: float | None  # the server's own figure
+    reported_video_seconds: float | None  # the server's figure
+    decoded_video_seconds: float | None  # what the downloaded video holds
+    scenes: int | None
+    tracking_problems: str | None
+    observations: int | None
+
+
+class JobGroup(BaseModel):
+    """The jobs of one stage (and concurrency level)."""
+
+    stage: str
+    level: int | None
+    jobs: int
+    outcomes: dict[str, int]  # outcome → jobs
+    success: Rate  # verified successes of all jobs
+    seconds: Distribution  # end-to-end seconds of verified successes only
+    batches: int
+    wall_seconds: float | None
+    jobs_per_minute: float | None  # verified successes / wall minutes
+    video_seconds_per_wall_second: float | None  # decoded seconds of verified videos / wall seconds
+    decoded_video_seconds: float
+
+
+class Endpoint(BaseModel):
+    endpoint: str
+    probes: int
+    answered: Distribution  # ms of answered probes only
+    errors: dict[str, int]  # error_kind → probes
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+class Video(BaseModel):
+    job_id: str | None
+    stage: str | None
+    ok: bool
+    frames_decoded: int | None
+    decode_errors: int | None
+    video_seconds: float | None
+    audio_seconds: float | None
+    reported_seconds: float | None
+    resolution: str | None
+    size_bytes: int | None
+    sha256: str | None
+    hash_stable: bool | None
+    problems: str | None
+
+
+class Tracking(BaseModel):
+    stage: str
+    tracked: Rate  # jobs with no tracking problem, of the stage's jobs
+    observations: int | None
+
+
+class Incident(BaseModel):
+    service: str
+    t: float | None
+    since: float | None
+    detail: str | None
+    exit_code: int | None
+    log_tail: str | None
+    sentence: str  # "tts stopped answering at 12:03:05 (exit -9): ..."
+
+
+class Check(BaseModel):
+    """One Great Expectations outcome as stored in checks.json."""
+
+    suite: str | None
+    expectation: str | None
+    column: str | None
+    success: bool
+    observed: str | None
+    expected: str | None
+    details: str | None
+
+
+class ThresholdCheck(BaseModel):
+    """A profile threshold compared with the figure it bounds, from the same figures the reports show."""
+
+    name: str  # "p95 health", "success rate", "p95 job time"
+    measured: float | None
+    unit: str  # "ms" | "s" | "%" | "videos"
+    n: int
+    comparison: str  # "≤" | "≥"
+    threshold: float
+    passed: bool
+    sentence: str  # "p95 health 15040.6 ms > 250 ms (n=20)"
+
+
+class RunMetrics(BaseModel):
+    run_id: str | None
+    profile_name: str | None
+    profile_description: str | None
+    targets: list[Target]
+    target_notes: dict[str, str]  # what the manifest says besides services, e.g. llm_model
+    started_at: str | None
+    finished_at: str | None
+    duration_seconds: float | None
+    machine: Machine
+    outcome: str | None  # the manifest's: measured | stopped | interrupted | running (never closed)
+    interrupted: bool  # the run did not reach its end
+    stages: list[StageOutcome]
+    services: list[ServiceCheck]
+    jobs: list[Job]
+    interrupted_jobs: int
+    single: JobGroup | None
+    levels: list[JobGroup]
+    sequential: JobGroup | None
+    all_jobs: Rate
+    latency: list[Endpoint]
+    videos: list[Video]
+    videos_passed: Rate
+    unchecked_successes: list[str]  # verified successes with no video row (should never happen)
+    tracking: list[Tracking]
+    baseline_usage: list[Usage]
+    run_usage: list[Usage]
+    machine_usage: list[Usage]
+    per_job_memory: list[PerJobMemory]
+    incidents: list[Incident]
+    checks: list[Check]
+    thresholds: list[ThresholdCheck]
+    statistics_rule: str
+    verdict: str
+
+    @property
+    def failed_thresholds(self) -> list[ThresholdCheck]:
+        return [check for check in self.thresholds if not check.passed]
+
+    def jobs_of(self, stage: str) -> list[Job]:
+        return [job for job in self.jobs if job.stage == stage]
+
+
+# ---- computing ----------------------------------------------------------------------------------
+
+def _epoch(iso: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
+
+
+def clock(t: float | None) -> str:
+    """An instant as UTC wall-clock time, e.g. 12:03:05."""
+    return "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
+
+
+def _targets(manifest: dict, services: pl.DataFrame) -> tuple[list[Target], dict[str, str]]:
+    recorded = manifest.get("services") or {}
+    declared = {name: entry for name, entry in recorded.items() if isinstance(entry, dict)}
+    verified = {row["service"]: row for row in services.iter_rows(named=True)}
+    targets = []
+    for name in dict.fromkeys([*declared, *verified]):
+        ok = verified.get(name, {}).get("ok")
+        targets.append(Target(
+            name=name,
+            url=declared.get(name, {}).get("url") or verified.get(name, {}).get("url"),
+            version=declared.get(name, {}).get("version") or verified.get(name, {}).get("version"),
+            state="not verified" if ok is None else "verified" if ok else "verification FAILED",
+        ))
+    notes = {name: str(value) for name, value in recorded.items() if name not in declared and value is not None}
+    return targets, notes
+
+
+def _jobs(frames: dict[str, pl.DataFrame]) -> list[Job]:
+    trace = frames["status_trace"].sort("t").group_by("job_id", maintain_order=True).agg(
+        last_status=pl.col("status").drop_nulls().last())
+    decoded = frames["videos"].group_by("job_id", maintain_order=True).agg(
+        decoded_video_seconds=pl.col("video_seconds").last())
+    table = (
+        frames["jobs"]
+        .join(trace, on="job_id", how="left", nulls_equal=False)
+        .join(decoded, on="job_id", how="left", nulls_equal=False)
+    )
+    jobs = []
+    for row in table.iter_rows(named=True):
+        outcome = row["outcome"] or INTERRUPTED
+        # a row still "running" in a stored run: the run ended (or died) with the job in flight
+        if outcome == "running":
+            outcome = INTERRUPTED
+        succeeded = bool(row["succeeded"]) and outcome == "succeeded"
+        from_trace = row["server_status"] is None and row["last_status"] is not None
+        jobs.append(Job(
+            job_id=row["job_id"], stage=row["stage"] or "—", level=row["level"], batch=row["batch"],
+            document=row["document"], outcome=outcome,
+            server_status=row["last_status"] if from_trace else row["server_status"], status_from_trace=from_trace,
+            succeeded=succeeded, failure=row["failure"], total_seconds=row["total_seconds"],
+            queued_s=row["queued_s"], script_s=row["script_s"], audio_s=row["audio_s"], visual_s=row["visual_s"],
+            compose_s=row["compose_s"], processing_seconds=row["processing_seconds"],
+            reported_video_seconds=row["reported_video_seconds"], decoded_video_seconds=row["decoded_video_seconds"],
+            scenes=row["scenes"], tracking_problems=row["tracking_problems"] or None,
+            observations=row["observations"],
+        ))
+    return jobs
+
+
+def job_group(stage: str, level: int | None, jobs: list[Job], batches: pl.DataFrame) -> JobGroup:
+    done = [job for job in jobs if job.succeeded]
+    outcomes: dict[str, int] = {}
+    for job in jobs:
+        outcomes[job.outcome] = outcomes.get(job.outcome, 0) + 1
+    walls = batches["wall_seconds"].drop_nulls()
+    wall = float(walls.sum()) if walls.len() and walls.sum() > 0 else None
+    video = sum(job.decoded_video_seconds or 0.0 for job in done)
+    return JobGroup(
+        stage=stage, level=level, jobs=len(jobs), outcomes=outcomes, success=rate(len(done), len(jobs)),
+        seconds=distribution((job.total_seconds for job in done), "s"), batches=batches.height, wall_seconds=wall,
+        jobs_per_minute=len(done) / (wall / 60) if wall else None,
+        video_seconds_per_wall_second=video / wall if wall else None, decoded_video_seconds=video,
+    )
+
+
+def _groups(jobs: list[Job], batches: pl.DataFrame) -> tuple[JobGroup | None, list[JobGroup], JobGroup | None]:
+    def of(stage: str, level: int | None = None) -> tuple[list[Job], pl.DataFrame]:
+        chosen = [job for job in jobs if job.stage == stage and (level is None or job.level == level)]
+        rows = batches.filter(pl.col("stage") == stage)
+        return chosen, rows if level is None else rows.filter(pl.col("level") == level)
+
+    single = of("single")
+    sequential = of("sequential")
+    concurrent = [job for job in jobs if job.stage == "concurrent"]
+    levels = sorted({job.level for job in concurrent if job.level is not None}
+                    | set(batches.filter(pl.col("stage") == "concurrent")["level"].drop_nulls().to_list()))
+    return (
+        job_group("single", None, *single) if single[0] or single[1].height else None,
+        [job_group("concurrent", level, *of("concurrent", level)) for level in levels],
+        job_group("sequential", None, *sequential) if sequential[0] or sequential[1].height else None,
+    )
+
+
+def _latency(latency: pl.DataFrame) -> list[Endpoint]:
+    endpoints = []
+    for (endpoint,), probes in latency.group_by("endpoint", maintain_order=True):
+        answered = probes.filter(pl.col("ok").fill_null(False) & pl.col("ms").is_not_null())
+        failed = probes.filter(~(pl.col("ok").fill_null(False) & pl.col("ms").is_not_null()))
+        kinds = failed.with_columns(pl.col("error_kind").fill_null("other"))["error_kind"].value_counts(sort=True)
+        endpoints.append(Endpoint(
+            endpoint=endpoint, probes=probes.height, answered=distribution(answered["ms"].to_list(), "ms"),
+            errors={row["error_kind"]: row["count"] for row in kinds.iter_rows(named=True)},
+        ))
+    return endpoints
+
+
+def _videos(videos: pl.DataFrame) -> list[Video]:
+    return [
+        Video(**{name: row[name] for name in Video.model_fields if name in row and name != "ok"}, ok=bool(row["ok"]),
+              resolution=f"{row['width']}x{row['height']}" if row["width"] and row["height"] else None)
+        for row in videos.iter_rows(named=True)
+    ]
+
+
+def _tracking(jobs: list[Job]) -> list[Tracking]:
+    stages = list(dict.fromkeys(job.stage for job in jobs))
+    rows = []
+    for stage in stages:
+        part = [job for job in jobs if job.stage == stage]
+        observed = [job.observations for job in part if job.observations is not None]
+        rows.append(Tracking(stage=stage, tracked=rate(sum(1 for job in part if not job.tracking_problems), len(part)),
+                             observations=sum(observed) if observed else None))
+    return rows
+
+
+def _incidents(incidents: pl.DataFrame) -> list[Incident]:
+    rows = []
+    for row in incidents.iter_rows(named=True):
+        when = row["since"] if row["since"] is not None else row["t"]
+        exit_code = f" (exit {row['exit_code']})" if row["exit_code"] is not None else ""
+        detail = f": {row['detail']}" if row["detail"] else ""
+        rows.append(Incident(**row, sentence=f"{row['service']} stopped answering at {clock(when)} UTC"
+                                             f"{exit_code}{detail}"))
+    return rows
+
+
+def _stages(stages: pl.DataFrame) -> list[StageOutcome]:
+    rows = [
+        StageOutcome(stage=row["stage"], outcome=row["outcome"] or "—", detail=row["detail"],
+                     seconds=row["finished_at"] - row["started_at"]
+                     if row["finished_at"] is not None and row["started_at"] is not None else None)
+        for row in stages.iter_rows(named=True)
+    ]
+    order = {name: i for i, name in enumerate(STAGE_ORDER)}
+    return sorted(rows, key=lambda row: order.get(row.stage, len(order)))
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "%":
+        return f"{value * 100:.1f} %"
+    return f"{value:.1f} {unit}" if unit == "ms" else f"{value:.2f} {unit}"
+
+
+def _at_most(name: str, figure: Distribution, limit: float, silent: str) -> ThresholdCheck:
+    """A time threshold: the p95 where n supports one, else the max (every value within the limit
+    implies the p95 is); no values at all fail, in words."""
+    statistic, value = ("p95", figure.p95) if figure.p95 is not None else ("max", figure.max)
+    unit = figure.unit
+    if value is None:
+        return ThresholdCheck(name=f"p95 {name}", measured=None, unit=unit, n=0, comparison="≤", threshold=limit,
+                              passed=False, sentence=f"{name}: {silent}; no figure to compare with ≤ {limit:g} {unit}")
+    passed = value <= limit
+    why = "" if statistic == "p95" else "; too few for a p95, so the max stands in"
+    return ThresholdCheck(
+        name=f"{statistic} {name}", measured=value, unit=unit, n=figure.n, comparison="≤", threshold=limit,
+        passed=passed,
+        sentence=f"{statistic} {name} {_fmt(value, unit)} {'≤' if passed else '>'} {limit:g} {unit} "
+                 f"(n={figure.n}{why})",
+    )
+
+
+def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint], videos: Rate) -> list[ThresholdCheck]:
+    """The profile's thresholds against this run's figures (the same rules the GX suites apply)."""
+    checks = []
+    success = rate(sum(job.succeeded for job in jobs), len(jobs))
+    if thresholds.get("success_rate") is not None:
+        limit = thresholds["success_rate"]
+        passed = success.value is not None and success.value >= limit
+        checks.append(ThresholdCheck(
+            name="success rate", measured=success.value, unit="%", n=success.n, comparison="≥", threshold=limit,
+            passed=passed,
+            sentence=f"success rate {_fmt(success.value, '%')} ({success.k} of {success.n} jobs with a verified video)"
+                     f" {'≥' if passed else '<'} {limit * 100:g} %" if success.n else
+                     f"success rate: no job was run; no figure to compare with ≥ {limit * 100:g} %",
+        ))
+    if thresholds.get("p95_job_seconds") is not None:
+        seconds = distribution((job.total_seconds for job in jobs if job.succeeded), "s")
+        checks.append(_at_most("job time", seconds, thresholds["p95_job_seconds"], "no job delivered a verified video"))
+    if thresholds.get("p95_api_latency_ms") is not None:
+        checks += [_at_most(endpoint.endpoint, endpoint.answered, thresholds["p95_api_latency_ms"],
+                            f"did not answer ({endpoint.probes} probes, no answer)")
+                   for endpoint in latency]
+    if videos.n or jobs:
+        checks.append(ThresholdCheck(
+            name="video integrity", measured=videos.value, unit="%", n=videos.n, comparison="≥", threshold=1.0,
+            passed=videos.n > 0 and videos.k == videos.n,
+            sentence=f"{videos.k} of {videos.n} videos passed every integrity check" if videos.n else
+                     "no video was downloaded, so none could be checked",
+        ))
+    return checks
+
+
+def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, checks: list[Check],
+            failed_thresholds: list[ThresholdCheck], stage_failures: list[StageOutcome]) -> str:
+    """The run's verdict in one sentence: interrupted, stopped early, not validated, failed or passed."""
+    failed_stages = "; ".join(f"stage {stage.stage} failed: {stage.detail or 'no detail'}" for stage in stage_failures)
+    if interrupted:
+        in_flight = f" with {interrupted_jobs} job{'s' if interrupted_jobs != 1 else ''} in flight" \
+            if interrupted_jobs else ""
+        return f"INTERRUPTED: the run stopped before its end{in_flight}; the figures cover what was measured " \
+               f"until then and were not validated"
+    if not checks:
+        stopped = f" (run {outcome})" if outcome and outcome != "measured" else ""
+        return "not validated: no expectation results" + stopped + (f"; {failed_stages}" if failed_stages else "")
+    failed = sum(1 for check in checks if not check.success)
+    if not failed:
+        passed = f"all {len(checks)} checks passed"
+        return f"{passed}, but {failed_stages}" if failed_stages else passed
+    measured = "; ".join(check.sentence for check in failed_thresholds)
+    return f"{failed} of {len(checks)} checks FAILED" + (f": {measured}" if measured else "") + \
+        (f"; {failed_stages}" if failed_stages else "")
+
+
+def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, checks: list[dict] | None) -> RunMetrics:
+    """Every figure of a run, from its stored tables, manifest and GX outcomes."""
+    frames = {name: frames[name] if frames.get(name) is not None else empty(name) for name in TABLES}
+    manifest = manifest or {}
+    profile = manifest.get("profile") or {}
+    thresholds = profile.get("thresholds") or {}
+    started, finished = manifest.get("started_at"), manifest.get("finished_at")
+    outcome = manifest.get("outcome")
+    interrupted = not finished or outcome in ("running", INTERRUPTED)
+    start_t, end_t = _epoch(started), _epoch(finished)
+    machine = manifest.get("machine") or {}
+
+    jobs = _jobs(frames)
+    single, levels, sequential = _groups(jobs, frames["batches"])
+    latency = _latency(frames["latency"])
+    videos = _videos(frames["videos"])
+    videos_passed = rate(sum(video.ok for video in videos), len(videos))
+    checked = {video.job_id for video in videos}
+    stored_checks = [Check(**{name: check.get(name) for name in Check.model_fields if name != "success"},
+                           success=bool(check.get("success"))) for check in (checks or [])]
+    threshold_list = threshold_checks(thresholds, jobs, latency, videos_passed)
+    stages = _stages(frames["stages"])
+    interrupted_jobs = sum(1 for job in jobs if job.outcome == INTERRUPTED)
+    samples = frames["samples"]
+    targets, notes = _targets(manifest, frames["services"])
+    return RunMetrics(
+        run_id=manifest.get("run_id"),
+        profile_name=manifest.get("profile_name") or profile.get("name"),
+        profile_description=profile.get("description") or None,
+        targets=targets, target_notes=notes, started_at=started, finished_at=finished,
+        duration_seconds=end_t - start_t if start_t is not None and end_t is not None else None,
+        machine=Machine(
+            hostname=machine.get("hostname"), platform=machine.get("platform"), python=machine.get("python"),
+            cpu_count=machine.get("cpu_count"), memory_mb=resources.to_mb(machine.get("memory_bytes")),
+        ),
+        outcome=outcome, interrupted=interrupted, stages=stages,
+        services=[ServiceCheck(**{**row, "ok": bool(row["ok"])}) for row in frames["services"].iter_rows(named=True)],
+        jobs=jobs, interrupted_jobs=interrupted_jobs, single=single, levels=levels, sequential=sequential,
+        all_jobs=rate(sum(job.succeeded for job in jobs), len(jobs)),
+        latency=latency, videos=videos, videos_passed=videos_passed,
+        unchecked_successes=[job.job_id for job in jobs if job.succeeded and job.job_id not in checked],
+        tracking=_tracking(jobs),
+        baseline_usage=resources.usage(samples, [resources.BASELINE]),
+        run_usage=resources.usage(samples, resources.RUN_STAGES),
+        machine_usage=resources.machine_by_stage(samples),
+        per_job_memory=resources.per_job_memory(samples, frames["jobs"], end_t),
+        incidents=_incidents(frames["incidents"]),
+        checks=stored_checks, thresholds=threshold_list, statistics_rule=RULE,
+        verdict=verdict(interrupted=interrupted, outcome=outcome, interrupted_jobs=interrupted_jobs,
+                        checks=stored_checks, failed_thresholds=[c for c in threshold_list if not c.passed],
+                        stage_failures=[stage for stage in stages if stage.outcome == "failed"]),
+    )
+
+
+def metrics_of(run_dir: Path | str) -> RunMetrics:
+    """The figures of a stored run folder (tables, manifest.json, checks.json)."""
+    folder = Path(run_dir)
+    return compute_metrics(load_tables(folder), read_json(folder / MANIFEST, {}), read_json(folder / CHECKS, []))

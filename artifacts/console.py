@@ -1,0 +1,55 @@
+"""The text printed at the end of a run: its headline figures, failed thresholds, the report to open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis.metrics import RunMetrics
+from artifacts.markdown import fmt, headline, rate_text
+
+FIRST_REPORT = "integration_performance_report.md"
+STOPPED_REPORT = "integration_reliability_report.md"  # stages, failures and what went wrong with the services
+
+
+def first_report(metrics: RunMetrics, run_dir: Path | str) -> Path:
+    """The report to open first: performance when jobs ran, else the one that says why none did."""
+    ran = bool(metrics.jobs or metrics.latency)
+    return Path(run_dir) / "reports" / (FIRST_REPORT if ran else STOPPED_REPORT)
+
+
+def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
+    """Headline figures, each with its n: single request, success and job time per level, API latency per
+    endpoint, the verdict, failed thresholds as measured value vs threshold, the report to open first."""
+    lines = [f"figures of run {metrics.run_id or Path(run_dir).name} ({metrics.profile_name or 'no profile'}):"]
+    single = metrics.jobs_of("single")
+    if single:
+        job = single[0]
+        what = (f"{fmt(job.total_seconds, 's')} s, verified video" if job.succeeded else
+                f"{job.outcome}" + (f" (last seen {job.server_status})" if job.outcome == "interrupted"
+                                    and job.server_status else "") + (f": {job.failure}" if job.failure else ""))
+        lines.append(f"  single request:   {what}")
+    for group in metrics.levels:
+        seconds = f"; job time {headline(group.seconds)}" if group.seconds.n else ""
+        lines.append(f"  concurrency {group.level}:{' ' * max(1, 5 - len(str(group.level)))}"
+                     f"{rate_text(group.success)} verified{seconds}")
+    if metrics.sequential is not None:
+        lines.append(f"  sequential:       {rate_text(metrics.sequential.success)} verified")
+    for endpoint in metrics.latency:
+        figure = headline(endpoint.answered) if endpoint.answered.n else "did not answer"
+        errors = f", {endpoint.error_count} of {endpoint.probes} probes unanswered" if endpoint.errors else ""
+        lines.append(f"  API {endpoint.endpoint}: {figure}{errors}")
+    if not metrics.jobs and not metrics.latency:
+        lines.append("  nothing was measured")
+    lines.append(f"verdict: {metrics.verdict}")
+    failed = metrics.failed_thresholds
+    if failed and not metrics.interrupted:
+        lines.append("failed thresholds:")
+        lines += [f"  {check.sentence}" for check in failed]
+    for stage in metrics.stages:
+        if stage.outcome == "failed":
+            lines.append(f"stage {stage.stage} failed: {stage.detail or 'no detail'}")
+    if metrics.incidents:
+        lines.append("what went wrong:")
+        lines += [f"  {incident.sentence}" for incident in metrics.incidents]
+    lines.append(f"open first: {first_report(metrics, run_dir)}")
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""The figures of a run, from recorded observations: each rule of issue 7 on small hand-made tables."""
+
+import pytest
+
+from analysis.metrics import compute_metrics
+from analysis.resources import MB
+from analysis.schema import frame
+
+SERVICES = ("server", "tts", "llm", "redis")
+THRESHOLDS = {"success_rate": 0.95, "p95_job_seconds": 100.0, "p95_api_latency_ms": 250.0}
+
+
+def manifest(**changes):
+    return {"run_id": "r1", "profile_name": "smoke", "profile": {"name": "smoke", "thresholds": THRESHOLDS},
+            "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:10:00+00:00",
+            "machine": {"cpu_count": 2, "memory_bytes": 4096 * MB}, "outcome": "measured", **changes}
+
+
+def job(job_id, stage="concurrent", level=2, slot=0, outcome="succeeded", seconds=10.0, start=0.0, **extra):
+    succeeded = outcome == "succeeded"
+    return {"job_id": job_id, "stage": stage, "level": level, "batch": 0, "slot": slot, "submitted_at": start,
+            "finished_at": None if outcome == "running" else start + seconds,
+            "total_seconds": None if outcome == "running" else seconds,
+            "server_status": "completed" if outcome in ("succeeded", "failed") else None, "outcome": outcome,
+            "succeeded": succeeded, **extra}
+
+
+def video(job_id, seconds=10.0, ok=True):
+    return {"job_id": job_id, "stage": "concurrent", "video_seconds": seconds, "ok": ok, "width": 1280, "height": 720}
+
+
+def metrics(jobs=(), videos=(), latency=(), samples=(), batches=(), trace=(), checks=None, **changes):
+    frames = {
+        "jobs": frame("jobs", list(jobs)), "videos": frame("videos", list(videos)),
+        "latency": frame("latency", list(latency)), "samples": frame("samples", list(samples)),
+        "batches": frame("batches", list(batches)), "status_trace": frame("status_trace", list(trace)),
+    }
+    return compute_metrics(frames, manifest(**changes), checks or [])
+
+
+def batch(level=2, wall=60.0):
+    return {"stage": "concurrent", "level": level, "batch": 0, "jobs": level, "wall_seconds": wall}
+
+
+# ---- jobs ---------------------------------------------------------------------------------------
+
+def test_completed_without_a_verified_video_is_not_a_success():
+    run = metrics(
+        jobs=[job("a", slot=0), job("b", slot=1, outcome="failed", succeeded=False,
+                                      failure="server said completed but the download answered 404: No video found")],
+        videos=[video("a")], batches=[batch()],
+    )
+    level = run.levels[0]
+    assert (level.success.k, level.success.n, level.success.value) == (1, 2, 0.5)
+    assert level.jobs_per_minute == pytest.approx(1.0)  # 1 verified video in 60 s
+    assert run.jobs[1].server_status == "completed" and run.jobs[1].outcome == "failed"
+    assert not run.jobs[1].succeeded
+
+
+def test_a_row_claiming_success_with_a_failed_outcome_is_not_counted():
+    run = metrics(jobs=[job("a", outcome="failed", succeeded=True)], batches=[batch(1)])
+    assert run.levels[0].success.k == 0
+
+
+def test_video_seconds_per_wall_second_use_the_decoded_duration():
+    run = metrics(jobs=[job("a", reported_video_seconds=None), job("b", slot=1, reported_video_seconds=0.0)],
+                  videos=[video("a", 10.0), video("b", 11.5)], batches=[batch(wall=10.0)])
+    assert run.levels[0].video_seconds_per_wall_second == pytest.approx(2.15)
+    assert run.jobs[0].decoded_video_seconds == 10.0
+
+
+def test_a_timed_out_job_adds_no_job_seconds_and_is_counted_as_timed_out():
+    run = metrics(jobs=[job("a", seconds=10.0), job("b", slot=1, outcome="timed_out", seconds=330.0)],
+                  videos=[video("a")], batches=[batch()])
+    level = run.levels[0]
+    assert level.seconds.n == 1 and level.seconds.max == 10.0
+    assert level.outcomes == {"succeeded": 1, "timed_out": 1}
+
+
+def test_jobs_in_flight_when_the_run_ended_are_interrupted_with_the_status_last_seen():
+    trace = [{"job_id": "b", "stage": "concurrent", "t": 1.0, "status": "pending"},
+             {"job_id": "b", "stage": "concurrent", "t": 2.0, "status": "processing"}]
+    run = metrics(jobs=[job("a"), job("b", slot=1, outcome="running", observations=129)], videos=[video("a")],
+                  trace=trace, batches=[batch()])
+    interrupted = run.jobs[1]
+    assert (interrupted.outcome, interrupted.server_status, interrupted.status_from_trace) == \
+        ("interrupted", "processing", True)
+    assert run.interrupted_jobs == 1 and run.levels[0].outcomes == {"succeeded": 1, "interrupted": 1}
+
+
+@pytest.mark.parametrize("changes", [{"finished_at": None}, {"outcome": "running"}, {"outcome": "interrupted"}])
+def test_a_run_without_an_end_is_interrupted_and_the_verdict_says_so(changes):
+    run = metrics(jobs=[job("a", stage="single", level=None, outcome="running")], **changes)
+    assert run.interrupted
+    assert run.verdict.startswith("INTERRUPTED: the run stopped before its end with 1 job in flight")
+
+
+def test_verdicts():
+    assert metrics().verdict == "not validated: no expectation results"
+    assert metrics(outcome="stopped").verdict == "not validated: no expectation results (run stopped)"
+    passed = [{"suite": "s", "expectation": "e", "success": True}]
+    assert metrics(checks=passed).verdict == "all 1 checks passed"
+    latency = [{"endpoint": "health", "i": i, "ms": None, "ok": False, "error_kind": "timeout"} for i in range(3)]
+    failed = metrics(latency=latency, checks=passed + [{"suite": "t", "expectation": "q", "success": False}])
+    assert failed.verdict.startswith("1 of 2 checks FAILED: ")
+    assert "health: did not answer (3 probes, no answer); no figure to compare with ≤ 250 ms" in failed.verdict
+
+
+# ---- latency ------------------------------------------------------------------------------------
+
+def test_latency_counts_only_answers_and_errors_by_kind():
+    probes = [{"endpoint": "health", "i": i, "ms": 1.0 + i, "ok": True} for i in range(20)]
+    probes += [{"endpoint": "health", "i": 20, "ms": None, "ok": False, "error_kind": "timeout"},
+               {"endpoint": "health", "i": 21, "ms": None, "ok": False, "error_kind": "refused"},
+               {"endpoint": "health", "i": 22, "ms": 3.0, "ok": False, "error_kind": "wrong_status"}]
+    (health,) = metrics(latency=probes).latency
+    assert health.probes == 23 and health.answered.n == 20 and health.answered.max == 20.0
+    assert health.errors == {"timeout": 1, "refused": 1, "wrong_status": 1}
+    assert health.answered.p95 == pytest.approx(19.05)
+
+
+def test_an_endpoint_that_never_answered_has_no_latency_and_fails_its_threshold_in_words():
+    probes = [{"endpoint": "health", "i": i, "ms": None, "ok": False, "error_kind": "timeout"} for i in range(20)]
+    run = metrics(latency=probes)
+    assert run.latency[0].answered.n == 0 and run.latency[0].answered.p95 is None
+    (check,) = [c for c in run.thresholds if "health" in c.sentence]
+    assert not check.passed and check.measured is None
+    assert check.sentence == "health: did not answer (20 probes, no answer); no figure to compare with ≤ 250 ms"
+
+
+def test_a_failed_threshold_reads_as_measured_against_limit():
+    probes = [{"endpoint": "health", "i": i, "ms": 15040.0 + i, "ok": True} for i in range(20)]
+    (check,) = [c for c in metrics(latency=probes).thresholds if c.name == "p95 health"]
+    assert check.sentence == "p95 health 15058.0 ms > 250 ms (n=20)" and not check.passed
+
+
+def test_below_twenty_values_the_max_stands_in_for_the_p95_threshold():
+    run = metrics(jobs=[job("a", seconds=50.0), job("b", slot=1, seconds=120.0)], videos=[video("a"), video("b")])
+    (check,) = [c for c in run.thresholds if c.name.endswith("job time")]
+    assert check.name == "max job time" and not check.passed
+    assert check.sentence == "max job time 120.00 s > 100 s (n=2; too few for a p95, so the max stands in)"
+
+
+# ---- resources ----------------------------------------------------------------------------------
+
+def sample(stage, t, service, cpu, rss_mb):
+    return {"stage": stage, "t": t, "service": service, "cpu_percent": cpu, "rss_bytes": int(rss_mb * MB)}
+
+
+def test_deployment_cpu_peak_is_the_peak_of_the_sum_at_an_instant():
+    samples = [sample("single", 1.0, "server", 150.0, 100), sample("single", 1.0, "tts", 10.0, 50),
+               sample("single", 2.0, "server", 10.0, 100), sample("single", 2.0, "tts", 120.0, 50),
+               sample("single", 1.0, "total", 999.0, 999), sample("single", 1.0, "machine", 190.0, 2000)]
+    usage = {row.name: row for row in metrics(samples=samples).run_usage}
+    assert usage["deployment"].cpu_peak == 160.0  # not 150 + 120
+    assert usage["server"].cpu_peak == 150.0 and "total" not in usage and "machine" not in usage
+
+
+def test_per_job_memory_is_the_share_above_idle_of_the_jobs_in_flight():
+    samples = [sample("baseline", 0.0, "server", 1.0, 100), sample("baseline", 0.0, "tts", 1.0, 100),
+               sample("concurrent", 5.0, "server", 50.0, 300), sample("concurrent", 5.0, "tts", 50.0, 100),  # 2 jobs
+               sample("concurrent", 15.0, "server", 50.0, 200), sample("concurrent", 15.0, "tts", 50.0, 100),  # 1 job
+               sample("concurrent", 30.0, "server", 1.0, 100), sample("concurrent", 30.0, "tts", 1.0, 100)]  # none
+    run = metrics(jobs=[job("a", start=0.0, seconds=20.0), job("b", slot=1, start=1.0, seconds=9.0)], samples=samples)
+    (row,) = run.per_job_memory
+    assert (row.level, row.instants, row.baseline_rss_mb, row.deployment_peak_rss_mb) == (2, 2, 200.0, 400.0)
+    assert sorted([row.per_job_mb.min, row.per_job_mb.max]) == [100.0, 100.0]  # (400−200)/2 and (300−200)/1
+
+
+def test_an_interrupted_job_is_in_flight_until_the_run_ended():
+    samples = [sample("baseline", 0.0, "server", 1.0, 100),
+               sample("concurrent", 5.0, "server", 50.0, 300)]
+    run = metrics(jobs=[job("a", outcome="running", start=0.0)], samples=samples)
+    assert run.per_job_memory[0].per_job_mb.max == 200.0
