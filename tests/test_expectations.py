@@ -2,6 +2,7 @@
 
 import json
 
+import polars as pl
 import pytest
 
 from analysis.schema import frame
@@ -10,7 +11,7 @@ from expectations.suites import validate_run
 from profiles.settings import Thresholds
 
 ROWS = 20
-GOOD_JOB = {"status": "completed", "succeeded": True, "tracking_problems": None}
+GOOD_JOB = {"server_status": "completed", "outcome": "succeeded", "succeeded": True, "tracking_problems": None}
 GOOD_VIDEO = {
     "ok": True, "opens": True, "hash_stable": True, "video_codec": "h264", "audio_codec": "aac", "width": 1280,
     "height": 720, "frames_decoded": 240, "decode_errors": 0, "video_seconds": 10.0, "audio_seconds": 10.02,
@@ -66,25 +67,36 @@ def test_a_good_run_passes_every_expectation():
     assert all(set(o) == keys for o in outcomes)
     rate = outcome_for(outcomes, "job_results", "succeeded")
     assert rate["expectation"] == "expect_column_values_to_be_in_set"
-    assert rate["expected"] == "≥ 95% of rows true"
+    assert rate["expected"] == "≥ 95% of jobs delivered a verified video"
 
 
 @pytest.mark.parametrize(("failures", "passes"), [(2, False), (1, True)])  # 90 % and exactly 95 %
 def test_success_rate_below_the_threshold_fails_only_succeeded(failures, passes):
-    outcomes = run(jobs=jobs(*[{"succeeded": False, "status": "failed"}] * failures))
+    outcomes = run(jobs=jobs(*[{"succeeded": False, "outcome": "failed"}] * failures))
     assert failed(outcomes) == (set() if passes else {("job_results", "succeeded")})
     assert outcome_for(outcomes, "job_results", "succeeded")["observed"].startswith(f"{failures} of {ROWS} unexpected")
 
 
 def test_success_rate_threshold_comes_from_the_profile():
-    two_failed = jobs(*[{"succeeded": False, "status": "failed"}] * 2)
+    two_failed = jobs(*[{"succeeded": False, "outcome": "failed"}] * 2)
     assert passed_all(run(Thresholds(success_rate=0.9), jobs=two_failed))
 
 
-def test_a_job_not_in_a_terminal_status_fails_status():
-    outcomes = run(jobs=jobs({"status": "processing", "succeeded": False}))
-    assert failed(outcomes) == {("job_results", "status")}
-    assert "processing" in outcome_for(outcomes, "job_results", "status")["observed"]
+@pytest.mark.parametrize("outcome", ["timed_out", "running", "not_submitted"])
+def test_a_job_that_did_not_reach_its_end_fails_outcome(outcome):
+    outcomes = run(jobs=jobs({"outcome": outcome, "succeeded": False}))
+    assert failed(outcomes) == {("job_results", "outcome")}
+    shown = "interrupted" if outcome == "running" else outcome  # still running in a stored run: cut off
+    assert shown in outcome_for(outcomes, "job_results", "outcome")["observed"]
+
+
+def test_completed_without_a_verified_video_is_not_a_success():
+    # the server said completed, the download answered 404: 2 of 20 is below 95 %
+    no_video = {"server_status": "completed", "outcome": "failed", "succeeded": False,
+                "failure": "server said completed but the download answered 404: No video found"}
+    assert failed(run(jobs=jobs(no_video, no_video))) == {("job_results", "succeeded")}
+    # a row whose flag says succeeded while its outcome does not is not counted as a success either
+    assert failed(run(jobs=jobs(*[{"outcome": "failed"}] * 2))) == {("job_results", "succeeded")}
 
 
 def test_status_tracking_problems_fail_and_an_empty_string_means_none():
@@ -137,11 +149,34 @@ def test_p95_latency_over_the_limit_fails_each_endpoint():
     assert failed(outcomes) == {("time_thresholds", "health_ms"), ("time_thresholds", "jobs_ms")}
 
 
-def test_endpoints_with_different_probe_counts_are_checked_apart():
-    slow_health = frame("latency", [{"endpoint": "health", "ms": 400.0}] * 3 + [{"endpoint": "jobs", "ms": 5.0}] * 7)
+def test_endpoints_with_different_probe_counts_are_checked_apart_and_below_twenty_by_their_max():
+    slow_health = frame("latency", [{"endpoint": "health", "ms": 400.0, "ok": True}] * 3
+                        + [{"endpoint": "jobs", "ms": 5.0 + i, "ok": True} for i in range(7)])
     outcomes = run(latency=slow_health)
     assert failed(outcomes) == {("time_thresholds", "health_ms")}
-    assert outcome_for(outcomes, "time_thresholds", "jobs_ms")["details"].endswith("7 values")
+    jobs_ms = outcome_for(outcomes, "time_thresholds", "jobs_ms")
+    assert jobs_ms["details"].endswith("7 values") and jobs_ms["expectation"] == "expect_column_max_to_be_between"
+    assert jobs_ms["observed"] == "11"
+
+
+def test_only_answered_probes_have_a_latency():
+    # 20 answers in 5..24 ms, and 20 probes that timed out at the 15 s bound: p95 stays within the limit
+    timed_out = [{"endpoint": "health", "i": 20 + i, "ms": 15000.0, "ok": False, "error_kind": "timeout"}
+                 for i in range(20)]
+    outcomes = run(latency=pl.concat([latency(), frame("latency", timed_out)]))
+    assert passed_all(outcomes), failed(outcomes)
+    never = frame("latency", [{"endpoint": "health", "i": i, "ms": None, "ok": False, "error_kind": "refused"}
+                              for i in range(5)])
+    outcomes = run(latency=never)
+    assert failed(outcomes) == {("time_thresholds", "health_ms")}
+    assert outcome_for(outcomes, "time_thresholds", "health_ms")["details"].endswith("no values, so no p95 to compare")
+
+
+def test_a_timed_out_job_adds_no_job_seconds():
+    # 2 jobs timed out at 330 s: they fail the success rate and outcome, not the p95 job time
+    timed_out = {"outcome": "timed_out", "succeeded": False, "total_seconds": 330.0}
+    outcomes = run(Thresholds(success_rate=0.5), jobs=jobs(timed_out, timed_out))
+    assert failed(outcomes) == {("job_results", "outcome")}
 
 
 @pytest.mark.parametrize("tables", [
