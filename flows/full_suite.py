@@ -6,9 +6,13 @@
 import argparse
 import sys
 from pathlib import Path
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.settings import get_current_settings
 from prefect.states import Cancelled, Completed, Failed
+from pydantic import Field, ValidationError
 
 from artifacts.publish import publish_reports, start_progress
 from flows.baseline import baseline_resources
@@ -18,7 +22,7 @@ from flows.lifecycle import ServerDidNotStart, StageLog, campaign_settings, grac
 from flows.reliability import sequential_reliability
 from flows.single import single_request
 from flows.verify import verify_services
-from profiles.settings import Profile, ProfileError, load_profile
+from profiles.settings import Profile, ProfileError, load_profile, shipped_profiles
 from tasks.interrupt import reset as reset_stop
 from tasks.interrupt import stop_requested
 from tasks.processes import ResourceSampler
@@ -47,9 +51,26 @@ def threshold_failures(run_dir: str, outcomes: list[dict]) -> list[str]:
     return [f"{o['suite']}: {o['expectation']} on {o['column'] or 'table'}" for o in outcomes if not o["success"]]
 
 
+# The types below are what the Prefect UI's run form shows: a list of the shipped profiles beside a
+# free path, and an example override. Prefect takes each parameter's description from the docstring
+# (it overrides a Field description with it), so the descriptions live there.
+ShippedProfile = Annotated[Literal[shipped_profiles()], Field(title="a shipped profile")]
+ProfilePath = Annotated[str, Field(title="the path of a TOML profile", examples=["/srv/t2v/my_target.toml"])]
+Overrides = Annotated[list[str] | None, Field(examples=[["workload.sequential_jobs=3"]])]
+
+
 @flow(name="full-suite")
-def full_suite(profile: str = "local", overrides: list[str] | None = None, run_id: str | None = None):
-    """Verify the target, then measure it: baseline, single, concurrent, latency, reliability; check; report."""
+def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overrides = None, run_id: str | None = None):
+    """Verify the target, then measure it: baseline, single, concurrent, latency, reliability; check; report.
+
+    Args:
+        profile: The campaign's settings: one of the profiles shipped in profiles/ (`local` starts the bundled
+            stack and measures it), or the path of a TOML profile on the machine that runs the flow.
+        overrides: Profile settings changed for this run only, one `key=value` each, e.g.
+            `workload.sequential_jobs=3` or `workload.concurrency_levels=[1,2]`.
+        run_id: The name of this run's folder in the profile's results_dir. Leave it empty for a new id;
+            an id whose folder already exists is refused (a run folder belongs to one campaign).
+    """
     logger = get_run_logger()
     reset_stop()  # a stop asked of an earlier run served by this process is not this run's
     settings = load_profile(profile, overrides)  # a bad profile fails here, before any traffic
@@ -112,16 +133,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--profile", default="local",
-                        help="a shipped profile (local, seed, smoke) or the path of a TOML profile (default: local)")
+                        help=f"a shipped profile ({', '.join(shipped_profiles())}) or the path of a TOML profile "
+                        "(default: local)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a profile setting, e.g. --set workload.sequential_jobs=3 (repeatable)")
     parser.add_argument("--serve", metavar="DEPLOYMENT",
                         help="do not run now: serve the campaign as a Prefect deployment with this name (runs "
                         "started from the UI or by --cron) until interrupted; set PREFECT_API_URL to your server")
-    parser.add_argument("--cron", metavar="SCHEDULE", help="with --serve: a cron schedule, e.g. '0 3 * * *'")
+    parser.add_argument("--cron", metavar="SCHEDULE",
+                        help="with --serve: a cron schedule, e.g. '0 3 * * *' (in UTC unless --timezone is given)")
+    parser.add_argument("--timezone", metavar="ZONE",
+                        help="with --cron: the IANA time zone of its times, e.g. Europe/Berlin (default: UTC)")
     args = parser.parse_args(argv)
     if args.cron and not args.serve:
         parser.error("--cron goes with --serve")
+    if args.timezone and not args.cron:
+        parser.error("--timezone goes with --cron")
+    args.schedule = None
+    if args.cron:
+        try:
+            args.schedule = CronSchedule(cron=args.cron, timezone=args.timezone or "UTC")
+        except ValidationError as exc:
+            parser.error("; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors()))
     return args
 
 
@@ -133,7 +166,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"full_suite: {exc}", file=sys.stderr)
         return 2
     if args.serve:
-        full_suite.serve(name=args.serve, cron=args.cron,
+        if not get_current_settings().api.url:  # a temporary server would vanish with this process, and its runs
+            print("full_suite: --serve needs a Prefect server that outlives it: start one (prefect server start) "
+                  "and set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api", file=sys.stderr)
+            return 2
+        if args.schedule:
+            unset = "" if args.timezone else " (no --timezone given)"
+            print(f"schedule: '{args.schedule.cron}' in {args.schedule.timezone}{unset}", flush=True)
+        full_suite.serve(name=args.serve, schedules=[args.schedule] if args.schedule else None,
                          parameters={"profile": args.profile, "overrides": args.overrides})
         return 0
     run_id = new_run_id()

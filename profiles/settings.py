@@ -178,6 +178,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def shipped_profiles() -> tuple[str, ...]:
+    """The names of the profiles shipped in profiles/ (`local`, `seed`, `smoke`)."""
+    return tuple(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+
+
 def resolve_profile_path(name_or_path: str) -> Path:
     """`local` → profiles/local.toml; anything with a suffix or a slash is a path."""
     candidate = Path(name_or_path)
@@ -202,7 +207,7 @@ def load_profile(name_or_path: str = "local", overrides: list[str] | None = None
     """Read, override and validate a profile; raise ProfileError naming every bad key."""
     path = resolve_profile_path(name_or_path)
     if not path.is_file():
-        shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        shipped = ", ".join(shipped_profiles())
         raise ProfileError(f"profile {name_or_path!r}: no file {path} (shipped profiles: {shipped})")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
