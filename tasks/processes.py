@@ -1,8 +1,14 @@
 """The services' processes, found from the ports they listen on, and their CPU and memory over time.
 
 Only the processes serving the profile's ports (with all their children, e.g. ffmpeg) are sampled,
-never the campaign's own process. CPU comes from cumulative CPU time (including children already
-reaped), so short-lived encoders are counted even when they start and end between two samples.
+never the campaign's own process. One CPU scale for services and machine alike: percent of ONE core,
+i.e. CPU seconds used per wall second × 100 (a machine with N cores tops out at N × 100).
+
+A service's CPU over an interval is accounted per process (keyed by pid and start time): the growth of
+each process's own CPU time and of the CPU time of the children it reaped, minus what was already
+counted of a child that has since gone (its whole CPU time moves into its parent's "reaped" figure when
+it ends, and counting it both ways once made a 2-core machine show 404.5 %). Short-lived encoders that
+start and end between two samples are still counted, through their parent's reaped time.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 
 import psutil
 from prefect import task
@@ -18,6 +25,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.store import Ledger
 
+# No interval can hold more CPU time than every core busy for all of it; readings above that come from the
+# kernel's 10 ms accounting ticks over a short interval (0.2 s: ±5 % per process) and are cut to it.
+MAX_CPU_PERCENT = 100.0 * (os.cpu_count() or 1)
 REDISCOVER_AFTER_S = 5.0  # a restarted service gets a new pid; look again, but not on every sample
 
 
@@ -32,9 +42,10 @@ def listening_pids(ports: dict[str, int]) -> dict[str, int]:
     return found
 
 
-def _trees(roots: dict[str, int]) -> dict[str, list[psutil.Process]]:
-    """Each service's root process and all its descendants, from ONE scan of the process table
-    (psutil's `children()` rescans it per call, which would cost more than the sample itself)."""
+def _trees(roots: dict[str, int]) -> tuple[dict[str, list[psutil.Process]], set[int]]:
+    """Each service's root process and all its descendants (parents before children), from ONE scan of
+    the process table (psutil's `children()` rescans it per call, which would cost more than the sample
+    itself); and every pid of that scan."""
     by_pid: dict[int, psutil.Process] = {}
     children_of: dict[int, list[int]] = {}
     for proc in psutil.process_iter(["ppid"]):
@@ -50,12 +61,69 @@ def _trees(roots: dict[str, int]) -> dict[str, list[psutil.Process]]:
             members.append(by_pid[pid])
             pending += children_of.get(pid, [])
         trees[service] = members
-    return trees
+    return trees, set(by_pid)
 
 
-def _cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+Key = tuple[int, float]  # (pid, create_time): a pid reused by a new process is a new process
+
+
+@dataclass
+class CpuAccount:
+    """One service's CPU bookkeeping between samples."""
+
+    counted: dict[Key, tuple[float, float]] = field(default_factory=dict)  # key → (own s, reaped children s)
+    parents: dict[Key, int] = field(default_factory=dict)  # key → parent pid
+    wall: float | None = None  # monotonic time of the last sample
+    debt: float = 0.0  # CPU seconds counted early (a child reaped while being read), taken off the next interval
+
+    def interval(self, readings: dict[Key, tuple[float, float, int]], alive: set[int], now: float) -> float | None:
+        """CPU % of one core since the last sample from this sample's readings (key → own s, reaped s,
+        parent pid); `alive` is every pid in the process table (a process not read but still there keeps
+        its account). None on the first sample: there is no interval yet."""
+        used = 0.0
+        for key, (own, reaped, _) in readings.items():
+            before = self.counted.get(key)
+            if before is not None:
+                used += (own - before[0]) + (reaped - before[1])
+            elif self.wall is not None and key[1] >= time.time() - (now - self.wall):
+                used += own + reaped  # started within the interval: all of it was used in the interval
+        gone = [key for key in self.counted if key not in readings and key[0] not in alive]
+        for key in gone:  # ended: its whole CPU time is now in its parent's reaped time, which was added above
+            if (parent := self.parents.get(key)) is not None and parent in alive:
+                used -= sum(self.counted[key])
+        kept = {key: value for key, value in self.counted.items() if key not in readings and key not in gone}
+        self.counted = {**kept, **{key: (own, reaped) for key, (own, reaped, _) in readings.items()}}
+        self.parents = {key: value for key, value in self.parents.items() if key in self.counted} | {
+            key: parent for key, (_, _, parent) in readings.items()}
+        previous, self.wall = self.wall, now
+        if previous is None or now <= previous:
+            return None
+        used -= self.debt
+        self.debt = max(0.0, -used)
+        return min(MAX_CPU_PERCENT, 100.0 * max(0.0, used) / (now - previous))
+
+
+def _read(members: list[psutil.Process]) -> tuple[dict[Key, tuple[float, float, int]], int]:
+    """Own and reaped-children CPU seconds, parent pid, and the summed RSS of a process tree. Children are
+    read before their parents, so a child reaped between the two reads is found in its parent's figure."""
+    readings: dict[Key, tuple[float, float, int]] = {}
+    rss = 0
+    for proc in reversed(members):  # `members` lists every parent before its descendants
+        with contextlib.suppress(psutil.Error):  # a child may end between scan and read
+            with proc.oneshot():
+                times = proc.cpu_times()
+                readings[(proc.pid, proc.create_time())] = (
+                    times.user + times.system, times.children_user + times.children_system, proc.ppid())
+                rss += proc.memory_info().rss
+    return readings, rss
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy, summed over its cores (psutil's own definition of
+    busy: everything but idle and iowait, guest time being already part of user time)."""
+    times = psutil.cpu_times()
+    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    return busy - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
 
 
 class ResourceSampler:
@@ -68,7 +136,8 @@ class ResourceSampler:
         self.stage = stage
         self._pids: dict[str, int] = {}
         self._looked_at = float("-inf")
-        self._last_cpu: dict[str, tuple[float, float]] = {}  # service → (cpu seconds, wall time)
+        self._accounts: dict[str, CpuAccount] = {}
+        self._machine: tuple[float, float] | None = None  # (busy s, monotonic time) of the last sample
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -77,6 +146,14 @@ class ResourceSampler:
             self._pids = listening_pids(self.ports)
             self._looked_at = now
 
+    def _machine_cpu(self) -> float | None:
+        """The machine's CPU % of one core since the last sample (None on the first)."""
+        busy, now, previous = machine_busy_seconds(), time.monotonic(), self._machine
+        self._machine = (busy, now)
+        if previous is None or now <= previous[1]:
+            return None
+        return min(MAX_CPU_PERCENT, 100.0 * max(0.0, busy - previous[0]) / (now - previous[1]))
+
     def sample(self) -> None:
         """Take one sample of every service, plus their total and the machine's."""
         now = time.monotonic()
@@ -84,24 +161,18 @@ class ResourceSampler:
             self._rediscover(now)
         t = time.time()
         total = {"processes": 0, "cpu_percent": 0.0, "rss_bytes": 0}
-        trees = _trees(self._pids)
+        trees, alive = _trees(self._pids)
         for service in self.ports:
-            processes, cpu_s, rss = 0, 0.0, 0
-            for proc in trees.get(service, []):
-                with contextlib.suppress(psutil.Error):  # a child may end between scan and read
-                    cpu_s += _cpu_seconds(proc)
-                    rss += proc.memory_info().rss
-                    processes += 1
             if service in trees:
-                # None on a tree's first sample: there is no interval to measure CPU over yet
-                previous = self._last_cpu.get(service)
-                cpu_percent = None if previous is None else max(
-                    0.0, 100.0 * (cpu_s - previous[0]) / (now - previous[1]))
-                self._last_cpu[service] = (cpu_s, now)
+                readings, rss = _read(trees[service])
+                # timed at the read: a scan that took longer this time must not stretch the interval
+                cpu_percent = self._accounts.setdefault(service, CpuAccount()).interval(
+                    readings, alive, time.monotonic())
+                processes = len(readings)
             else:  # gone (stopped or restarted): it uses nothing; find it again later
                 self._pids.pop(service, None)
-                self._last_cpu.pop(service, None)
-                cpu_percent = 0.0
+                self._accounts.pop(service, None)
+                processes, cpu_percent, rss = 0, 0.0, 0
             self.ledger.record("samples", stage=self.stage, t=t, service=service, processes=processes,
                                cpu_percent=cpu_percent, rss_bytes=rss)
             total["processes"] += processes
@@ -111,8 +182,7 @@ class ResourceSampler:
         self.ledger.record("samples", stage=self.stage, t=t, service="total", **total)
         memory = psutil.virtual_memory()
         self.ledger.record("samples", stage=self.stage, t=t, service="machine", processes=None,
-                           cpu_percent=psutil.cpu_percent(interval=None) * psutil.cpu_count(),
-                           rss_bytes=memory.total - memory.available)
+                           cpu_percent=self._machine_cpu(), rss_bytes=memory.total - memory.available)
 
     @property
     def pids(self) -> dict[str, int]:
@@ -141,7 +211,6 @@ class ResourceSampler:
 def capture_baseline(run_dir: str, ports: dict[str, int], seconds: float, interval_s: float) -> dict[str, int]:
     """Sample the idle services for `seconds`; returns the pids found per service."""
     sampler = ResourceSampler(Ledger.of(run_dir), ports, interval_s, stage="baseline")
-    psutil.cpu_percent(interval=None)  # prime the machine-wide counter
     with sampler:
         time.sleep(seconds)
     return sampler.pids

@@ -60,3 +60,29 @@ def test_per_job_memory_without_baseline_or_growth():
     (row,) = per_job_memory(no_baseline, jobs)
     assert row.per_job_mb.n == 0 and row.jobs_per_gib is None and row.deployment_peak_rss_mb == 170.0
     assert per_job_memory(SAMPLES, frame("jobs", [])) == []
+
+
+def test_a_child_reaped_by_its_parent_is_counted_once():
+    from tasks.processes import CpuAccount
+
+    account, parent, child = CpuAccount(), (100, 1.0), (200, 2.0)
+    assert account.interval({parent: (1.0, 0.0, 1), child: (0.0, 0.0, 100)}, {1, 100, 200}, now=0.0) is None
+    # 1 s later the child has used 0.8 s, the parent 0.1 s
+    assert account.interval({parent: (1.1, 0.0, 1), child: (0.8, 0.0, 100)}, {1, 100, 200}, now=1.0) == \
+        pytest.approx(90.0)
+    # the child used 0.5 s more, ended and was reaped: its 1.3 s are now in the parent's reaped time
+    assert account.interval({parent: (1.2, 1.3, 1)}, {1, 100}, now=2.0) == pytest.approx(60.0)  # 0.1 + 0.5, not 1.4
+
+
+def test_a_child_read_just_before_its_parent_reaped_it_is_evened_out_next_interval():
+    from tasks.processes import CpuAccount
+
+    account, parent, child = CpuAccount(), (100, 1.0), (200, 2.0)
+    account.interval({parent: (0.0, 0.0, 1), child: (0.0, 0.0, 100)}, {1, 100, 200}, now=0.0)
+    # read as alive (0.5 s) and, a moment later, already in its parent's reaped time: counted twice here...
+    first = account.interval({parent: (0.0, 0.5, 1), child: (0.5, 0.0, 100)}, {1, 100, 200}, now=1.0)
+    # ...and taken off the next intervals (never below 0), so they add up to what was used: 0.5 + 0.1 + 0.4 s
+    second = account.interval({parent: (0.1, 0.5, 1)}, {1, 100}, now=2.0)
+    third = account.interval({parent: (0.5, 0.5, 1)}, {1, 100}, now=3.0)
+    assert (first, second) == (pytest.approx(100.0), 0.0)
+    assert first + second + third == pytest.approx(100.0)
