@@ -15,6 +15,7 @@ Definitions (the README's "How each figure is defined" says the same):
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from analysis.stats import RULE, Distribution, Rate, distribution, rate
 from tasks.store import CHECKS, MANIFEST, load_tables, read_json
 
 INTERRUPTED = "interrupted"
+UNKNOWN = "unknown"
 ENDED = ("succeeded", "failed")  # the server said the job ended (no time-out, not interrupted)
 STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential")
 
@@ -69,7 +71,7 @@ class Job(BaseModel):
     level: int | None
     batch: int | None
     document: str | None
-    outcome: str  # succeeded | failed | timed_out | interrupted | not_submitted
+    outcome: str  # succeeded | failed | timed_out | interrupted | not_submitted | unknown (not recorded)
     server_status: str | None  # the last status the server reported
     status_from_trace: bool  # server_status is the last one seen while polling (the row never got one)
     succeeded: bool
@@ -258,10 +260,9 @@ def _jobs(frames: dict[str, pl.DataFrame]) -> list[Job]:
     )
     jobs = []
     for row in table.iter_rows(named=True):
-        outcome = row["outcome"] or INTERRUPTED
-        # a row still "running" in a stored run: the run ended (or died) with the job in flight
-        if outcome == "running":
-            outcome = INTERRUPTED
+        # a row still "running" in a stored run: the run ended (or died) with the job in flight; a row with
+        # no outcome at all (written before outcomes were recorded) is not claimed to be anything
+        outcome = INTERRUPTED if row["outcome"] == "running" else row["outcome"] or UNKNOWN
         succeeded = bool(row["succeeded"]) and outcome == "succeeded"
         from_trace = row["server_status"] is None and row["last_status"] is not None
         jobs.append(Job(
@@ -444,9 +445,23 @@ def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, ch
         (f"; {failed_stages}" if failed_stages else "")
 
 
+def conform(table: str, stored: pl.DataFrame | None) -> pl.DataFrame:
+    """A stored table with every column of its schema (a table not stored, or written by an older version
+    without some columns, gets them empty), so no figure special-cases a missing one."""
+    if stored is None:
+        return empty(table)
+    schema = TABLES[table]
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items() if name not in stored.columns]
+    return stored.with_columns(missing).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+
+
+def _text(value) -> str | None:
+    return value if value is None or isinstance(value, str) else json.dumps(value, default=str)
+
+
 def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, checks: list[dict] | None) -> RunMetrics:
     """Every figure of a run, from its stored tables, manifest and GX outcomes."""
-    frames = {name: frames[name] if frames.get(name) is not None else empty(name) for name in TABLES}
+    frames = {name: conform(name, frames.get(name)) for name in TABLES}
     manifest = manifest or {}
     profile = manifest.get("profile") or {}
     thresholds = profile.get("thresholds") or {}
@@ -462,8 +477,8 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     videos = _videos(frames["videos"])
     videos_passed = rate(sum(video.ok for video in videos), len(videos))
     checked = {video.job_id for video in videos}
-    stored_checks = [Check(**{name: check.get(name) for name in Check.model_fields if name != "success"},
-                           success=bool(check.get("success"))) for check in (checks or [])]
+    stored_checks = [Check(**{name: _text(check.get(name)) for name in Check.model_fields if name != "success"},
+                           success=bool(check.get("success"))) for check in (checks or []) if isinstance(check, dict)]
     threshold_list = threshold_checks(thresholds, jobs, latency, videos_passed)
     stages = _stages(frames["stages"])
     interrupted_jobs = sum(1 for job in jobs if job.outcome == INTERRUPTED)

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import polars as pl
+
 from artifacts.publish import write_reports
 from tasks.store import LEDGER, rebuild_tables
 
@@ -26,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.rebuild or not list(run_dir.glob("*.parquet")):
         rebuild_tables(run_dir)
-    for name in write_reports(run_dir):
+    try:
+        reports = write_reports(run_dir)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # a damaged file in the run folder
+        print(f"artifacts: cannot render {run_dir}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for name in reports:
         print(run_dir / "reports" / name)
     return 0
 

@@ -172,3 +172,13 @@ def test_an_interrupted_job_is_in_flight_until_the_run_ended():
                sample("concurrent", 5.0, "server", 50.0, 300)]
     run = metrics(jobs=[job("a", outcome="running", start=0.0)], samples=samples)
     assert run.per_job_memory[0].per_job_mb.max == 200.0
+
+
+def test_a_table_from_an_older_run_without_the_new_columns_still_renders():
+    import polars as pl
+
+    old_jobs = pl.DataFrame({"job_id": ["a"], "stage": ["single"], "status": ["completed"], "total_seconds": [4.0]})
+    old_checks = [{"suite": "s", "expectation": "e", "success": True, "observed": {"unexpected_count": 0}}]
+    run = compute_metrics({"jobs": old_jobs}, manifest(), old_checks)
+    assert run.jobs[0].outcome == "unknown" and not run.jobs[0].succeeded  # no verified outcome recorded
+    assert run.checks[0].observed == '{"unexpected_count": 0}'
