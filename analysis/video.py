@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import av
@@ -71,11 +72,13 @@ def check_video(
     duration_tolerance: float = 0.05,
     black_luma: float = BLACK_LUMA,
     silent_dbfs: float = SILENT_DBFS,
+    stop_reason: Callable[[], str | None] | None = None,
 ) -> VideoIntegrity:
     """Decode every packet of the MP4 at `path` and list what is wrong with it.
 
     `expected_resolution` is "WIDTHxHEIGHT"; `reported_seconds` is the duration the service claimed.
-    Durations must agree within `duration_tolerance` (a fraction of the longer one).
+    Durations must agree within `duration_tolerance` (a fraction of the longer one). `stop_reason`, asked
+    between packets, ends the decoding early when it answers why (a time bound, a stop request): a problem.
     """
     expected_size = parse_resolution(expected_resolution) if expected_resolution else None
     path = os.fspath(path)
@@ -95,7 +98,7 @@ def check_video(
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
         fps = _fps(video)
-        decoded = _decode_all(container, video, audio, fps)
+        decoded = _decode_all(container, video, audio, fps, stop_reason)
         video_context = video.codec_context if video is not None else None
         result = VideoIntegrity(
             path=path,
@@ -187,7 +190,7 @@ class _Decoded:
         return 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
 
 
-def _decode_all(container, video, audio, fps: float | None) -> _Decoded:
+def _decode_all(container, video, audio, fps: float | None, stop_reason: Callable[[], str | None] | None) -> _Decoded:
     decoded = _Decoded(luma_every=max(1, round(fps or 1)))
     # a stream with no decoder in this FFmpeg build has no codec context: nothing to decode
     streams = [stream for stream in (video, audio) if stream is not None and stream.codec_context]
@@ -196,6 +199,9 @@ def _decode_all(container, video, audio, fps: float | None) -> _Decoded:
     try:
         # demux yields a final empty packet per stream, whose decode flushes the delayed frames
         for packet in container.demux(streams):
+            if stop_reason is not None and (why := stop_reason()):
+                decoded.read_error = why
+                break
             is_video = packet.stream.type == "video"
             try:
                 frames = packet.decode()

@@ -2,12 +2,19 @@
 
 Single, concurrent and sequential stages differ only in how many jobs a batch holds and how many
 batches follow each other. Videos are downloaded and decoded after the batch has ended, so checking
-them never competes for CPU with the jobs being timed.
+them never competes for CPU with the jobs being timed; a job's verdict (succeeded, or why not) is
+recorded once its video was checked. When jobs failed, the four services are re-probed and the cause
+(a service that stopped answering, since when, how it died) goes in front of each job's failure.
+
+After a stop request no new batch starts; the jobs in flight end as interrupted within about
+tasks.http.STOP_CHECK_S, and the stage returns what it has (flows.lifecycle records it interrupted).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import get_run_logger
@@ -15,11 +22,57 @@ from prefect.futures import as_completed
 
 from artifacts.publish import report_progress
 from profiles.settings import Profile
-from tasks.jobs import check_video_integrity, download_video, measure_job
+from tasks.incidents import cause, explained, reprobe
+from tasks.interrupt import stop_requested
+from tasks.jobs import check_video_integrity, download_video, measure_job, record_job, verified_outcome
 from tasks.services import Services
-from tasks.store import Ledger
+from tasks.store import JOB_KEY, Ledger
 
-VIDEO_STATUSES = ("completed", "completed_with_errors")
+FAILED = ("failed", "timed_out", "not_submitted")  # outcomes a service may explain (not interrupted ones)
+
+
+@dataclass
+class Progress:
+    """Jobs finished in a run so far, and the wall time spent running batches to finish them."""
+
+    total: int
+    done: int = 0
+    busy_s: float = 0.0
+
+
+_progress: dict[str, Progress] = {}
+_progress_lock = threading.Lock()
+
+
+def _progress_of(run_dir: str, total: int) -> Progress:
+    with _progress_lock:
+        return _progress.setdefault(str(Path(run_dir).resolve()), Progress(total))
+
+
+def seconds_left(busy_s: float, done: int, total: int) -> float | None:
+    """Time left at the mean time per finished job so far (None before the first has finished)."""
+    return busy_s / done * max(0, total - done) if done > 0 else None
+
+
+def in_words(seconds: float) -> str:
+    """45 s, 3 min 20 s, 1 h 05 min."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_line(done: int, total: int, left: float | None) -> str:
+    line = f"{done}/{total} jobs done"
+    return line + (f", about {in_words(left)} left" if left is not None and done < total else "")
+
+
+def _update(ledger: Ledger, row: dict, **fields) -> None:
+    """Change fields of a job's row and record just them (the jobs table merges a job's rows)."""
+    row.update(fields)
+    ledger.record("jobs", **{name: row.get(name) for name in JOB_KEY}, **fields)
 
 
 def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, level: int, batch: int,
@@ -30,50 +83,89 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
     Jobs are polled every `poll_interval_s` (the profile's poll interval unless given)."""
     logger = get_run_logger()
     ledger = Ledger.of(run_dir)
-    timing = profile.timing
-    measure = measure_job.with_options(timeout_seconds=timing.job_timeout_s + timing.upload_timeout_s + 30)
+    progress = _progress_of(run_dir, total_jobs)
     started_at = time.time()
-    interval = poll_interval_s or timing.poll_interval_s
-    futures = [measure.submit(profile, services, run_dir, str(doc), stage, level, batch, slot, interval)
-               for slot, doc in enumerate(documents)]
-    rows = []
+    interval = poll_interval_s or profile.timing.poll_interval_s
+    futures = {measure_job.submit(profile, services, run_dir, str(doc), stage, level, batch, slot, interval): slot
+               for slot, doc in enumerate(documents)}
+    rows: list[dict] = [{} for _ in documents]
     for future in as_completed(futures):
+        slot = futures[future]
         row = future.result(raise_on_failure=False)
-        if isinstance(row, BaseException):  # the task itself broke (e.g. its timeout): still a failed job
-            row = {"stage": stage, "level": level, "batch": batch, "status": "not_finished", "succeeded": False,
-                   "error": f"measure-job task failed: {row!r}"}
-            ledger.record("jobs", **row)
-        rows.append(row)
-        report_progress(run_dir, progress_id, total_jobs)
+        if isinstance(row, BaseException):  # the task itself broke: still a failed job, with what it recorded
+            row = {"stage": stage, "level": level, "batch": batch, "slot": slot, "document": documents[slot].name,
+                   "outcome": "failed", "succeeded": False, "finished_at": time.time(),
+                   "failure": f"measure-job task failed: {type(row).__name__}: {row}"}
+            record_job(ledger, row)
+        rows[slot] = row
+        progress.done += 1
+        left = seconds_left(progress.busy_s + time.time() - started_at, progress.done, progress.total)
+        logger.info("%s", progress_line(progress.done, progress.total, left))
+        report_progress(progress_id, progress.done, total_jobs)
     finished = [r["finished_at"] for r in rows if r.get("finished_at")]
     finished_at = max(finished) if finished else time.time()
     ledger.record("batches", stage=stage, level=level, batch=batch, jobs=len(documents), started_at=started_at,
                   finished_at=finished_at, wall_seconds=finished_at - started_at)
     for row in rows:
-        if row.get("status") in VIDEO_STATUSES and row.get("job_id"):
+        if row.get("outcome") == "running":  # the server said it has a video: the verdict is the video's
             check_output(profile, services, run_dir, stage, row)
+    explain_failures(profile, services, run_dir, rows)
+    progress.busy_s += time.time() - started_at
     ok = sum(1 for r in rows if r.get("succeeded"))
-    logger.info("%s batch %s (level %s): %s/%s jobs completed in %.1f s wall", stage, batch, level, ok, len(rows),
-                finished_at - started_at)
+    logger.info("%s batch %s (level %s): %s/%s jobs succeeded (video downloaded and verified), %.1f s wall",
+                stage, batch, level, ok, len(rows), finished_at - started_at)
     return rows
 
 
+def _download(profile: Profile, services: Services, job_id: str, path: str) -> dict:
+    """{"sha256": ...} or {"problem": ...}; a transfer whose connection kept failing is a problem too."""
+    got = download_video.submit(profile, services, job_id, path).result(raise_on_failure=False)
+    if isinstance(got, BaseException):
+        return {"problem": f"the download failed: {type(got).__name__}: {got}"}
+    return got
+
+
 def check_output(profile: Profile, services: Services, run_dir: str, stage: str, row: dict) -> None:
-    """Download the job's video twice (the second only to hash it) and record its integrity."""
+    """Download the job's video twice (the second only to hash it), check its integrity, record its verdict."""
+    ledger = Ledger.of(run_dir)
     job_id = row["job_id"]
     path = str(Path(run_dir) / "videos" / f"{job_id}.mp4")
-    fetch = download_video.with_options(timeout_seconds=profile.timing.download_timeout_s + 10)
-    first = fetch(profile, services, job_id, path, return_state=True)
-    if first.is_failed():
-        Ledger.of(run_dir).record("videos", job_id=job_id, stage=stage, path=path, ok=False,
-                                  problems=f"download failed: {first.message}")
+    integrity = None
+    download_problem = None if stop_requested() else _download(profile, services, job_id, path).get("problem")
+    if stop_requested():
+        _update(ledger, row, outcome="interrupted", failure="the run was stopped before its video was checked")
         return
-    second_path = path + ".second"
-    second = fetch(profile, services, job_id, second_path, return_state=True)
-    second_sha = second.result() if second.is_completed() else None
-    Path(second_path).unlink(missing_ok=True)
-    check = check_video_integrity.with_options(timeout_seconds=profile.timing.check_video_timeout_s)
-    checked = check(profile, run_dir, job_id, stage, path, row, second_sha, return_state=True)
-    if not checked.is_completed():
-        Ledger.of(run_dir).record("videos", job_id=job_id, stage=stage, path=path, ok=False, second_sha256=second_sha,
-                                  problems=f"integrity check did not finish: {checked.message}")
+    if download_problem:
+        ledger.record("videos", job_id=job_id, stage=stage, path=path, ok=False, problems=download_problem)
+    else:
+        second_path = path + ".second"
+        second_sha = _download(profile, services, job_id, second_path).get("sha256")
+        Path(second_path).unlink(missing_ok=True)
+        checked = check_video_integrity(profile, run_dir, job_id, stage, path, row, second_sha, return_state=True)
+        if checked.is_completed():
+            integrity = checked.result()["problems"] or None
+        else:
+            integrity = f"the check did not finish: {checked.message}"
+            ledger.record("videos", job_id=job_id, stage=stage, path=path, ok=False, second_sha256=second_sha,
+                          problems=integrity)
+    if stop_requested():
+        _update(ledger, row, outcome="interrupted", failure="the run was stopped while its video was checked")
+        return
+    outcome, failure = verified_outcome(row["server_status"], row.get("server_errors"), download_problem, integrity)
+    _update(ledger, row, outcome=outcome, succeeded=outcome == "succeeded", failure=failure)
+
+
+def explain_failures(profile: Profile, services: Services, run_dir: str, rows: list[dict]) -> None:
+    """When jobs failed, re-probe the services; a service found failing goes in front of each failure."""
+    failed = [row for row in rows if row.get("outcome") in FAILED]
+    if not failed or stop_requested():
+        return
+    unanswered = [row["server_unanswered_at"] for row in rows if row.get("server_unanswered_at")]
+    incidents = reprobe(profile, services, run_dir, {"server": min(unanswered)} if unanswered else {})
+    why = cause(incidents)
+    if why is None:
+        return
+    get_run_logger().warning("%s of %s jobs failed; %s", len(failed), len(rows), why)
+    ledger = Ledger.of(run_dir)
+    for row in failed:
+        _update(ledger, row, failure=explained(row["failure"], why))

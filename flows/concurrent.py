@@ -7,6 +7,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.batch import run_batch
 from profiles.settings import MAX_CONCURRENCY, Profile
+from tasks.interrupt import stop_requested
 from tasks.services import Services
 
 
@@ -17,6 +18,8 @@ def concurrent_runs(profile: Profile, services: Services, run_dir: str, progress
     rows = []
     documents = profile.workload.documents
     for batch, level in enumerate(profile.workload.concurrency_levels):
+        if stop_requested():  # the jobs in flight ended as interrupted; no new batch starts
+            break
         rows += run_batch(profile, services, run_dir, "concurrent", level, batch,
                           list(islice(cycle(documents), level)), progress_id, total_jobs)
     return rows

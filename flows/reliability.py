@@ -4,6 +4,7 @@ from prefect import flow
 
 from flows.batch import run_batch
 from profiles.settings import Profile
+from tasks.interrupt import stop_requested
 from tasks.services import Services
 
 
@@ -14,6 +15,8 @@ def sequential_reliability(profile: Profile, services: Services, run_dir: str, p
     documents = profile.workload.documents
     rows = []
     for batch in range(profile.workload.sequential_jobs):
+        if stop_requested():  # the job in flight ended as interrupted; no new one starts
+            break
         rows += run_batch(profile, services, run_dir, "sequential", 1, batch,
                           [documents[batch % len(documents)]], progress_id, total_jobs)
     return rows

@@ -14,7 +14,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,29 @@ class StartInterrupted(StackError):
 
 def _never() -> bool:
     return False
+
+
+@dataclass(frozen=True)
+class ServiceExit:
+    """A bundled service that died on its own: how, when (wall clock, as the launcher saw it), its last words."""
+
+    service: str
+    exit_code: int
+    exited_at: float
+    log_tail: str
+
+
+# Every stack of this process, so that whoever sees a service fail can ask whether it was one of ours that died.
+_STACKS: weakref.WeakSet[Stack] = weakref.WeakSet()
+
+
+def service_exit(url: str) -> ServiceExit | None:
+    """How the bundled service answering at `url` exited, if it is one of this process's stacks and it died."""
+    for stack in list(_STACKS):
+        for name in SERVICES:
+            if getattr(stack.urls, name) == url:
+                return stack.exit_of(name)
+    return None
 
 
 @dataclass(frozen=True)
@@ -92,6 +117,8 @@ class Stack:
             redis=f"redis://127.0.0.1:{ports['redis']}/0",
         )
         self._procs: dict[str, subprocess.Popen] = {}
+        self._exited_at: dict[int, float] = {}  # pid → when it exited
+        _STACKS.add(self)
 
     def _command(self, name: str) -> list[str]:
         port = str(self.ports[name])
@@ -120,7 +147,7 @@ class Stack:
     def log_path(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
-    def _log_tail(self, name: str, lines: int = 15) -> str:
+    def log_tail(self, name: str, lines: int = 15) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
         return ""
@@ -161,16 +188,22 @@ class Stack:
                 preexec_fn=_prepare_service, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         self._procs[name] = proc
+        threading.Thread(target=self._note_exit, args=(proc,), name=f"watch-{name}", daemon=True).start()
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         while not self._healthy(name):
             if stop_requested():
                 raise StartInterrupted(f"{name}: stop requested while starting")
             if proc.poll() is not None:
-                raise StackError(f"{name}: exited with code {proc.returncode} on start\n{self._log_tail(name)}")
+                raise StackError(f"{name}: exited with code {proc.returncode} on start\n{self.log_tail(name)}")
             if time.monotonic() > deadline:
                 self.stop_service(name)
-                raise StackError(f"{name}: not healthy after {HEALTH_TIMEOUT_S:.0f} s\n{self._log_tail(name)}")
+                raise StackError(f"{name}: not healthy after {HEALTH_TIMEOUT_S:.0f} s\n{self.log_tail(name)}")
             time.sleep(0.1)
+
+    def _note_exit(self, proc: subprocess.Popen) -> None:
+        """Waits for the process in a thread of its own: the moment it exits is when it stopped answering."""
+        proc.wait()
+        self._exited_at[proc.pid] = time.time()
 
     def stop_service(self, name: str) -> None:
         """SIGTERM the service's process group, SIGKILL it if it has not gone within the bound."""
@@ -218,6 +251,13 @@ class Stack:
     def exited(self) -> dict[str, int]:
         """Services that died on their own: name → exit code."""
         return {name: proc.returncode for name, proc in self._procs.items() if proc.poll() is not None}
+
+    def exit_of(self, name: str) -> ServiceExit | None:
+        """How the service died on its own (None while it runs, or once stopped on purpose)."""
+        proc = self._procs.get(name)
+        if proc is None or proc.poll() is None:
+            return None
+        return ServiceExit(name, proc.returncode, self._exited_at.get(proc.pid, time.time()), self.log_tail(name))
 
 
 @contextlib.contextmanager

@@ -11,12 +11,19 @@ answer ends at its bound plus at most one read timeout.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import httpx
+
+from tasks.interrupt import raise_if_stopped, stop_requested
+
+T = TypeVar("T")
 
 MAX_ANSWER_BYTES = 1 << 20  # a status or health object is small; a bigger answer is a broken target
 
@@ -44,6 +51,10 @@ def client(**options) -> httpx.Client:
     return httpx.Client(verify=_tls(), **options)
 
 
+def async_client(**options) -> httpx.AsyncClient:
+    return httpx.AsyncClient(verify=_tls(), **options)
+
+
 def chunks_within(response: httpx.Response, ends: float, late: str) -> Iterator[bytes]:
     """The body, chunk by chunk, as long as it keeps to the monotonic instant `ends` (else LateAnswer(late))."""
     for chunk in response.iter_bytes():  # as it arrives: a chunk size would buffer past the deadline
@@ -64,3 +75,56 @@ def whole_answer(client: httpx.Client, method: str, path: str, seconds: float, *
             if len(body) > MAX_ANSWER_BYTES:
                 raise BadResponse(f"{method} {path}: answer larger than {MAX_ANSWER_BYTES} bytes")
     return response.status_code, bytes(body)
+
+
+# The async side: a job's requests run as coroutines, so a deadline cancels a request in flight (body
+# included) and so does a stop request, within STOP_CHECK_S; a blocked thread could be stopped by neither.
+STOP_CHECK_S = 0.1
+
+
+async def within(work: Coroutine[Any, Any, T], seconds: float, late: str) -> T:
+    """The result of `work` if it ends within `seconds`; LateAnswer(late) if not; Interrupted once a stop is
+    requested. Either way `work` (the request in flight) is cancelled, not left running."""
+    if seconds <= 0:
+        work.close()
+        raise LateAnswer("no time left before the deadline")
+    running = asyncio.ensure_future(work)
+    try:
+        async with asyncio.timeout(seconds):
+            while not running.done():
+                raise_if_stopped("the request")
+                await asyncio.wait({running}, timeout=STOP_CHECK_S)
+    except TimeoutError:
+        raise LateAnswer(late) from None
+    finally:
+        if not running.done():
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
+    return running.result()
+
+
+async def pause_async(seconds: float) -> bool:
+    """`interrupt.pause` for a coroutine: sleep up to `seconds`; True when a stop was requested."""
+    ends = time.monotonic() + seconds
+    while not stop_requested():
+        left = ends - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(left, STOP_CHECK_S))
+    return True
+
+
+async def whole_answer_async(client: httpx.AsyncClient, method: str, path: str, seconds: float,
+                             **request) -> tuple[int, bytes]:
+    """`whole_answer` for an AsyncClient: the whole answer within `seconds`, at most MAX_ANSWER_BYTES."""
+    async def read() -> tuple[int, bytes]:
+        body = bytearray()
+        async with client.stream(method, path, timeout=seconds, **request) as response:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise BadResponse(f"{method} {path}: answer larger than {MAX_ANSWER_BYTES} bytes")
+        return response.status_code, bytes(body)
+
+    return await within(read(), seconds, f"{method} {path}: answer not complete within {seconds:g} s")

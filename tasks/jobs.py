@@ -1,7 +1,15 @@
 """One job under test: submit a document, follow it to a terminal status, download and check its video.
 
-A job under test is never retried (a retried job would hide a failure); the download is, because a
-dropped connection on the way back says nothing about the service's ability to make the video.
+A job SUCCEEDS only when the server said `completed` AND its video was downloaded AND passed every
+integrity check; the server's word alone is `server_status`. A job's `jobs` row is recorded when it is
+submitted (outcome "running") and again as each fact arrives, so a run that stops keeps it.
+
+The job's requests are coroutines (`tasks.http.within`): a deadline cancels a request in flight, body
+included, and so does a stop request — a blocked worker thread could be stopped by neither, which is also
+why no task here has a Prefect `timeout_seconds`: the deadlines below are the bound.
+
+A job under test is never retried (a retried job would hide a failure); a download is, when its connection
+dropped, because that says nothing about the service's ability to make the video.
 """
 
 from __future__ import annotations
@@ -11,25 +19,28 @@ import hashlib
 import json
 import mimetypes
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from analysis.schema import TABLES
 from analysis.tracking import TERMINAL, phase_durations, tracking_problems
 from analysis.video import check_video, parse_resolution
 from profiles.settings import Profile
 from tasks import http
-from tasks.http import BadResponse
-from tasks.http import chunks_within as _chunks_until
-from tasks.http import whole_answer as _answer
+from tasks.http import BadResponse, LateAnswer, pause_async, whole_answer_async, within
+from tasks.interrupt import Interrupted, stop_requested
 from tasks.services import Services
 from tasks.store import Ledger
 
 REQUIRED = {"job_id": str, "status": str}
 OPTIONAL = {"phase": str, "message": str, "progress": int, "created_at": str, "updated_at": str,
             "completed_at": str, "result": dict, "errors": list}
+VIDEO_STATUSES = ("completed", "completed_with_errors")
+JOB_COLUMNS = frozenset(TABLES["jobs"])
 
 
 def job_object(status_code: int, body: bytes) -> dict:
@@ -51,57 +62,123 @@ def job_object(status_code: int, body: bytes) -> dict:
     return job
 
 
+def refusal(status_code: int, body: bytes) -> str:
+    """A non-200 answer in words: the contract's `{"detail": ...}` when there is one, else the body's start."""
+    text = body[:200].decode(errors="replace").strip()
+    with contextlib.suppress(ValueError):
+        detail = json.loads(body).get("detail") if body.lstrip().startswith(b"{") else None
+        if isinstance(detail, str) and detail:
+            text = detail
+    return f"{status_code}: {text}" if text else str(status_code)
+
+
+def no_answer(exc: Exception) -> str:
+    """A request that got no usable answer, in words ("ConnectError: [Errno 111] Connection refused")."""
+    return str(exc) if isinstance(exc, BadResponse) else f"{type(exc).__name__}: {exc}"
+
+
+def record_job(ledger: Ledger, row: dict) -> None:
+    """Record what is known of a job now (the `jobs` columns only; the table merges a job's rows)."""
+    ledger.record("jobs", **{name: value for name, value in row.items() if name in JOB_COLUMNS})
+
+
+# --- outcomes: what the facts of a job make of it (pure) ---
+
+def measured_outcome(server_status: str | None, gave_up: tuple[str, str] | None,
+                     server_errors: str | None) -> tuple[str, str | None]:
+    """(outcome, failure) once a job was followed to its end. A job with a video stays "running": its
+    verdict waits for the video (`verified_outcome`)."""
+    if gave_up:
+        return gave_up
+    if server_status in VIDEO_STATUSES:
+        return "running", None
+    return "failed", f"server reported {server_status}" + (f": {server_errors}" if server_errors else "")
+
+
+def verified_outcome(server_status: str, server_errors: str | None, download_problem: str | None,
+                     integrity_problems: str | None) -> tuple[str, str | None]:
+    """(outcome, failure) of a job the server said finished with a video, from its download and integrity."""
+    if download_problem:
+        return "failed", f"server said {server_status} but {download_problem}"
+    if integrity_problems:
+        return "failed", f"video failed integrity: {integrity_problems}"
+    if server_status != "completed":
+        errors = f": {server_errors}" if server_errors else ""
+        return "failed", f"server reported {server_status}{errors} (its video passed every check)"
+    return "succeeded", None
+
+
+def stopped_failure(uploading: bool, job_id: str | None, server_status: str | None) -> str:
+    """Why an interrupted job has no outcome, from what had been seen of it."""
+    if job_id is None:
+        return "the run was stopped while the document was being uploaded" if uploading \
+            else "the run was stopped before the job was submitted"
+    return f"the run was stopped while the job was {server_status or 'not yet seen'}"
+
+
+# --- following a job ---
+
 def _observation(job: dict, t: float) -> dict:
     fields = ("status", "phase", "progress", "created_at", "completed_at")
     return {"t": t, **{field: job.get(field) for field in fields}}
 
 
-def _submit(client: httpx.Client, profile: Profile, document: Path) -> dict:
+async def _submit(client: httpx.AsyncClient, profile: Profile, document: Path) -> dict:
     endpoints = profile.target.endpoints
     content_type = mimetypes.guess_type(document.name)[0] or "application/octet-stream"
-    with document.open("rb") as handle:
-        upload = {endpoints.upload_field: (document.name, handle, content_type)}
-        status_code, body = _answer(client, "POST", endpoints.generate, profile.timing.upload_timeout_s, files=upload)
+    upload = {endpoints.upload_field: (document.name, document.read_bytes(), content_type)}
+    status_code, body = await whole_answer_async(client, "POST", endpoints.generate,
+                                                 profile.timing.upload_timeout_s, files=upload)
     if status_code not in (200, 201, 202):
-        raise BadResponse(f"upload answered HTTP {status_code}: {body[:200].decode(errors='replace')}")
+        raise BadResponse(f"upload answered HTTP {refusal(status_code, body)}")
     return job_object(status_code, body)
 
 
 class Follower:
-    """Polls one job's status, recording every observation as it is taken."""
+    """Polls one job's status, recording every observation as it is taken and keeping `row` up to date."""
 
-    def __init__(self, client: httpx.Client, profile: Profile, ledger: Ledger, job_id: str, stage: str,
+    def __init__(self, client: httpx.AsyncClient, profile: Profile, ledger: Ledger, row: dict,
                  deadline: float) -> None:
-        self.client, self.profile, self.ledger = client, profile, ledger
-        self.job_id, self.stage, self.deadline = job_id, stage, deadline
-        self.path = profile.target.endpoints.status.format(job_id=job_id)
+        self.client, self.profile, self.ledger, self.row, self.deadline = client, profile, ledger, row, deadline
+        self.path = profile.target.endpoints.status.format(job_id=row["job_id"])
         self.trace: list[dict] = []
         self.last: dict = {}
 
-    def poll(self) -> dict:
+    async def poll(self) -> dict:
         seconds = min(self.profile.timing.request_timeout_s, self.deadline - time.monotonic())
-        job = job_object(*_answer(self.client, "GET", self.path, seconds))
+        try:
+            job = job_object(*await whole_answer_async(self.client, "GET", self.path, seconds))
+        except httpx.TransportError:
+            self.row.setdefault("server_unanswered_at", time.time())  # evidence for the root cause
+            raise
         observation = _observation(job, time.time())
         self.trace.append(observation)
-        self.ledger.record("status_trace", job_id=self.job_id, stage=self.stage, **observation)
+        self.ledger.record("status_trace", job_id=self.row["job_id"], stage=self.row["stage"], **observation)
         self.last = job
+        self.row.update(server_status=job["status"], observations=len(self.trace))
         return job
 
-    def until_terminal(self, interval_s: float) -> str | None:
-        """Poll until a terminal status (None) or the deadline or a target that stopped answering (why)."""
+    async def until_terminal(self, interval_s: float) -> tuple[str, str] | None:
+        """Poll until a terminal status (None), else (outcome, failure): the deadline passed or the target
+        stopped answering. Interrupted at a stop request."""
+        timing = self.profile.timing
         failing_since, error = None, None
         while time.monotonic() < self.deadline:
             try:
-                if self.poll()["status"] in TERMINAL:
+                if (await self.poll())["status"] in TERMINAL:
                     return None
                 failing_since = None
             except (httpx.HTTPError, BadResponse) as exc:
-                failing_since, error = failing_since or time.monotonic(), f"status poll failed: {exc}"
-                if time.monotonic() - failing_since >= self.profile.timing.poll_failure_s:
-                    return f"{error} (for {self.profile.timing.poll_failure_s:.0f} s, gave up)"
-            time.sleep(interval_s)
+                failing_since, error = failing_since or time.monotonic(), f"status poll failed: {no_answer(exc)}"
+                if time.monotonic() - failing_since >= timing.poll_failure_s:
+                    return "failed", f"{error} (for {timing.poll_failure_s:g} s, gave up)"
+            if await pause_async(interval_s):
+                raise Interrupted("the job")
         seen = self.trace[-1]["status"] if self.trace else "never seen"
-        return f"timed out after {self.profile.timing.job_timeout_s:.0f} s (last status: {seen})"
+        return "timed_out", f"timed out after {timing.job_timeout_s:g} s (last status: {seen})"
+
+    def terminal_at(self) -> float | None:
+        return next((obs["t"] for obs in self.trace if obs["status"] in TERMINAL), None)
 
 
 def _number(value) -> float | None:
@@ -114,107 +191,156 @@ def _result_fields(job: dict) -> dict:
     errors = result.get("errors") or job.get("errors") or []
     return {
         "processing_seconds": _number(result.get("processing_time_seconds")),
-        "video_seconds": _number(video.get("duration_seconds")),
+        "reported_video_seconds": _number(video.get("duration_seconds")),
         "size_bytes": _number(video.get("size_bytes")),
         "resolution": video.get("resolution") if isinstance(video.get("resolution"), str) else None,
         "scenes": _number(result.get("script_scenes")),
-        "error": "; ".join(str(e) for e in (errors if isinstance(errors, list) else [errors]) if e) or None,
+        # not a column: the server's own errors go into `failure` when the job is not a success
+        "server_errors": "; ".join(str(e) for e in (errors if isinstance(errors, list) else [errors]) if e) or None,
     }
 
 
-def _follow_job(row: dict, client: httpx.Client, profile: Profile, ledger: Ledger, document: Path,
-                deadline: float, poll_interval_s: float) -> None:
-    """Submit, follow to the end and fill `row` in as facts arrive (so a failure keeps what is known)."""
-    job = _submit(client, profile, document)
-    row.update(job_id=job["job_id"], status=job["status"])
-    follower = Follower(client, profile, ledger, job["job_id"], row["stage"], deadline)
-    problem = follower.until_terminal(poll_interval_s)
-    trace = follower.trace
-    status = trace[-1]["status"] if trace else job["status"]
-    finished_at = trace[-1]["t"] if status in TERMINAL else time.time()
-    if status in TERMINAL:
-        # Look once more, a poll later: a terminal status must stay terminal.
-        time.sleep(poll_interval_s)
-        with contextlib.suppress(httpx.HTTPError, BadResponse):
-            follower.poll()
-    durations = phase_durations(trace, row["submitted_at"], finished_at if status in TERMINAL else None)
-    row.update(
-        finished_at=finished_at, total_seconds=finished_at - row["submitted_at"], status=status,
-        succeeded=status == "completed", observations=len(trace),
-        tracking_problems="; ".join(tracking_problems(trace)) or None,
-        **{f"{name}_s": seconds for name, seconds in durations.items()},
-        **_result_fields(follower.last or job),
-    )
-    if problem:
-        row["error"] = "; ".join(filter(None, [problem, row.get("error")]))
+def _summarise(row: dict, follower: Follower, first_answer: dict) -> None:
+    """What the polls saw: time per phase, tracking problems, the server's result fields."""
+    terminal_at = follower.terminal_at()
+    durations = phase_durations(follower.trace, row["submitted_at"], terminal_at)
+    row.update(observations=len(follower.trace), tracking_problems="; ".join(tracking_problems(follower.trace)) or None,
+               **{f"{name}_s": seconds for name, seconds in durations.items()},
+               **_result_fields(follower.last or first_answer))
+    if terminal_at is not None:
+        row.update(finished_at=terminal_at, total_seconds=terminal_at - row["submitted_at"])
+
+
+async def _follow_job(row: dict, client: httpx.AsyncClient, profile: Profile, ledger: Ledger, document: Path,
+                      deadline: float, poll_interval_s: float) -> tuple[str, str] | None:
+    """Submit, follow to the end and fill `row` in as facts arrive (so a failure keeps what is known);
+    None when a terminal status was seen, else (outcome, failure)."""
+    job = await _submit(client, profile, document)
+    row.update(job_id=job["job_id"], server_status=job["status"])
+    record_job(ledger, row)
+    follower = Follower(client, profile, ledger, row, deadline)
+    try:
+        gave_up = await follower.until_terminal(poll_interval_s)
+        if gave_up is None and not await pause_async(poll_interval_s):
+            # Look once more, a poll later: a terminal status must stay terminal (tracking_problems says if not).
+            with contextlib.suppress(httpx.HTTPError, BadResponse, Interrupted):
+                await follower.poll()
+        return gave_up
+    finally:
+        _summarise(row, follower, job)
 
 
 @task(name="measure-job", cache_policy=NO_CACHE, retries=0,
       task_run_name="measure-job-{stage}-{level}-{batch}-{slot}")
-def measure_job(profile: Profile, services: Services, run_dir: str, document: str, stage: str,
-                level: int, batch: int, slot: int, poll_interval_s: float) -> dict:
+async def measure_job(profile: Profile, services: Services, run_dir: str, document: str, stage: str,
+                      level: int, batch: int, slot: int, poll_interval_s: float) -> dict:
     """Submit one document and follow the job to its end, polling its status every `poll_interval_s`;
-    returns (and records) its `jobs` row. Never retried (retries=0 explicitly, whatever Prefect's
-    default): a retried job under test would hide a failure."""
+    returns its row (recorded at submission and again at the end; a job with a video stays "running"
+    until `flows.batch` has checked it). Never retried (retries=0 explicitly, whatever Prefect's default):
+    a retried job under test would hide a failure."""
     ledger = Ledger.of(run_dir)
-    row = {"job_id": None, "stage": stage, "level": level, "batch": batch, "document": Path(document).name,
-           "status": "not_submitted", "succeeded": False, "observations": 0, "submitted_at": time.time()}
+    row = {"job_id": None, "stage": stage, "level": level, "batch": batch, "slot": slot,
+           "document": Path(document).name, "outcome": "running", "succeeded": False, "observations": 0,
+           "submitted_at": time.time()}
     deadline = time.monotonic() + profile.timing.job_timeout_s
+    uploading = False
     try:
-        with http.client(base_url=services.server) as client:
-            _follow_job(row, client, profile, ledger, Path(document), deadline, poll_interval_s)
+        if stop_requested():
+            raise Interrupted("the job")
+        record_job(ledger, row)
+        uploading = True
+        async with http.async_client(base_url=services.server) as client:
+            gave_up = await _follow_job(row, client, profile, ledger, Path(document), deadline, poll_interval_s)
+        outcome, failure = measured_outcome(row["server_status"], gave_up, row.get("server_errors"))
+    except Interrupted:
+        outcome, failure = "interrupted", stopped_failure(uploading, row["job_id"], row.get("server_status"))
     except (httpx.HTTPError, BadResponse, OSError) as exc:
-        step = "submit failed" if row["job_id"] is None else "measurement failed"
-        row["error"] = f"{step}: {exc}"
+        if row["job_id"] is None:
+            if isinstance(exc, httpx.TransportError):
+                row["server_unanswered_at"] = time.time()
+            outcome, failure = "not_submitted", f"submit failed: {no_answer(exc)}"
+        else:
+            outcome, failure = "failed", f"measurement failed: {no_answer(exc)}"
     except Exception as exc:  # a target answering the unforeseen must not lose what is known of the job
-        row["error"] = f"measurement failed: {type(exc).__name__}: {exc}"
-    if row.get("error") and "finished_at" not in row:
+        outcome, failure = "failed", f"measurement failed: {type(exc).__name__}: {exc}"
+    row.update(outcome=outcome, failure=failure)
+    if "finished_at" not in row:
         row["finished_at"] = time.time()
         row["total_seconds"] = row["finished_at"] - row["submitted_at"]
-    ledger.record("jobs", **row)
-    get_run_logger().info("%s job %s (level %s, batch %s): %s in %.1f s%s", stage, row["job_id"], level, batch,
-                          row["status"], row["total_seconds"], f" — {row['error']}" if row.get("error") else "")
+    record_job(ledger, row)
+    get_run_logger().info("%s job %s (level %s, batch %s, slot %s): server said %s after %.1f s%s", stage,
+                          row["job_id"], level, batch, slot, row.get("server_status") or "nothing",
+                          row["total_seconds"], f" — {outcome}: {failure}" if failure else "")
     return row
 
 
+def _retry_dropped_download(task, task_run, state) -> bool:
+    """Retry a download only when its connection failed, never after a stop request."""
+    return isinstance(state.data, httpx.TransportError) and not stop_requested()
+
+
 @task(name="download-video", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
-      task_run_name="download-{job_id}")
-def download_video(profile: Profile, services: Services, job_id: str, destination: str) -> str:
-    """Stream the job's video to `destination` within the download timeout (the whole transfer, not
-    each read); returns its SHA-256. Retried: a dropped transfer is not the test."""
+      retry_condition_fn=_retry_dropped_download, task_run_name="download-{job_id}")
+async def download_video(profile: Profile, services: Services, job_id: str, destination: str) -> dict:
+    """Stream the job's video to `destination`, the whole transfer within the download timeout.
+
+    Returns {"sha256": hex} or {"problem": "the download answered 404: No video found"} (a refusal, a late
+    transfer or a stop is the answer, not retried); raises only when the connection failed (retried)."""
     url = services.server + profile.target.endpoints.download.format(job_id=job_id)
     seconds = profile.timing.download_timeout_s
-    ends = time.monotonic() + seconds
-    digest = hashlib.sha256()
     partial = Path(destination + ".part")
     partial.parent.mkdir(parents=True, exist_ok=True)
-    late = f"download of {job_id} not complete within {seconds:.0f} s"
-    try:
-        with http.client(timeout=seconds) as session, session.stream("GET", url) as response:
-            chunks = _chunks_until(response, ends, late)
+
+    async def transfer() -> dict:
+        digest = hashlib.sha256()
+        async with http.async_client(timeout=seconds) as session, session.stream("GET", url) as response:
             if response.status_code != 200:
-                head = next(chunks, b"")[:200].decode(errors="replace")
-                raise BadResponse(f"download of {job_id} answered HTTP {response.status_code}: {head}")
+                head = b""
+                async for chunk in response.aiter_bytes():
+                    head += chunk
+                    if len(head) >= 2000:
+                        break
+                return {"problem": f"the download answered {refusal(response.status_code, head)}"}
             with partial.open("wb") as out:
-                for chunk in chunks:
+                async for chunk in response.aiter_bytes():
                     digest.update(chunk)
                     out.write(chunk)
         partial.replace(destination)
+        return {"sha256": digest.hexdigest()}
+
+    try:
+        return await within(transfer(), seconds, f"the download was not complete within {seconds:g} s")
+    except LateAnswer as exc:
+        return {"problem": str(exc)}
+    except Interrupted:
+        return {"problem": "the run was stopped during the download"}
     finally:
         partial.unlink(missing_ok=True)
-    return digest.hexdigest()
+
+
+def _decode_bound(seconds: float) -> Callable[[], str | None]:
+    """Why decoding must stop now (its time is up, or the run is stopping), else None."""
+    ends = time.monotonic() + seconds
+
+    def reason() -> str | None:
+        if stop_requested():
+            return "the run was stopped"
+        return f"not done within {seconds:g} s" if time.monotonic() > ends else None
+
+    return reason
 
 
 @task(name="check-video", cache_policy=NO_CACHE, task_run_name="check-video-{job_id}")
 def check_video_integrity(profile: Profile, run_dir: str, job_id: str, stage: str, path: str, reported: dict,
                           second_sha256: str | None) -> dict:
-    """Decode the whole video and record its integrity row (with whether a second download hashed the same).
+    """Decode the whole video (within check_video_timeout_s) and record its integrity row, with whether a
+    second download hashed the same.
 
     `reported` is the job's row: the video must match the duration and resolution the target reported
     (the profile's expected resolution when the target reported none).
     """
     thresholds = profile.thresholds
-    seconds = _number(reported.get("video_seconds"))
+    seconds = _number(reported.get("reported_video_seconds"))
     reported_seconds = seconds if seconds and seconds > 0 else None
     resolution = reported.get("resolution") or thresholds.expected_resolution
     try:
@@ -224,12 +350,14 @@ def check_video_integrity(profile: Profile, run_dir: str, job_id: str, stage: st
         malformed = True
     verdict = check_video(path, expected_resolution=thresholds.expected_resolution if malformed else resolution,
                           reported_seconds=reported_seconds, duration_tolerance=thresholds.duration_tolerance,
-                          black_luma=thresholds.black_luma, silent_dbfs=thresholds.silent_dbfs)
+                          black_luma=thresholds.black_luma, silent_dbfs=thresholds.silent_dbfs,
+                          stop_reason=_decode_bound(profile.timing.check_video_timeout_s))
     problems = [verdict.as_row()["problems"]]
     if malformed:
         problems.append(f"target reported resolution {resolution!r}, not WIDTHxHEIGHT")
     if reported_seconds is None:
-        problems.append(f"target reported duration {reported.get('video_seconds')!r}, not a positive number")
+        problems.append(f"target reported duration {reported.get('reported_video_seconds')!r}, "
+                        "not a positive number")
     stable = second_sha256 is not None and second_sha256 == verdict.sha256
     if not stable:
         problems.append("second download failed" if second_sha256 is None else "second download hashed differently")

@@ -1,5 +1,6 @@
 """What the campaign makes of a target that answers badly: a clear error, never a traceback or a hang."""
 
+import asyncio
 import json
 import threading
 import time
@@ -8,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tasks.http import MAX_ANSWER_BYTES, BadResponse, whole_answer
+from tasks import interrupt
+from tasks.http import MAX_ANSWER_BYTES, STOP_CHECK_S, BadResponse, LateAnswer, whole_answer, whole_answer_async
 from tasks.jobs import job_object
 
 GOOD = {"job_id": "6f1c1e53-7a60-4b0e-9a39-0d7a4c3a9b1e", "status": "processing", "phase": "audio", "progress": 40,
@@ -44,9 +46,12 @@ def test_a_malformed_job_object_is_named(raw, says):
 
 
 class Misbehaving(BaseHTTPRequestHandler):
-    """`/trickle` sends a byte every 0.2 s (for at most 10 s); `/huge` sends more than a status object can be."""
+    """`/trickle` sends a byte every 0.2 s (for at most 10 s); `/huge` sends more than a status object can be;
+    `/silent` answers nothing for 10 s."""
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path == "/silent":
+            time.sleep(10)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -63,14 +68,26 @@ class Misbehaving(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def misbehaving():
+def misbehaving_url():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}") as client:
-        yield client
+    yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture
+def misbehaving(misbehaving_url):
+    with httpx.Client(base_url=misbehaving_url) as client:
+        yield client
+
+
+def answer_async(url: str, path: str, seconds: float) -> tuple[int, bytes]:
+    async def ask():
+        async with httpx.AsyncClient(base_url=url) as client:
+            return await whole_answer_async(client, "GET", path, seconds)
+    return asyncio.run(ask())
 
 
 def test_an_answer_trickling_in_is_cut_at_its_bound(misbehaving):
@@ -88,3 +105,29 @@ def test_an_oversized_answer_is_refused(misbehaving):
 def test_no_time_left_sends_nothing(misbehaving):
     with pytest.raises(BadResponse, match="no time left"):
         whole_answer(misbehaving, "GET", "/trickle", 0)
+
+
+# The async reader of a job's requests: the same bounds, and a stop request cancels the request in flight.
+
+def test_an_async_answer_trickling_in_is_cut_at_its_bound(misbehaving_url):
+    started = time.monotonic()
+    with pytest.raises(LateAnswer, match="not complete within 1 s"):
+        answer_async(misbehaving_url, "/trickle", 1.0)
+    assert time.monotonic() - started < 1.5  # cancelled at the bound itself, not at the next read
+
+
+def test_an_async_oversized_answer_is_refused(misbehaving_url):
+    with pytest.raises(BadResponse, match=f"larger than {MAX_ANSWER_BYTES} bytes"):
+        answer_async(misbehaving_url, "/huge", 10.0)
+
+
+def test_a_stop_request_cancels_an_answer_that_is_not_coming(misbehaving_url):
+    stopper = threading.Timer(0.5, interrupt.request_stop)
+    stopper.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(interrupt.Interrupted):
+            answer_async(misbehaving_url, "/silent", 8.0)
+    finally:
+        interrupt.reset()
+    assert time.monotonic() - started < 0.5 + 4 * STOP_CHECK_S

@@ -1,0 +1,212 @@
+"""What a job under test is recorded as: a success is a verified video, a failure says why in words.
+
+The pure rules first (facts in, outcome out), then the real bundled stack: behind a proxy of the test's
+own that says `completed` but has no video, with its tts killed mid-run, and stopped mid-job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from prefect import flow
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from flows.batch import in_words, progress_line, run_batch, seconds_left
+from profiles.settings import load_profile
+from stack import running_stack
+from stack.launcher import ServiceExit, free_port
+from tasks import interrupt
+from tasks.incidents import cause, explained, incident_rows
+from tasks.jobs import measured_outcome, refusal, stopped_failure, verified_outcome
+from tasks.services import Services
+from tasks.store import LEDGER, read_ledger, rebuild_tables
+from tests.stackutil import API, wait_until
+
+DOCUMENT = Path(__file__).parent.parent / "profiles" / "documents" / "short_note.txt"
+
+
+# --- the rules, on recorded facts ---
+
+def test_only_a_verified_video_of_a_completed_job_is_a_success():
+    assert verified_outcome("completed", None, None, None) == ("succeeded", None)
+    assert verified_outcome("completed", None, "the download answered 404: No video found", None) == (
+        "failed", "server said completed but the download answered 404: No video found")
+    assert verified_outcome("completed", None, None, "no audio stream") == (
+        "failed", "video failed integrity: no audio stream")
+    assert verified_outcome("completed_with_errors", "scene 2: tts timeout", None, None) == (
+        "failed", "server reported completed_with_errors: scene 2: tts timeout (its video passed every check)")
+
+
+def test_a_job_without_a_video_has_its_outcome_when_followed():
+    assert measured_outcome("completed", None, None) == ("running", None)  # the verdict waits for the video
+    assert measured_outcome("failed", None, "tts: connection refused") == (
+        "failed", "server reported failed: tts: connection refused")
+    gave_up = ("timed_out", "timed out after 600 s (last status: processing)")
+    assert measured_outcome("processing", gave_up, None) == gave_up
+
+
+def test_an_interrupted_job_says_how_far_it_got():
+    assert stopped_failure(False, None, None) == "the run was stopped before the job was submitted"
+    assert stopped_failure(True, None, None) == "the run was stopped while the document was being uploaded"
+    assert stopped_failure(True, "6f1c", "processing") == "the run was stopped while the job was processing"
+
+
+def test_a_refusal_is_the_contract_detail_or_the_body():
+    assert refusal(404, b'{"detail": "No video found"}') == "404: No video found"
+    assert refusal(502, b"<html>Bad Gateway</html>") == "502: <html>Bad Gateway</html>"
+    assert refusal(500, b"") == "500"
+
+
+def test_an_exited_service_is_named_with_its_exit_code_and_time():
+    checks = [{"service": "server", "ok": True, "detail": "ok"},
+              {"service": "tts", "ok": False, "detail": "cannot reach http://127.0.0.1:1 (ConnectError)"},
+              {"service": "redis", "ok": False, "detail": "cannot reach redis://127.0.0.1:2/0"}]
+    died = {"tts": ServiceExit("tts", -9, 43385.0, "INFO: started")}  # 12:03:05 UTC on 1 Jan 1970
+    rows = incident_rows(checks, probed_at=43400.0, first_failed={"redis": 43390.0}, exits=died)
+    assert [(r["service"], r["since"], r["exit_code"], r["log_tail"]) for r in rows] == [
+        ("tts", 43385.0, -9, "INFO: started"), ("redis", 43390.0, None, None)]
+    why = cause(rows)
+    assert why == ("tts stopped answering at 12:03:05 UTC (exit -9); "
+                   "redis failing since 12:03:10 UTC: cannot reach redis://127.0.0.1:2/0")
+    assert explained("server reported failed: Connection refused", why).startswith("tts stopped answering at")
+    assert explained("x", None) == "x"
+
+
+def test_progress_estimates_from_the_mean_time_per_finished_job():
+    assert seconds_left(0.0, 0, 10) is None
+    assert seconds_left(60.0, 3, 9) == 120.0
+    assert progress_line(3, 9, 120.0) == "3/9 jobs done, about 2 min 00 s left"
+    assert progress_line(9, 9, 0.0) == "9/9 jobs done"
+    assert [in_words(s) for s in (44.6, 200, 3900)] == ["45 s", "3 min 20 s", "1 h 05 min"]
+
+
+# --- against the real bundled stack ---
+
+@contextlib.contextmanager
+def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status_stalls: bool = False
+          ) -> Iterator[str]:
+    """A real HTTP server in front of `upstream` passing everything through, except: downloads answered
+    with `download_answer`, and status answers that never come when `status_stalls`."""
+    client = httpx.AsyncClient(base_url=upstream, timeout=30)
+
+    async def forward(request: Request) -> Response:
+        path = request.url.path
+        if download_answer and path.startswith(f"{API}/download/"):
+            return JSONResponse(download_answer[1], status_code=download_answer[0])
+        if status_stalls and path.startswith(f"{API}/status/"):
+            await asyncio.sleep(60)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        answer = await client.request(request.method, path, params=request.query_params, headers=headers,
+                                      content=await request.body())
+        return Response(answer.content, status_code=answer.status_code,
+                        media_type=answer.headers.get("content-type"))
+
+    app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST"])])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 10, "the proxy to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def services_of(urls, server: str | None = None) -> Services:
+    return Services(server=server or urls.server, tts=urls.tts, llm=urls.llm, redis=urls.redis,
+                    llm_model="extractive-planner")
+
+
+@flow(name="test-one-batch")
+def one_batch(profile, services: Services, run_dir: str) -> list[dict]:
+    return run_batch(profile, services, run_dir, "single", 1, 0, [DOCUMENT], None, 1)
+
+
+@pytest.fixture
+def profile(tmp_path):
+    return load_profile("smoke", [f'results_dir="{tmp_path}"', "timing.job_timeout_s=60",
+                                  "timing.download_timeout_s=20"])
+
+
+def test_completed_without_a_video_is_a_failure_naming_the_404(prefect_server, tmp_path, profile):
+    run_dir = str(tmp_path / "run")
+    with running_stack() as stack, proxy(stack.urls.server, (404, {"detail": "No video found"})) as front:
+        [row] = one_batch(profile, services_of(stack.urls, front), run_dir)
+    assert (row["server_status"], row["outcome"], row["succeeded"]) == ("completed", "failed", False)
+    assert row["failure"] == "server said completed but the download answered 404: No video found"
+
+    recorded = read_ledger(Path(run_dir))["jobs"]
+    assert recorded[0]["outcome"] == "running" and recorded[0]["job_id"] is None  # on record before the upload
+    assert recorded[1]["outcome"] == "running" and recorded[1]["job_id"] == row["job_id"]
+    tables = rebuild_tables(Path(run_dir))
+    [job] = tables["jobs"].to_dicts()
+    assert (job["server_status"], job["outcome"], job["succeeded"]) == ("completed", "failed", False)
+    assert job["failure"] == row["failure"] and job["reported_video_seconds"] > 0
+    [video] = tables["videos"].to_dicts()
+    assert video["ok"] is False and "404: No video found" in video["problems"]
+    assert tables["incidents"].height == 0  # every service still answers: nothing to blame
+
+
+def test_a_killed_tts_is_named_with_its_exit_code_and_time(prefect_server, tmp_path, profile):
+    run_dir = str(tmp_path / "run")
+    with running_stack() as stack:
+        # Killed once the stack is up, before the job needs it: a short note's job takes about a second,
+        # so a kill timed inside it would race the job's audio phase.
+        killed_at = time.time()
+        os.kill(stack.pids()["tts"], signal.SIGKILL)
+        wait_until(lambda: stack.exit_of("tts"), 10, "the launcher to see the tts exit")
+        [row] = one_batch(profile, services_of(stack.urls), run_dir)
+        last_words = stack.log_tail("tts") or None  # this tts logs nothing: a SIGKILL leaves no last words
+    assert row["outcome"] == "failed" and row["succeeded"] is False
+    assert row["failure"].startswith("tts stopped answering at "), row["failure"]
+    assert "(exit -9)" in row["failure"].split(" — ")[0]
+
+    incidents = rebuild_tables(Path(run_dir))["incidents"].to_dicts()
+    tts = next(i for i in incidents if i["service"] == "tts")
+    assert tts["exit_code"] == -9 and abs(tts["since"] - killed_at) < 2 and tts["t"] >= tts["since"]
+    assert "cannot reach" in tts["detail"] and tts["log_tail"] == last_words
+    [job] = rebuild_tables(Path(run_dir))["jobs"].to_dicts()
+    assert job["failure"] == row["failure"]
+
+
+def test_a_stop_ends_a_job_whose_status_answer_never_comes(prefect_server, tmp_path, profile):
+    run_dir = str(tmp_path / "run")
+    ledger = Path(run_dir) / LEDGER
+    with running_stack() as stack, proxy(stack.urls.server, status_stalls=True) as front:
+        def stop_once_polling() -> None:
+            wait_until(lambda: ledger.exists() and '"server_status": "pending"' in ledger.read_text(), 30,
+                       "the job's first answer")
+            time.sleep(0.5)  # the first status poll is now waiting for an answer that never comes
+            stopped_at.append(time.monotonic())
+            interrupt.request_stop()
+
+        stopped_at: list[float] = []
+        stopper = threading.Thread(target=stop_once_polling, daemon=True)
+        stopper.start()
+        try:
+            [row] = one_batch(profile, services_of(stack.urls, front), run_dir)
+            ended = time.monotonic()
+        finally:
+            interrupt.reset()
+    assert ended - stopped_at[0] < 5
+    assert (row["outcome"], row["server_status"]) == ("interrupted", "pending")
+    assert row["failure"] == "the run was stopped while the job was pending"
+    [job] = rebuild_tables(Path(run_dir))["jobs"].to_dicts()
+    assert job["outcome"] == "interrupted" and job["succeeded"] is False
+    assert json.loads(ledger.read_text().splitlines()[-1])["table"] == "batches"
