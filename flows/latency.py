@@ -11,10 +11,11 @@ from tasks.services import Services
 
 @flow(name="api-latency")
 def api_latency(profile: Profile, services: Services, run_dir: str, known_job_id: str | None) -> list[dict]:
-    """N sequential requests per endpoint; the status probe asks for a real job when there is one."""
+    """N sequential requests per endpoint; the status probe asks for a real job when there is one. Every probe
+    is bounded by timing.request_timeout_s for its whole answer; an endpoint silent for timing.poll_failure_s
+    is given up."""
     endpoints = profile.target.endpoints
-    probes = profile.workload.latency_probes
-    timeout = profile.timing.request_timeout_s
+    timing = profile.timing
     status_expected = 200 if known_job_id else 404
     targets = {
         "health": (endpoints.health, 200),
@@ -22,6 +23,6 @@ def api_latency(profile: Profile, services: Services, run_dir: str, known_job_id
         "jobs": (f"{endpoints.jobs}?limit={profile.workload.list_limit}", 200),
         "active": (f"{endpoints.active}?limit={profile.workload.list_limit}", 200),
     }
-    probe = probe_endpoint.with_options(timeout_seconds=probes * timeout + 30)
-    return [probe(run_dir, name, services.server + path, probes, timeout, expected)
+    return [probe_endpoint(run_dir, name, services.server + path, profile.workload.latency_probes,
+                           timing.request_timeout_s, timing.poll_failure_s, expected)
             for name, (path, expected) in targets.items()]

@@ -1,36 +1,49 @@
 """Stage 1: verify every service of the target for real before any load is sent."""
 
 from prefect import flow, get_run_logger
+from prefect.states import Completed, Failed, State
 
+from profiles.redact import redact
 from profiles.settings import Profile
 from tasks.services import Services, check_llm, check_redis, check_server, check_tts
 from tasks.store import Ledger
 
 
+def failing_lines(rows: list[dict]) -> list[str]:
+    """One line per service that failed its check: what is wrong and how to fix it."""
+    return [f"  {row['service']}: {row['detail']} — {row['fix']}" for row in rows if not row["ok"]]
+
+
 @flow(name="service-verification")
-def verify_services(profile: Profile, services: Services, run_dir: str) -> list[dict]:
-    """Check redis, llm, tts and server all at once; every failing service gets its own line."""
+def verify_services(profile: Profile, services: Services, run_dir: str) -> State:
+    """Check redis, llm, tts and server all at once, each within timing.verify_timeout_s; every failing service
+    gets its own line. Ends Failed when a service failed; either way the state's data is the rows
+    (`verify_services(..., return_state=True).result(raise_on_failure=False)`), also in the ledger."""
     logger = get_run_logger()
     timeout = profile.timing.verify_timeout_s
     endpoints = profile.target.endpoints
-    bound = {"timeout_seconds": 4 * timeout + 5}  # a retry of two requests, plus slack
-    futures = [
-        check_redis.with_options(**bound).submit(services.redis, profile.target.min_redis_version, timeout),
-        check_llm.with_options(**bound).submit(services.llm, services.llm_model, endpoints, timeout),
-        check_tts.with_options(**bound).submit(services.tts, endpoints, timeout),
-        check_server.with_options(**bound).submit(services.server, endpoints, timeout),
-    ]
+    futures = {
+        "redis": check_redis.submit(services.redis, profile.target.min_redis_version, timeout),
+        "llm": check_llm.submit(services.llm, services.llm_model, endpoints, timeout),
+        "tts": check_tts.submit(services.tts, endpoints, timeout),
+        "server": check_server.submit(services.server, endpoints, timeout),
+    }
     ledger = Ledger.of(run_dir)
     rows = []
-    for name, future in zip(("redis", "llm", "tts", "server"), futures, strict=True):
-        row = future.result(raise_on_failure=False)
+    for name, future in futures.items():
+        row = future.result(raise_on_failure=False)  # each check ends within its own bound
         if isinstance(row, BaseException):
-            row = {"service": name, "url": getattr(services, name), "ok": False, "version": None,
-                   "detail": f"check did not finish: {row!r}", "fix": "see the task's log"}
+            row = redact({"service": name, "url": services.model_dump(mode="json")[name], "ok": False, "version": None,
+                   "detail": f"the check itself failed: {type(row).__name__}: {row}",
+                   "fix": "a defect of the campaign: please report it with this line"})
         ledger.record("services", **row)
         rows.append(row)
         if row["ok"]:
             logger.info("%s: ok (%s) at %s", row["service"], row["version"], row["url"])
         else:
             logger.error("%s: %s — %s", row["service"], row["detail"], row["fix"])
-    return rows
+    failing = failing_lines(rows)
+    if failing:
+        return Failed(message=f"{len(failing)} of {len(rows)} services failed verification:\n" + "\n".join(failing),
+                      data=rows)
+    return Completed(message=f"all {len(rows)} services verified", data=rows)

@@ -18,11 +18,13 @@ from pydantic import (
     HttpUrl,
     UrlConstraints,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
 from analysis.video import BLACK_LUMA, SILENT_DBFS, parse_resolution
+from profiles.redact import redact_text, redact_url
 
 PROFILES_DIR = Path(__file__).parent
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss"])]
@@ -88,6 +90,11 @@ class Target(Strict):
     llm_model: str = "qwen3:4b"
     min_redis_version: Annotated[str, Field(pattern=r"^\d+(\.\d+){0,2}$")] = "6.0"
     endpoints: Endpoints = Endpoints()
+
+    @field_serializer("server_url", "tts_url", "llm_url", "redis_url", when_used="json")
+    def _shown_without_credentials(self, url: AnyUrl | None) -> str | None:
+        # JSON is what leaves the process (manifest, Prefect parameters): the real URL only connects
+        return None if url is None else redact_url(url)
 
     @model_validator(mode="after")
     def _urls_match_mode(self) -> Target:
@@ -199,7 +206,7 @@ def _describe(error: dict) -> str:
     elif error["type"] == "missing":
         message = "missing"
     elif "input" in error and not isinstance(error["input"], dict):
-        message = f"{message} (got {error['input']!r})"
+        message = f"{message} (got {redact_text(repr(error['input']))})"
     return f"{key}: {message}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +14,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from expectations.suites import validate_run
+from profiles.redact import install_log_redaction, secrets_in
 from profiles.settings import Profile
 from tasks.services import Services
 from tasks.store import CHECKS, MANIFEST, Ledger, load_tables, read_json, rebuild_tables, write_json
 
-# Bounds on the campaign's own bookkeeping (not on the target): writing a manifest is instant, turning
-# a long campaign's ledger into tables, validating and rendering them takes seconds.
-BOOKKEEPING_TIMEOUT_S = 60
+# Bound on validating a run's tables (the campaign's own work, not a wait on the target). The bookkeeping
+# tasks have none: they do no waiting, and a Prefect timeout on a task run in a worker thread only warns.
 PROCESSING_TIMEOUT_S = 600
 
 
@@ -37,10 +38,47 @@ def machine() -> dict:
     }
 
 
-@task(name="open-run", cache_policy=NO_CACHE, timeout_seconds=BOOKKEEPING_TIMEOUT_S)
+class RunRefused(ValueError):
+    """The run id cannot name a new run folder (it exists already, or is not a plain name)."""
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _taken(run_id: str, run_dir: Path) -> RunRefused:
+    return RunRefused(f"run id {run_id!r} is taken: {run_dir} already holds a run, and a run folder belongs to one "
+                      "campaign. Leave the run id empty for a new one, or choose another; continuing a run "
+                      "(--resume) is not supported yet.")
+
+
+def run_folder(results_dir: Path, run_id: str) -> Path:
+    """Where a NEW run with this id goes; RunRefused when the id is not a plain name or its folder exists
+    (for a command line to refuse it before anything starts)."""
+    if not RUN_ID.fullmatch(run_id):
+        raise RunRefused(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only, starting with a letter "
+                         "or digit (it names a folder in results_dir)")
+    run_dir = (results_dir / run_id).resolve()
+    if run_dir.exists():
+        raise _taken(run_id, run_dir)
+    return run_dir
+
+
+def new_run_folder(results_dir: Path, run_id: str) -> Path:
+    """`results_dir/<run-id>/`, created here: an existing folder is refused (RunRefused) and left untouched."""
+    run_dir = run_folder(results_dir, run_id)
+    try:
+        run_dir.mkdir(parents=True)
+    except FileExistsError:  # made meanwhile by another campaign
+        raise _taken(run_id, run_dir) from None
+    return run_dir
+
+
+@task(name="open-run", cache_policy=NO_CACHE)
 def open_run(profile: Profile, run_id: str) -> str:
-    """Create `results_dir/<run-id>/` with its manifest (and an empty ledger); returns the folder."""
-    run_dir = (profile.results_dir / run_id).resolve()
+    """Create `results_dir/<run-id>/` with its manifest (and an empty ledger); returns the folder. From here on,
+    the profile's secrets are masked in everything written or logged."""
+    install_log_redaction(secrets_in(profile))
+    run_dir = new_run_folder(profile.results_dir, run_id)
     Ledger.of(run_dir)
     write_json(run_dir / MANIFEST, {
         "run_id": run_id, "profile_name": profile.name, "profile": profile.model_dump(mode="json"),
@@ -54,17 +92,17 @@ def update_manifest(run_dir: str, **fields) -> None:
     write_json(path, {**read_json(path, {}), **fields})
 
 
-@task(name="record-services", cache_policy=NO_CACHE, timeout_seconds=BOOKKEEPING_TIMEOUT_S)
+@task(name="record-services", cache_policy=NO_CACHE)
 def record_services(run_dir: str, services: Services, checks: list[dict]) -> None:
-    """Put each service's URL and the version it exposed into the manifest."""
+    """Put each service's URL (credentials masked) and the version it exposed into the manifest."""
     versions = {row["service"]: row.get("version") for row in checks}
+    shown = services.model_dump(mode="json")
     update_manifest(run_dir, services={
-        name: {"url": getattr(services, name), "version": versions.get(name)}
-        for name in ("server", "tts", "llm", "redis")
+        name: {"url": shown[name], "version": versions.get(name)} for name in ("server", "tts", "llm", "redis")
     } | {"llm_model": services.llm_model})
 
 
-@task(name="store-tables", cache_policy=NO_CACHE, timeout_seconds=PROCESSING_TIMEOUT_S)
+@task(name="store-tables", cache_policy=NO_CACHE)
 def store_tables(run_dir: str, outcome: str) -> dict[str, int]:
     """Turn the ledger into Parquet tables and close the manifest; returns rows per table."""
     frames = rebuild_tables(Path(run_dir))

@@ -1,36 +1,51 @@
-"""The services under test, and one verification task per service.
+"""The services under test, and one verification check per service.
 
 Each check answers with a row for the `services` table: ok or not, the version it exposes, what is
-wrong and the command or setting that fixes it, so a user sees every problem at once.
+wrong and the command or setting that fixes it, so a user sees every problem at once. A check is
+bounded as a whole by its `timeout_s` (every answer complete, a body trickling in included) and is
+never retried by Prefect (a retry would double the bound). Rows carry URLs with their credentials
+masked; the real URL only connects. `check_*.fn` is the plain function (for re-probing a service).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
+import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import httpx
 import redis
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, field_serializer
 
+from profiles.redact import redact, redact_url
 from profiles.settings import Endpoints, Profile
 from stack import running_stack
 from tasks import http
 
+T = TypeVar("T")
 
-@dataclass(frozen=True)
-class Services:
-    """Where the four services answer, for this run."""
+
+class Services(BaseModel):
+    """Where the four services answer, for this run. Shown (JSON: Prefect parameters) with credentials masked."""
+
+    model_config = ConfigDict(frozen=True)
 
     server: str
     tts: str
     llm: str
     redis: str
     llm_model: str
+
+    @field_serializer("server", "tts", "llm", "redis", when_used="json")
+    def _shown_without_credentials(self, url: str) -> str:
+        return redact_url(url)
 
     def ports(self) -> dict[str, int]:
         """Port each service listens on (for finding its processes)."""
@@ -49,7 +64,8 @@ def services_under_test(profile: Profile) -> Iterator[Services]:
     if target.bundled_stack:
         with running_stack(max_concurrent_jobs=target.max_concurrent_jobs) as stack:
             urls = stack.urls
-            yield Services(urls.server, urls.tts, urls.llm, urls.redis, target.llm_model)
+            yield Services(server=urls.server, tts=urls.tts, llm=urls.llm, redis=urls.redis,
+                           llm_model=target.llm_model)
         return
     yield Services(
         server=str(target.server_url).rstrip("/"),
@@ -61,39 +77,85 @@ def services_under_test(profile: Profile) -> Iterator[Services]:
 
 
 def _row(service: str, url: str, ok: bool, version: str | None = None, detail: str = "ok", fix: str = "") -> dict:
-    return {"service": service, "url": url, "ok": ok, "version": version, "detail": detail, "fix": fix}
+    return redact({"service": service, "url": url, "ok": ok, "version": version, "detail": detail, "fix": fix})
 
 
 def _unreachable(service: str, url: str, exc: Exception, fix: str) -> dict:
     return _row(service, url, False, detail=f"cannot reach {url} ({type(exc).__name__}: {exc})", fix=fix)
 
 
+def _late(service: str, url: str, exc: Exception, timeout_s: float) -> dict:
+    return _row(service, url, False, detail=f"no complete answer within {timeout_s:g} s ({exc})",
+                fix=f"check the {service}'s log (stuck or overloaded?), or raise timing.verify_timeout_s")
+
+
 class Unexpected(Exception):
     """The service answered, but not what its API says it answers."""
 
 
-def _get_json(client: httpx.Client, path: str) -> tuple[int, dict]:
-    response = client.get(path)
+class Late(Exception):
+    """The check's bound passed before every answer it needs was complete."""
+
+
+def _get(client: httpx.Client, path: str, ends: float) -> tuple[int, bytes]:
     try:
-        body = response.json()
+        return http.whole_answer(client, "GET", path, ends - time.monotonic())
+    except (httpx.TimeoutException, http.LateAnswer):
+        raise Late(f"GET {path} was not answered in time") from None
+    except http.BadResponse as exc:
+        raise Unexpected(str(exc)) from None
+
+
+def _get_json(client: httpx.Client, path: str, ends: float) -> tuple[int, dict]:
+    status_code, raw = _get(client, path, ends)
+    try:
+        body = json.loads(raw)
     except ValueError:
-        raise Unexpected(f"GET {path} answered HTTP {response.status_code} with a body that is not JSON: "
-                         f"{response.text[:80]!r}") from None
+        raise Unexpected(f"GET {path} answered HTTP {status_code} with a body that is not JSON: "
+                         f"{raw[:80]!r}") from None
     if not isinstance(body, dict):
-        raise Unexpected(f"GET {path} answered HTTP {response.status_code} with {str(body)[:80]}, not a JSON object")
-    return response.status_code, body
+        raise Unexpected(f"GET {path} answered HTTP {status_code} with {str(body)[:80]}, not a JSON object")
+    return status_code, body
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
-@task(name="check-redis", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
+def _finished_within(seconds: float, work: Callable[[], T]) -> T:
+    """`work()` done in a daemon thread; its result, or Late after `seconds` (redis-py bounds each socket
+    operation, not a sequence of them; the thread ends at its own socket timeouts)."""
+    outcome: list[tuple[bool, object]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except Exception as exc:
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name="bounded-check", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        raise Late("PING and INFO were not answered in time")
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return value
+
+
+def _redis_version(url: str, timeout_s: float) -> str:
+    with redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s) as client:
+        client.ping()
+        return str(client.info("server").get("redis_version", ""))
+
+
+@task(name="check-redis", cache_policy=NO_CACHE)
 def check_redis(url: str, min_version: str, timeout_s: float) -> dict:
     try:
-        with redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s) as client:
-            client.ping()
-            version = str(client.info("server").get("redis_version", ""))
+        version = _finished_within(timeout_s, lambda: _redis_version(url, timeout_s))
+    except Late as exc:
+        return _late("redis", url, exc, timeout_s)
     except redis.RedisError as exc:
         return _unreachable("redis", url, exc, "start Redis (e.g. `redis-server --port 6379`) or fix target.redis_url")
     if not version or _version_tuple(version) < _version_tuple(min_version):
@@ -102,12 +164,15 @@ def check_redis(url: str, min_version: str, timeout_s: float) -> dict:
     return _row("redis", url, True, version)
 
 
-@task(name="check-llm", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
+@task(name="check-llm", cache_policy=NO_CACHE)
 def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> dict:
+    ends = time.monotonic() + timeout_s
     try:
-        with http.client(base_url=url, timeout=timeout_s) as client:
-            version = _get_json(client, endpoints.llm_version)[1].get("version")
-            status_code, tags = _get_json(client, endpoints.llm_tags)
+        with http.client(base_url=url) as client:
+            version = _get_json(client, endpoints.llm_version, ends)[1].get("version")
+            status_code, tags = _get_json(client, endpoints.llm_tags, ends)
+    except Late as exc:
+        return _late("llm", url, exc, timeout_s)
     except httpx.HTTPError as exc:
         return _unreachable("llm", url, exc, "start Ollama (`ollama serve`) or fix target.llm_url")
     except Unexpected as exc:
@@ -120,11 +185,14 @@ def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> d
     return _row("llm", url, True, f"{version} ({model})")
 
 
-@task(name="check-tts", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
+@task(name="check-tts", cache_policy=NO_CACHE)
 def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
+    ends = time.monotonic() + timeout_s
     try:
-        with http.client(base_url=url, timeout=timeout_s) as client:
-            status_code, health = _get_json(client, endpoints.tts_health)
+        with http.client(base_url=url) as client:
+            status_code, health = _get_json(client, endpoints.tts_health, ends)
+    except Late as exc:
+        return _late("tts", url, exc, timeout_s)
     except httpx.HTTPError as exc:
         return _unreachable("tts", url, exc, "start the TTS service (Chatterbox TTS API) or fix target.tts_url")
     except Unexpected as exc:
@@ -137,12 +205,15 @@ def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
     return _row("tts", url, True, version)
 
 
-@task(name="check-server", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
+@task(name="check-server", cache_policy=NO_CACHE)
 def check_server(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
+    ends = time.monotonic() + timeout_s
     try:
-        with http.client(base_url=url, timeout=timeout_s) as client:
-            status_code, health = _get_json(client, endpoints.health)
-            unknown = client.get(endpoints.status.format(job_id=uuid.uuid4())).status_code
+        with http.client(base_url=url) as client:
+            status_code, health = _get_json(client, endpoints.health, ends)
+            unknown = _get(client, endpoints.status.format(job_id=uuid.uuid4()), ends)[0]
+    except Late as exc:
+        return _late("server", url, exc, timeout_s)
     except httpx.HTTPError as exc:
         return _unreachable("server", url, exc, "start the text-to-video server or fix target.server_url")
     except Unexpected as exc:

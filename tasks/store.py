@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from analysis.schema import TABLES, frame
+from profiles.redact import redact
 
 LEDGER = "measurements.jsonl"
 MANIFEST = "manifest.json"
@@ -51,7 +52,7 @@ class Ledger:
     def record(self, table: str, **row) -> None:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
-        line = json.dumps({"table": table, **row}, default=str)
+        line = redact(json.dumps({"table": table, **row}, default=str))  # nothing secret is written
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -114,7 +115,7 @@ def load_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
 
 def write_json(path: Path, data) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.write_text(redact(json.dumps(data, indent=2, default=str)), encoding="utf-8")  # nothing secret is written
     tmp.replace(path)
 
 
