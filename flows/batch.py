@@ -108,7 +108,11 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
                   finished_at=finished_at, wall_seconds=finished_at - started_at)
     for row in rows:
         if row.get("outcome") == "running":  # the server said it has a video: the verdict is the video's
-            check_output(profile, services, run_dir, stage, row)
+            try:
+                check_output(profile, services, run_dir, stage, row)
+            except Exception as exc:  # a defect of the check must not leave the job without a verdict
+                _update(ledger, row, outcome="failed", failure=f"its video could not be checked: "
+                        f"{type(exc).__name__}: {exc}")
     explain_failures(profile, services, run_dir, rows)
     progress.busy_s += time.time() - started_at
     ok = sum(1 for r in rows if r.get("succeeded"))
