@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.schedule:
             unset = "" if args.timezone else " (no --timezone given)"
             print(f"schedule: '{args.schedule.cron}' in {args.schedule.timezone}{unset}", flush=True)
-        full_suite.serve(name=args.serve, schedules=[args.schedule] if args.schedule else None,
+        # limit=1: one campaign at a time, as two on one machine would measure each other
+        full_suite.serve(name=args.serve, schedules=[args.schedule] if args.schedule else None, limit=1,
                          parameters={"profile": args.profile, "overrides": args.overrides})
         return 0
     run_id = new_run_id()
