@@ -410,6 +410,13 @@ def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint],
     if thresholds.get("p95_job_seconds") is not None:
         seconds = distribution((job.total_seconds for job in jobs if job.succeeded), "s")
         checks.append(_at_most("job time", seconds, thresholds["p95_job_seconds"], "no job delivered a verified video"))
+    if thresholds.get("p95_api_latency_ms") is not None and not latency:
+        checks.append(ThresholdCheck(
+            name="p95 API latency", measured=None, unit="ms", n=0, comparison="≤",
+            threshold=thresholds["p95_api_latency_ms"], passed=False,
+            sentence=f"API latency: no probe was recorded; no figure to compare with ≤ "
+                     f"{thresholds['p95_api_latency_ms']:g} ms",
+        ))
     if thresholds.get("p95_api_latency_ms") is not None:
         checks += [_at_most(endpoint.endpoint, endpoint.answered, thresholds["p95_api_latency_ms"],
                             f"did not answer ({endpoint.probes} probes, no answer)")

@@ -367,7 +367,7 @@ def api_latency(metrics: RunMetrics) -> str:
         "Time of each answer in milliseconds, answered probes only (a probe that timed out, was refused, got a "
         "wrong status or a body that is not JSON has no latency and is counted under errors by kind). "
         + metrics.statistics_rule,
-        _threshold_line(metrics, *(endpoint.endpoint for endpoint in metrics.latency)),
+        _threshold_line(metrics, "API latency", *(endpoint.endpoint for endpoint in metrics.latency)),
         "\n".join(f"- {_endpoint_sentence(endpoint)}" for endpoint in metrics.latency),
         table(LATENCY_COLUMNS, [endpoint_row(endpoint) for endpoint in metrics.latency],
               "No latency probe was recorded."),
@@ -504,7 +504,7 @@ def _throughput_sentence(metrics: RunMetrics) -> str:
     best = max(measured, key=lambda group: group.jobs_per_minute)
     return (f"It reached a throughput of {fmt(best.jobs_per_minute, 'ratio')} verified videos per minute at "
             f"{plural(best.level, 'concurrent job')} ({fmt(best.video_seconds_per_wall_second, 'ratio')} seconds of "
-            f"decoded video per wall second, n={best.success.k} videos).")
+            f"decoded video per wall second, from {plural(best.success.k, 'video')}).")
 
 
 def _resource_sentence(metrics: RunMetrics) -> str:

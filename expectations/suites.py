@@ -95,7 +95,9 @@ def time_thresholds_suite(thresholds: Thresholds, times: pd.DataFrame) -> gx.Exp
     limits = {column: (thresholds.p95_job_seconds, "s") if column == "total_seconds"
               else (thresholds.p95_api_latency_ms, "ms") for column in times.columns}
     return _suite("time_thresholds", [
-        _at_most(column, limit, unit, int(times[column].count())) for column, (limit, unit) in limits.items()
+        # the latency stage always probes: a run with no probe recorded has not measured its API
+        gxe.ExpectTableColumnCountToBeBetween(min_value=2, description="total_seconds and ≥ 1 probed API endpoint"),
+        *(_at_most(column, limit, unit, int(times[column].count())) for column, (limit, unit) in limits.items()),
     ])
 
 

@@ -62,7 +62,7 @@ def test_a_good_run_passes_every_expectation():
     assert json.loads(json.dumps(outcomes)) == outcomes  # stored as JSON in the run folder
     assert {o["suite"] for o in outcomes} == {"video_integrity", "job_results", "time_thresholds"}
     time_columns = {o["column"] for o in outcomes if o["suite"] == "time_thresholds"}
-    assert time_columns == {"total_seconds", "health_ms", "jobs_ms"}
+    assert time_columns == {None, "total_seconds", "health_ms", "jobs_ms"}
     keys = {"suite", "expectation", "column", "success", "observed", "expected", "details"}
     assert all(set(o) == keys for o in outcomes)
     rate = outcome_for(outcomes, "job_results", "succeeded")
@@ -172,6 +172,11 @@ def test_only_answered_probes_have_a_latency():
     assert outcome_for(outcomes, "time_thresholds", "health_ms")["details"].endswith("no values, so no p95 to compare")
 
 
+def test_a_run_without_any_latency_probe_fails():
+    outcomes = run(latency=frame("latency", []))
+    assert failed(outcomes) == {("time_thresholds", None)}
+
+
 def test_a_timed_out_job_adds_no_job_seconds():
     # 2 jobs timed out at 330 s: they fail the success rate and outcome, not the p95 job time
     timed_out = {"outcome": "timed_out", "succeeded": False, "total_seconds": 330.0}
@@ -186,7 +191,7 @@ def test_a_timed_out_job_adds_no_job_seconds():
 def test_no_jobs_and_no_videos_fail_the_row_counts_without_raising(tables):
     outcomes = validate_run(tables, Thresholds())
     assert failed(outcomes) == {
-        ("video_integrity", None), ("job_results", None),
+        ("video_integrity", None), ("job_results", None), ("time_thresholds", None),  # no probe either
         ("time_thresholds", "total_seconds"),  # no p95 without jobs
     }
     per_row = [o for o in outcomes if o["success"]]

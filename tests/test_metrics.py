@@ -182,3 +182,9 @@ def test_a_table_from_an_older_run_without_the_new_columns_still_renders():
     run = compute_metrics({"jobs": old_jobs}, manifest(), old_checks)
     assert run.jobs[0].outcome == "unknown" and not run.jobs[0].succeeded  # no verified outcome recorded
     assert run.checks[0].observed == '{"unexpected_count": 0}'
+
+
+def test_a_run_that_recorded_no_latency_probe_says_so_in_its_thresholds():
+    run = metrics(jobs=[job("a")], videos=[video("a")])
+    (check,) = [c for c in run.thresholds if c.name == "p95 API latency"]
+    assert not check.passed and check.sentence.startswith("API latency: no probe was recorded")

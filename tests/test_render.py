@@ -154,7 +154,8 @@ def test_paper_sentences_use_verified_successes_and_decoded_video(good_reports):
     paper = good_reports["integration_performance_report.md"].split("## For a paper", 1)[1]
     assert "A single video generation request delivered a verified video in 10.00 seconds (1 request)." in paper
     assert "With 3 concurrent jobs, 2 of 3 (66.7 %) jobs delivered a verified video" in paper
-    assert "throughput of 6.00 verified videos per minute at 1 concurrent job (1.00 seconds of decoded video" in paper
+    assert ("throughput of 6.00 verified videos per minute at 1 concurrent job (1.00 seconds of decoded video per "
+            "wall second, from 1 video)") in paper
     assert "status did not answer" in paper
     # the deployment: 200+60 at t=55 and 120+90 at t=65 → RSS peak 260; CPU 170 and 150 → peak 170 % of one core
     assert "peaked at 260.0 MB resident memory and its CPU peaked at 170.0 % of one core (the machine has 2 cores)" \
