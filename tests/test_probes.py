@@ -1,0 +1,207 @@
+"""Latency probes and service checks against real (small, local) servers that answer well or badly: every
+probe and check ends within its bound with a specific error, a latency is only the time of an answer."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from prefect import flow
+
+from profiles.settings import Endpoints, load_profile
+from tasks import interrupt
+from tasks.http import timed_client
+from tasks.latency import probe, probe_endpoint
+from tasks.services import Services, check_redis, check_server, check_tts
+from tasks.store import read_ledger
+
+HEALTHY = json.dumps({"status": "healthy", "service": "probe-test", "engine": "none"}).encode()
+SLOW_S = 0.2
+
+
+class Target(BaseHTTPRequestHandler):
+    """/health answers at once; /slow after SLOW_S; /missing 404 (JSON); /html a page; /trickle a JSON body a
+    byte every 0.2 s for 10 s; /silent nothing for 10 s; /api/v1/video/status/<id> 404 like the contract."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path == "/silent":
+            time.sleep(10)
+        if self.path == "/slow":
+            time.sleep(SLOW_S)
+        if self.path == "/trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", "50")
+            self.end_headers()
+            for _ in range(50):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
+        code, body = 200, HEALTHY
+        if self.path == "/missing" or self.path.startswith("/api/v1/video/status/"):
+            code, body = 404, b'{"detail": "not found"}'
+        elif self.path == "/html":
+            body = b"<html>hello</html>"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def target():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Target)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def mute_listener():
+    """A TCP port that accepts connections and never says a word (a hung service)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def stop_flag():
+    interrupt.reset()
+    yield
+    interrupt.reset()
+
+
+def timed(fn, *args):
+    started = time.monotonic()
+    result = fn(*args)
+    return result, time.monotonic() - started
+
+
+def one_probe(url: str, timeout_s: float = 5.0, expected: int = 200) -> dict:
+    with timed_client() as client:
+        return probe(client, url, timeout_s, expected)
+
+
+def test_an_answer_is_timed_at_the_wire(target):
+    row = one_probe(f"{target}/health")
+    assert row["ok"] and row["status_code"] == 200 and row["error_kind"] is None
+    assert 0 < row["ms"] < 1000
+    slow, took = timed(one_probe, f"{target}/slow")
+    assert SLOW_S * 1000 <= slow["ms"] <= took * 1000  # the server's wait is in it, nothing outside the request is
+
+
+@pytest.mark.parametrize(
+    ("path", "expected", "kind", "says"),
+    [
+        ("/missing", 200, "wrong_status", "HTTP 404, expected 200"),
+        ("/health", 404, "wrong_status", "HTTP 200, expected 404"),
+        ("/html", 200, "not_json", "body is not JSON"),
+    ],
+)
+def test_a_wrong_answer_is_an_error_with_its_time(target, path, expected, kind, says):
+    row = one_probe(f"{target}{path}", expected=expected)
+    assert not row["ok"] and row["error_kind"] == kind and says in row["error"]
+    assert row["ms"] is not None  # an answer came: it has a time, it is just not a good answer
+
+
+def test_no_answer_has_no_time(target, closed_port, mute_listener):
+    refused = one_probe(f"http://127.0.0.1:{closed_port}/health")
+    assert refused["error_kind"] == "refused" and refused["ms"] is None and refused["status_code"] is None
+    silent, took = timed(one_probe, f"http://127.0.0.1:{mute_listener}/health", 0.5)
+    assert silent["error_kind"] == "timeout" and silent["ms"] is None and took < 2
+    assert silent["error"] == "no complete answer within 0.5 s"
+
+
+def test_a_trickling_answer_is_cut_at_its_bound(target):
+    row, took = timed(one_probe, f"{target}/trickle", 1.0)
+    assert row["error_kind"] == "timeout" and row["ms"] is None
+    assert 1.0 <= took < 2.0
+
+
+def test_a_stop_request_ends_a_probe_in_flight(mute_listener, stop_flag):
+    threading.Timer(0.3, interrupt.request_stop).start()
+    started = time.monotonic()
+    with pytest.raises(interrupt.Interrupted):
+        one_probe(f"http://127.0.0.1:{mute_listener}/health", 30.0)
+    assert time.monotonic() - started < 1.5
+
+
+def test_probe_stage_records_every_probe_and_gives_up_on_a_silent_endpoint(prefect_server, target, mute_listener,
+                                                                            tmp_path):
+    @flow
+    def probing() -> list[dict]:
+        return [probe_endpoint(str(tmp_path), "health", f"{target}/health", 5, 2.0, 30.0),
+                probe_endpoint(str(tmp_path), "hung", f"http://127.0.0.1:{mute_listener}/health", 100, 0.3, 0.5)]
+
+    (healthy, hung), took = timed(probing)
+    assert healthy == {"endpoint": "health", "probes": 5, "planned": 5, "errors": 0, "error_kinds": {},
+                       "stopped": None}
+    assert hung["stopped"] == "no answer for 0.5 s, gave up" and 2 <= hung["probes"] <= 4
+    assert hung["error_kinds"] == {"timeout": hung["probes"]}
+    assert took < 10
+    rows = read_ledger(tmp_path)["latency"]
+    assert [row["i"] for row in rows if row["endpoint"] == "health"] == [0, 1, 2, 3, 4]
+    assert all(row["ms"] is None for row in rows if row["endpoint"] == "hung")
+
+
+# --- service verification -------------------------------------------------------------------------------
+
+
+def test_a_health_answer_trickling_fails_the_check_at_its_bound(target):
+    endpoints = Endpoints(health="/trickle")
+    row, took = timed(check_server.fn, target, endpoints, 1.0)
+    assert not row["ok"] and 1.0 <= took < 2.0
+    assert row["detail"] == "no complete answer within 1 s (GET /trickle was not answered in time)"
+    assert "timing.verify_timeout_s" in row["fix"]
+
+
+def test_a_hung_service_fails_its_check_at_its_bound(mute_listener):
+    tts, took = timed(check_tts.fn, f"http://127.0.0.1:{mute_listener}", Endpoints(), 0.5)
+    assert not tts["ok"] and tts["detail"].startswith("no complete answer within 0.5 s") and took < 1.5
+    redis_row, took = timed(check_redis.fn, f"redis://127.0.0.1:{mute_listener}/0", "6.0", 0.5)
+    assert not redis_row["ok"] and took < 1.5
+    assert redis_row["detail"] == "no complete answer within 0.5 s (PING and INFO were not answered in time)"
+
+
+def test_healthy_services_pass_their_checks(target):
+    assert check_tts.fn(target, Endpoints(), 2.0)["ok"]
+    assert check_server.fn(target, Endpoints(), 2.0) == {
+        "service": "server", "url": target, "ok": True, "version": "probe-test", "detail": "ok", "fix": ""}
+
+
+def test_verification_ends_failed_with_its_rows_when_a_service_fails(prefect_server, target, closed_port,
+                                                                      mute_listener, tmp_path):
+    from flows.verify import verify_services
+
+    profile = load_profile("smoke", [f'results_dir="{tmp_path}"', "timing.verify_timeout_s=1"])
+    services = Services(server=target, tts=f"http://127.0.0.1:{mute_listener}", llm=f"http://127.0.0.1:{closed_port}",
+                        redis=f"redis://:hunter2-secret@127.0.0.1:{closed_port}/0", llm_model="m")
+    state, took = timed(lambda: verify_services(profile, services, str(tmp_path), return_state=True))
+    assert state.is_failed() and took < 10
+    rows = state.result(raise_on_failure=False)
+    assert [row["service"] for row in rows] == ["redis", "llm", "tts", "server"]
+    assert [row["ok"] for row in rows] == [False, False, False, True]
+    assert "3 of 4 services failed verification" in state.message
+    assert "tts: no complete answer within 1 s" in state.message
+    assert "hunter2-secret" not in json.dumps(rows) + state.message
+    assert rows[0]["url"] == f"redis://:***@127.0.0.1:{closed_port}/0"
+    assert read_ledger(tmp_path)["services"] == rows
