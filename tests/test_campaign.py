@@ -22,7 +22,9 @@ from tasks.store import LEDGER
 from tests.stackutil import wait_until
 
 DOCS = Path(__file__).parent.parent / "profiles" / "documents"
-MAIN_KEYS = {"integration-performance-report", "integration-reliability-report", "integration-resources-report"}
+# artifact keys carry the profile, so a smoke run never becomes another campaign's latest report
+MAIN_KEYS = {"smoke-integration-performance-report", "smoke-integration-reliability-report",
+             "smoke-integration-resources-report"}
 
 
 def external_profile(tmp_path: Path, urls, **sections: str) -> Path:
