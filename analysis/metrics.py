@@ -432,24 +432,27 @@ def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint],
 
 
 def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, checks: list[Check],
-            failed_thresholds: list[ThresholdCheck], stage_failures: list[StageOutcome]) -> str:
+            failed_thresholds: list[ThresholdCheck], stage_failures: list[StageOutcome],
+            failed_services: list[ServiceCheck] = ()) -> str:
     """The run's verdict in one sentence: interrupted, stopped early, not validated, failed or passed."""
-    failed_stages = "; ".join(f"stage {stage.stage} failed: {stage.detail or 'no detail'}" for stage in stage_failures)
+    problems = [f"stage {stage.stage} failed: {stage.detail or 'no detail'}" for stage in stage_failures]
+    if failed_services:
+        problems.insert(0, "service verification FAILED for " + ", ".join(
+            f"{service.service} ({service.detail or 'no detail'})" for service in failed_services))
+    also = "".join(f"; {problem}" for problem in problems)
     if interrupted:
         in_flight = f" with {interrupted_jobs} job{'s' if interrupted_jobs != 1 else ''} in flight" \
             if interrupted_jobs else ""
         return f"INTERRUPTED: the run stopped before its end{in_flight}; the figures cover what was measured " \
-               f"until then and were not validated"
+               f"until then and were not validated" + also
     if not checks:
         stopped = f" (run {outcome})" if outcome and outcome != "measured" else ""
-        return "not validated: no expectation results" + stopped + (f"; {failed_stages}" if failed_stages else "")
+        return "not validated: no expectation results" + stopped + also
     failed = sum(1 for check in checks if not check.success)
     if not failed:
-        passed = f"all {len(checks)} checks passed"
-        return f"{passed}, but {failed_stages}" if failed_stages else passed
+        return f"all {len(checks)} checks passed" + (f", but {also[2:]}" if also else "")
     measured = "; ".join(check.sentence for check in failed_thresholds)
-    return f"{failed} of {len(checks)} checks FAILED" + (f": {measured}" if measured else "") + \
-        (f"; {failed_stages}" if failed_stages else "")
+    return f"{failed} of {len(checks)} checks FAILED" + (f": {measured}" if measured else "") + also
 
 
 def conform(table: str, stored: pl.DataFrame | None) -> pl.DataFrame:
@@ -491,6 +494,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     interrupted_jobs = sum(1 for job in jobs if job.outcome == INTERRUPTED)
     samples = frames["samples"]
     targets, notes = _targets(manifest, frames["services"])
+    services = [ServiceCheck(**{**row, "ok": bool(row["ok"])}) for row in frames["services"].iter_rows(named=True)]
     return RunMetrics(
         run_id=manifest.get("run_id"),
         profile_name=manifest.get("profile_name") or profile.get("name"),
@@ -502,7 +506,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
             cpu_count=machine.get("cpu_count"), memory_mb=resources.to_mb(machine.get("memory_bytes")),
         ),
         outcome=outcome, interrupted=interrupted, stages=stages,
-        services=[ServiceCheck(**{**row, "ok": bool(row["ok"])}) for row in frames["services"].iter_rows(named=True)],
+        services=services,
         jobs=jobs, interrupted_jobs=interrupted_jobs, single=single, levels=levels, sequential=sequential,
         all_jobs=rate(sum(job.succeeded for job in jobs), len(jobs)),
         latency=latency, videos=videos, videos_passed=videos_passed,
@@ -516,7 +520,8 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         checks=stored_checks, thresholds=threshold_list, statistics_rule=RULE,
         verdict=verdict(interrupted=interrupted, outcome=outcome, interrupted_jobs=interrupted_jobs,
                         checks=stored_checks, failed_thresholds=[c for c in threshold_list if not c.passed],
-                        stage_failures=[stage for stage in stages if stage.outcome == "failed"]),
+                        stage_failures=[stage for stage in stages if stage.outcome == "failed"],
+                        failed_services=[service for service in services if not service.ok]),
     )
 
 

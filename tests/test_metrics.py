@@ -188,3 +188,11 @@ def test_a_run_that_recorded_no_latency_probe_says_so_in_its_thresholds():
     run = metrics(jobs=[job("a")], videos=[video("a")])
     (check,) = [c for c in run.thresholds if c.name == "p95 API latency"]
     assert not check.passed and check.sentence.startswith("API latency: no probe was recorded")
+
+
+def test_a_run_stopped_at_verification_names_the_failing_service_in_its_verdict():
+    services = frame("services", [{"service": "llm", "ok": False, "detail": "model qwen3:4b is not listed"},
+                                  {"service": "redis", "ok": True}])
+    run = compute_metrics({"services": services}, manifest(outcome="stopped"), [])
+    assert run.verdict == ("not validated: no expectation results (run stopped); service verification FAILED for "
+                           "llm (model qwen3:4b is not listed)")
