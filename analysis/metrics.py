@@ -31,6 +31,8 @@ from tasks.store import CHECKS, MANIFEST, load_tables, read_json
 INTERRUPTED = "interrupted"
 UNKNOWN = "unknown"
 ENDED = ("succeeded", "failed")  # the server said the job ended (no time-out, not interrupted)
+# GX checks whose figure a threshold check already states in words (every time_thresholds check is one too)
+SAID_BY_THRESHOLDS = {("job_results", "succeeded"), ("video_integrity", "ok")}
 STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential")
 
 
@@ -212,6 +214,18 @@ class RunMetrics(BaseModel):
     @property
     def failed_thresholds(self) -> list[ThresholdCheck]:
         return [check for check in self.thresholds if not check.passed]
+
+    def failures_in_words(self) -> list[str]:
+        """What failed, as measured against expected: every failed threshold ("p95 health 15040.6 ms > 250 ms
+        (n=20)"), then each failed GX check a threshold does not already say."""
+        words = [check.sentence for check in self.failed_thresholds]
+        for check in self.checks:
+            if check.success or check.suite == "time_thresholds" or (check.suite, check.column) in SAID_BY_THRESHOLDS:
+                continue
+            where = f"{check.suite} {check.column}" if check.column else f"{check.suite}"
+            expected = check.expected or check.expectation
+            words.append(f"{where}: {check.observed or 'no observation'} (expected {expected})")
+        return words
 
     def jobs_of(self, stage: str) -> list[Job]:
         return [job for job in self.jobs if job.stage == stage]

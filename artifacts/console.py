@@ -41,10 +41,10 @@ def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
     if not metrics.jobs and not metrics.latency:
         lines.append("  nothing was measured")
     lines.append(f"verdict: {metrics.verdict}")
-    failed = metrics.failed_thresholds
+    failed = metrics.failures_in_words()
     if failed and not metrics.interrupted:
-        lines.append("failed thresholds:")
-        lines += [f"  {check.sentence}" for check in failed]
+        lines.append("failed:")
+        lines += [f"  {words}" for words in failed]
     for stage in metrics.stages:
         if stage.outcome == "failed":
             lines.append(f"stage {stage.stage} failed: {stage.detail or 'no detail'}")

@@ -196,3 +196,18 @@ def test_a_run_stopped_at_verification_names_the_failing_service_in_its_verdict(
     run = compute_metrics({"services": services}, manifest(outcome="stopped"), [])
     assert run.verdict == ("not validated: no expectation results (run stopped); service verification FAILED for "
                            "llm (model qwen3:4b is not listed)")
+
+
+def test_failures_in_words_state_thresholds_then_the_checks_no_threshold_states():
+    checks = [{"suite": "job_results", "expectation": "e", "column": "succeeded", "success": False},
+              {"suite": "job_results", "expectation": "expect_column_values_to_be_in_set", "column": "outcome",
+               "success": False, "observed": "1 of 2 unexpected, e.g. timed_out",
+               "expected": "every job reached its end: outcome one of succeeded, failed"},
+              {"suite": "video_integrity", "expectation": "e", "column": "width", "success": True}]
+    run = metrics(jobs=[job("a"), job("b", slot=1, outcome="timed_out", succeeded=False)], videos=[video("a")],
+                  latency=[{"endpoint": "health", "i": 0, "ms": 1.0, "ok": True}], checks=checks)
+    assert run.failures_in_words() == [
+        "success rate 50.0 % (1 of 2 jobs with a verified video) < 95 %",
+        "job_results outcome: 1 of 2 unexpected, e.g. timed_out (expected every job reached its end: outcome one "
+        "of succeeded, failed)",
+    ]

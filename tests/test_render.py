@@ -235,7 +235,7 @@ def test_console_summary_has_headline_figures_and_failed_thresholds(good_metrics
         in summary
     assert "API health: p95 28.1 ms (95 % CI" in summary
     assert "API status: did not answer, 3 of 3 probes unanswered" in summary
-    assert "failed thresholds:\n  success rate 87.5 % (7 of 8 jobs with a verified video) < 95 %" in summary
+    assert "failed:\n  success rate 87.5 % (7 of 8 jobs with a verified video) < 95 %" in summary
     assert "stage sequential failed: RuntimeError: the tts stopped answering" in summary
     assert "what went wrong:\n  tts stopped answering at 01:02:05 UTC (exit -9)" in summary
     assert summary.endswith("open first: /runs/x/reports/integration_performance_report.md")
