@@ -1,7 +1,8 @@
 """What a job under test is recorded as: a success is a verified video, a failure says why in words.
 
 The pure rules first (facts in, outcome out), then the real bundled stack: behind a proxy of the test's
-own that says `completed` but has no video, with its tts killed mid-run, and stopped mid-job.
+own that says `completed` but has no video, with its tts killed (SIGKILL) while the stack runs, and a
+stop requested while a status answer is awaited that never comes.
 """
 
 from __future__ import annotations
