@@ -5,6 +5,7 @@
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -56,11 +57,11 @@ def threshold_failures(run_dir: str, outcomes: list[dict]) -> list[str]:
 # (it overrides a Field description with it), so the descriptions live there.
 ShippedProfile = Annotated[Literal[shipped_profiles()], Field(title="a shipped profile")]
 ProfilePath = Annotated[str, Field(title="the path of a TOML profile", examples=["/srv/t2v/my_target.toml"])]
-Overrides = Annotated[list[str] | None, Field(examples=[["workload.sequential_jobs=3"]])]
+Overrides = Annotated[Sequence[str], Field(examples=[["workload.sequential_jobs=3"]])]
 
 
 @flow(name="full-suite")
-def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overrides = None, run_id: str | None = None):
+def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overrides = (), run_id: str = ""):
     """Verify the target, then measure it: baseline, single, concurrent, latency, reliability; check; report.
 
     Args:

@@ -70,7 +70,8 @@ def prefect_server(workdir: Path, ui: bool = False) -> Iterator[PrefectServer]:
     server = PrefectServer(url=f"http://127.0.0.1:{port}", log=workdir / "prefect-server.log", home=workdir / "prefect")
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env |= {"PREFECT_HOME": str(server.home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_ENABLED": "true" if ui else "false", "PREFECT_LOGGING_LEVEL": "INFO"}
+            "PREFECT_UI_ENABLED": "true" if ui else "false", "PREFECT_LOGGING_LEVEL": "INFO",
+            "PREFECT_UI_API_URL": server.api}  # else the UI calls the default port, not the one given
     process = background([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                           "--port", str(port)], server.log, env)
     try:
