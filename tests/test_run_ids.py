@@ -1,0 +1,56 @@
+"""A run folder belongs to one campaign: a run id whose folder exists is refused, and the folder left as it was."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.run import RunRefused, new_run_folder, run_folder
+
+
+def snapshot(folder):
+    return {path.relative_to(folder): (path.stat().st_mtime_ns, path.read_bytes())
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def old_run(tmp_path):
+    run = tmp_path / "nightly"
+    (run / "reports").mkdir(parents=True)
+    (run / "measurements.jsonl").write_text('{"table": "jobs", "job_id": "a"}\n')
+    (run / "manifest.json").write_text('{"outcome": "measured"}')
+    (run / "reports" / "integration_performance_report.md").write_text("# old figures\n")
+    return run
+
+
+def test_a_new_run_id_gets_a_new_folder(tmp_path):
+    assert run_folder(tmp_path, "run-1") == tmp_path / "run-1" and not (tmp_path / "run-1").exists()
+    assert new_run_folder(tmp_path, "run-1").is_dir()
+
+
+def test_a_taken_run_id_is_refused_and_its_folder_untouched(old_run):
+    before = snapshot(old_run)
+    for check in (run_folder, new_run_folder):
+        with pytest.raises(RunRefused) as refused:
+            check(old_run.parent, "nightly")
+        message = str(refused.value)
+        assert "run id 'nightly' is taken" in message and str(old_run) in message
+        assert "--resume" in message and "not supported yet" in message
+    assert snapshot(old_run) == before
+
+
+@pytest.mark.parametrize("run_id", ["../elsewhere", "a/b", ".hidden", "", "two words"])
+def test_a_run_id_that_is_not_a_plain_name_is_refused(tmp_path, run_id):
+    with pytest.raises(RunRefused, match="letters, digits"):
+        new_run_folder(tmp_path / "runs", run_id)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_campaign_refuses_a_taken_run_id_before_anything_starts(prefect_server, old_run):
+    from flows.full_suite import full_suite
+
+    before = snapshot(old_run)
+    state = full_suite(profile="smoke", overrides=[f'results_dir="{old_run.parent}"'], run_id="nightly",
+                       return_state=True)
+    assert state.is_failed() and "run id 'nightly' is taken" in state.message
+    assert snapshot(old_run) == before
+    assert sorted(path.name for path in old_run.parent.iterdir()) == ["nightly"]
