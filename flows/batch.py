@@ -24,9 +24,9 @@ from artifacts.publish import report_progress
 from profiles.settings import Profile
 from tasks.incidents import cause, explained, reprobe
 from tasks.interrupt import stop_requested
-from tasks.jobs import check_video_integrity, download_video, measure_job, record_job, verified_outcome
+from tasks.jobs import check_video_integrity, download_video, measure_job, record_job, update_job, verified_outcome
 from tasks.services import Services
-from tasks.store import JOB_KEY, Ledger
+from tasks.store import Ledger
 
 FAILED = ("failed", "timed_out", "not_submitted")  # outcomes a service may explain (not interrupted ones)
 
@@ -69,12 +69,6 @@ def progress_line(done: int, total: int, left: float | None) -> str:
     return line + (f", about {in_words(left)} left" if left is not None and done < total else "")
 
 
-def _update(ledger: Ledger, row: dict, **fields) -> None:
-    """Change fields of a job's row and record just them (the jobs table merges a job's rows)."""
-    row.update(fields)
-    ledger.record("jobs", **{name: row.get(name) for name in JOB_KEY}, **fields)
-
-
 def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, level: int, batch: int,
               documents: list[Path], progress_id: str | None, total_jobs: int,
               poll_interval_s: float | None = None) -> list[dict]:
@@ -111,7 +105,7 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
             try:
                 check_output(profile, services, run_dir, stage, row)
             except Exception as exc:  # a defect of the check must not leave the job without a verdict
-                _update(ledger, row, outcome="failed", failure=f"its video could not be checked: "
+                update_job(ledger, row, outcome="failed", failure=f"its video could not be checked: "
                         f"{type(exc).__name__}: {exc}")
     explain_failures(profile, services, run_dir, rows)
     progress.busy_s += time.time() - started_at
@@ -137,7 +131,7 @@ def check_output(profile: Profile, services: Services, run_dir: str, stage: str,
     integrity = None
     download_problem = None if stop_requested() else _download(profile, services, job_id, path).get("problem")
     if stop_requested():
-        _update(ledger, row, outcome="interrupted", failure="the run was stopped before its video was checked")
+        update_job(ledger, row, outcome="interrupted", failure="the run was stopped before its video was checked")
         return
     if download_problem:
         ledger.record("videos", job_id=job_id, stage=stage, path=path, ok=False, problems=download_problem)
@@ -153,10 +147,10 @@ def check_output(profile: Profile, services: Services, run_dir: str, stage: str,
             ledger.record("videos", job_id=job_id, stage=stage, path=path, ok=False, second_sha256=second_sha,
                           problems=integrity)
     if stop_requested():
-        _update(ledger, row, outcome="interrupted", failure="the run was stopped while its video was checked")
+        update_job(ledger, row, outcome="interrupted", failure="the run was stopped while its video was checked")
         return
     outcome, failure = verified_outcome(row["server_status"], row.get("server_errors"), download_problem, integrity)
-    _update(ledger, row, outcome=outcome, succeeded=outcome == "succeeded", failure=failure)
+    update_job(ledger, row, outcome=outcome, succeeded=outcome == "succeeded", failure=failure)
 
 
 def explain_failures(profile: Profile, services: Services, run_dir: str, rows: list[dict]) -> None:
@@ -172,4 +166,4 @@ def explain_failures(profile: Profile, services: Services, run_dir: str, rows: l
     get_run_logger().warning("%s of %s jobs failed; %s", len(failed), len(rows), why)
     ledger = Ledger.of(run_dir)
     for row in failed:
-        _update(ledger, row, failure=explained(row["failure"], why))
+        update_job(ledger, row, failure=explained(row["failure"], why))

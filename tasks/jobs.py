@@ -34,7 +34,7 @@ from tasks import http
 from tasks.http import BadResponse, LateAnswer, pause_async, whole_answer_async, within
 from tasks.interrupt import Interrupted, stop_requested
 from tasks.services import Services
-from tasks.store import Ledger
+from tasks.store import JOB_KEY, Ledger
 
 REQUIRED = {"job_id": str, "status": str}
 OPTIONAL = {"phase": str, "message": str, "progress": int, "created_at": str, "updated_at": str,
@@ -80,6 +80,12 @@ def no_answer(exc: Exception) -> str:
 def record_job(ledger: Ledger, row: dict) -> None:
     """Record what is known of a job now (the `jobs` columns only; the table merges a job's rows)."""
     ledger.record("jobs", **{name: value for name, value in row.items() if name in JOB_COLUMNS})
+
+
+def update_job(ledger: Ledger, row: dict, **fields) -> None:
+    """Change fields of a job's row and record just them, beside the job's key."""
+    row.update(fields)
+    ledger.record("jobs", **{name: row.get(name) for name in JOB_KEY}, **fields)
 
 
 # --- outcomes: what the facts of a job make of it (pure) ---
@@ -155,7 +161,9 @@ class Follower:
         self.trace.append(observation)
         self.ledger.record("status_trace", job_id=self.row["job_id"], stage=self.row["stage"], **observation)
         self.last = job
-        self.row.update(server_status=job["status"], observations=len(self.trace))
+        if job["status"] != self.row.get("server_status"):  # on record at once: a killed run keeps the last seen
+            update_job(self.ledger, self.row, server_status=job["status"], observations=len(self.trace))
+        self.row["observations"] = len(self.trace)
         return job
 
     async def until_terminal(self, interval_s: float) -> tuple[str, str] | None:
