@@ -20,9 +20,10 @@ from pathlib import Path
 from prefect import get_run_logger
 from prefect.futures import as_completed
 
+from analysis.incidents import cause, explained
 from artifacts.publish import report_progress
 from profiles.settings import Profile
-from tasks.incidents import cause, explained, reprobe
+from tasks.incidents import reprobe
 from tasks.interrupt import stop_requested
 from tasks.jobs import check_video_integrity, download_video, measure_job, record_job, update_job, verified_outcome
 from tasks.services import Services

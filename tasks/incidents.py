@@ -1,4 +1,5 @@
 """Root cause: when jobs fail, which service stopped answering, since when, and (bundled stack) how it died.
+(The rows and their words: analysis.incidents.)
 
 The four services are re-probed with the verification checks (`tasks.services`, each bounded by
 timing.verify_timeout_s). For a service of this process's bundled stack that exited, the launcher knows
@@ -14,11 +15,11 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
+from analysis.incidents import incident_rows
 from profiles.settings import Profile
-from stack.launcher import ServiceExit, service_exit
+from stack.launcher import service_exit
 from tasks.services import Services, check_llm, check_redis, check_server, check_tts
 from tasks.store import Ledger
 
@@ -26,44 +27,6 @@ SERVICES = ("server", "tts", "llm", "redis")
 
 _open: dict[tuple[Path, str], dict] = {}  # (run folder, service) → its incident, while it lasts
 _open_lock = threading.Lock()
-
-
-def clock(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S UTC")
-
-
-def incident_rows(checks: list[dict], probed_at: float, first_failed: dict[str, float],
-                  exits: dict[str, ServiceExit]) -> list[dict]:
-    """An `incidents` row for every service whose check failed. `first_failed`: the earliest failed
-    observation of a service before the re-probe; `exits`: bundled services that died on their own."""
-    rows = []
-    for check in checks:
-        if check["ok"]:
-            continue
-        name = check["service"]
-        died = exits.get(name)
-        since = died.exited_at if died else min(first_failed.get(name, probed_at), probed_at)
-        rows.append({"service": name, "t": probed_at, "since": since, "detail": check["detail"],
-                     "exit_code": died.exit_code if died else None,
-                     "log_tail": (died.log_tail or None) if died else None})
-    return rows
-
-
-def cause(incidents: list[dict]) -> str | None:
-    """The incidents in one sentence, the earliest first: "tts stopped answering at 12:03:05 UTC (exit -9)"."""
-    parts = []
-    for incident in sorted(incidents, key=lambda row: row["since"]):
-        if incident["exit_code"] is not None:
-            parts.append(f"{incident['service']} stopped answering at {clock(incident['since'])} "
-                         f"(exit {incident['exit_code']})")
-        else:
-            parts.append(f"{incident['service']} failing since {clock(incident['since'])}: {incident['detail']}")
-    return "; ".join(parts) or None
-
-
-def explained(failure: str, why: str | None) -> str:
-    """A job's failure with the service-level cause in front of what the job itself saw."""
-    return f"{why} — {failure}" if why else failure
 
 
 def _probe(profile: Profile, services: Services) -> list[dict]:

@@ -26,12 +26,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from analysis.incidents import cause, explained, incident_rows, sentence
 from flows.batch import in_words, progress_line, run_batch, seconds_left
 from profiles.settings import load_profile
 from stack import running_stack
 from stack.launcher import ServiceExit, free_port
 from tasks import interrupt
-from tasks.incidents import cause, explained, incident_rows
 from tasks.jobs import measured_outcome, refusal, stopped_failure, verified_outcome
 from tasks.services import Services
 from tasks.store import LEDGER, read_ledger, rebuild_tables
@@ -85,6 +85,8 @@ def test_an_exited_service_is_named_with_its_exit_code_and_time():
                    "redis failing since 12:03:10 UTC: cannot reach redis://127.0.0.1:2/0")
     assert explained("server reported failed: Connection refused", why).startswith("tts stopped answering at")
     assert explained("x", None) == "x"
+    assert sentence({"service": "llm", "t": 43400.0, "since": None, "detail": "model missing", "exit_code": None}) \
+        == "llm failing since 12:03:20 UTC: model missing"
 
 
 def test_progress_estimates_from_the_mean_time_per_finished_job():
