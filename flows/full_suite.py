@@ -15,6 +15,8 @@ from prefect.settings import get_current_settings
 from prefect.states import Cancelled, Completed, Failed
 from pydantic import Field, ValidationError
 
+from analysis.metrics import metrics_of
+from artifacts.console import console_summary
 from artifacts.publish import publish_reports, start_progress
 from flows.baseline import baseline_resources
 from flows.concurrent import concurrent_runs
@@ -22,7 +24,7 @@ from flows.latency import api_latency
 from flows.lifecycle import ServerDidNotStart, StageLog, campaign_settings, graceful_stop, prefect_api
 from flows.reliability import sequential_reliability
 from flows.single import single_request
-from flows.verify import verify_services
+from flows.verify import failing_lines, verify_services
 from profiles.settings import Profile, ProfileError, load_profile, shipped_profiles
 from tasks.interrupt import reset as reset_stop
 from tasks.interrupt import stop_requested
@@ -39,17 +41,6 @@ STOPPING = ("%s: stopping — in-flight jobs are recorded as interrupted, then t
 def planned_jobs(profile: Profile) -> int:
     workload = profile.workload
     return 1 + sum(workload.concurrency_levels) + workload.sequential_jobs
-
-
-def verification_failures(checks: list[dict] | None) -> list[str]:
-    """One line per service that failed verification (what is wrong — how to fix it)."""
-    if checks is None:
-        return ["  verification did not finish: see the stages table"]
-    return [f"  {row['service']}: {row['detail']} — {row['fix']}" for row in checks if not row["ok"]]
-
-
-def threshold_failures(run_dir: str, outcomes: list[dict]) -> list[str]:
-    return [f"{o['suite']}: {o['expectation']} on {o['column'] or 'table'}" for o in outcomes if not o["success"]]
 
 
 # The types below are what the Prefect UI's run form shows: a list of the shipped profiles beside a
@@ -77,16 +68,17 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
     settings = load_profile(profile, overrides)  # a bad profile fails here, before any traffic
     run_dir = open_run(settings, run_id or new_run_id())
     total = planned_jobs(settings)
-    progress_id = start_progress(total)
+    progress_id = start_progress(total, profile=settings.name)
     stages = StageLog(run_dir, logger)
     stopped: str | None = None
     with graceful_stop(on_stop=lambda name: logger.warning(STOPPING, name)):
         try:
             with services_under_test(settings) as services:
                 args = (settings, services, run_dir)
-                checks = stages.run("verification", verify_services, *args)
-                record_services(run_dir, services, checks or [])
-                failing = verification_failures(checks)
+                verified = stages.run("verification", verify_services, *args, return_state=True)
+                checks = verified.result(raise_on_failure=False) if verified else []
+                record_services(run_dir, services, checks)
+                failing = failing_lines(checks) if verified else ["  verification did not finish: see its stage"]
                 if failing:
                     stopped = "service verification failed, no job was submitted:\n" + "\n".join(failing)
                     stages.skip(LOAD_STAGES, "service verification failed")
@@ -107,7 +99,7 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
         store_tables(run_dir, outcome)
         outcomes = validate_expectations(run_dir, settings) if outcome == "measured" else []
         publish_reports(run_dir)
-    failed = threshold_failures(run_dir, outcomes)
+    failed = metrics_of(run_dir).failures_in_words() if outcomes else []
     if interrupted:
         return Cancelled(message=f"interrupted; what was measured is in {run_dir}", data=run_dir)
     if stopped or stages.failed or failed:
@@ -120,7 +112,8 @@ def end_of_run(run_dir: Path, state, ui_url: str | None) -> str:
     """What the console shows when a run ends: its figures, where it went, its verdict."""
     link = f"{ui_url}/runs/flow-run/{state.state_details.flow_run_id}" if ui_url else \
         "none (a temporary server; set PREFECT_API_URL to keep runs in a Prefect UI)"
-    return (f"\nrun:     {run_dir}\nreports: {run_dir / 'reports'}\nPrefect: {link}\n"
+    summary = console_summary(metrics_of(run_dir), run_dir) if run_dir.exists() else ""
+    return (f"\n{summary}\nrun:     {run_dir}\nreports: {run_dir / 'reports'}\nPrefect: {link}\n"
             f"result:  {state.name}: {state.message}")
 
 

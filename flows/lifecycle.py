@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import prefect
+from prefect.logging.handlers import APILogHandler
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import get_current_settings, temporary_settings
+from prefect.states import State
 
 from tasks.interrupt import Interrupted, request_stop, stop_requested
 from tasks.store import Ledger
@@ -84,7 +86,10 @@ def prefect_api() -> Iterator[str | None]:
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL to a running server"
             ) from None
         with temporary_settings(updates={"api.url": server.api_url}):
-            yield None
+            try:
+                yield None
+            finally:
+                APILogHandler().flush()  # the run's last log lines go to the server before it stops
     finally:
         server.stop()
 
@@ -132,7 +137,8 @@ class StageLog:
             self.failed.append(f"{stage}: {detail}")
 
     def run(self, stage: str, flow_fn, *args, **kwargs):
-        """The stage's result, or None when it failed, was interrupted or was not run."""
+        """The stage's result (a State when asked with return_state=True), or None when it failed, was
+        interrupted or was not run."""
         if stop_requested():
             self.record(stage, "interrupted", "not started: the run was asked to stop")
             return None
@@ -147,7 +153,10 @@ class StageLog:
             self.logger.error("stage %s failed: %s (the next stage still runs)", stage, detail)
             self.record(stage, "failed", detail, started_at)
             return None
-        self.record(stage, "interrupted" if stop_requested() else "completed", None, started_at)
+        if isinstance(result, State) and result.is_failed():  # a stage flow that ended Failed on its own
+            self.record(stage, "failed", result.message, started_at)
+        else:
+            self.record(stage, "interrupted" if stop_requested() else "completed", None, started_at)
         return result
 
     def skip(self, stages: tuple[str, ...], why: str) -> None:
