@@ -21,6 +21,7 @@ import httpx
 import pytest
 import uvicorn
 from prefect import flow
+from prefect.states import Failed
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,7 +33,7 @@ from profiles.settings import load_profile
 from stack import running_stack
 from stack.launcher import ServiceExit, free_port
 from tasks import interrupt
-from tasks.jobs import measured_outcome, refusal, stopped_failure, verified_outcome
+from tasks.jobs import _retry_dropped_download, measured_outcome, refusal, stopped_failure, verified_outcome
 from tasks.services import Services
 from tasks.store import LEDGER, read_ledger, rebuild_tables
 from tests.stackutil import API, wait_until
@@ -87,6 +88,11 @@ def test_an_exited_service_is_named_with_its_exit_code_and_time():
     assert explained("x", None) == "x"
     assert sentence({"service": "llm", "t": 43400.0, "since": None, "detail": "model missing", "exit_code": None}) \
         == "llm failing since 12:03:20 UTC: model missing"
+
+
+def test_only_a_dropped_connection_retries_a_download():
+    assert _retry_dropped_download(None, None, Failed(data=httpx.ConnectError("refused")))
+    assert not _retry_dropped_download(None, None, Failed(data=ValueError("a defect")))
 
 
 def test_progress_estimates_from_the_mean_time_per_finished_job():
@@ -189,6 +195,28 @@ def test_a_killed_tts_is_named_with_its_exit_code_and_time(prefect_server, tmp_p
     assert "cannot reach" in tts["detail"] and tts["log_tail"] == last_words
     [job] = rebuild_tables(Path(run_dir))["jobs"].to_dicts()
     assert job["failure"] == row["failure"]
+
+
+def test_a_server_killed_mid_job_is_named_and_the_job_gives_up_on_it(prefect_server, tmp_path, profile):
+    run_dir = str(tmp_path / "run")
+    ledger = Path(run_dir) / LEDGER
+    quick = profile.model_copy(update={"timing": profile.timing.model_copy(update={"poll_failure_s": 2.0})})
+    with running_stack() as stack:
+        def kill_server_once_submitted() -> None:
+            wait_until(lambda: ledger.exists() and '"server_status": "pending"' in ledger.read_text(), 30,
+                       "the job's first answer")
+            os.kill(stack.pids()["server"], signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_server_once_submitted, daemon=True)
+        killer.start()
+        [row] = one_batch(quick, services_of(stack.urls), run_dir)
+        killer.join(5)
+    assert row["outcome"] == "failed" and row["succeeded"] is False
+    why, _, seen = row["failure"].partition(" — ")
+    assert why.startswith("server stopped answering at ") and why.endswith("(exit -9)"), row["failure"]
+    assert "ConnectError" in seen, seen  # what the job itself saw: its polls (or its download) refused
+    [incident] = rebuild_tables(Path(run_dir))["incidents"].to_dicts()
+    assert (incident["service"], incident["exit_code"]) == ("server", -9)
 
 
 def test_a_stop_ends_a_job_whose_status_answer_never_comes(prefect_server, tmp_path, profile):
