@@ -20,7 +20,7 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
-from flows.full_suite import full_suite
+from flows.full_suite import full_suite, main, parse_args
 from profiles.settings import load_profile, shipped_profiles
 from tests.prefectutil import ROOT, background, prefect_server, stop_tree
 from tests.stackutil import wait_until
@@ -136,3 +136,30 @@ def test_prefect_yaml_deployed_and_run_by_a_process_worker(server, tmp_path):
     finally:
         stop_tree(worker)
     assert run["parameters"]["profile"] == "smoke"
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["--serve", "d", "--cron", "0 3 * *"], 'Invalid cron string: "0 3 * *"'),
+    (["--serve", "d", "--cron", "0 3 * * *", "--timezone", "Mars/Olympus"], 'Invalid timezone: "Mars/Olympus"'),
+    (["--timezone", "Europe/Berlin"], "--timezone goes with --cron"),
+    (["--cron", "0 3 * * *"], "--cron goes with --serve"),
+])
+def test_a_bad_schedule_is_refused_before_anything_is_served(argv, error, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_args(argv)
+    assert stop.value.code == 2 and error in capsys.readouterr().err
+
+
+def test_a_cron_without_a_zone_is_utc_and_a_named_zone_is_kept():
+    assert parse_args(["--serve", "d", "--cron", "0 3 * * *"]).schedule.timezone == "UTC"
+    assert parse_args(["--serve", "d", "--cron", "0 3 * * *", "--timezone", "Europe/Berlin"]).schedule.timezone \
+        == "Europe/Berlin"
+
+
+def test_serve_without_a_prefect_server_says_what_to_set(monkeypatch, capsys):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(updates={"api.url": None}):
+        assert main(["--profile", "smoke", "--serve", "d"]) == 2
+    assert "set PREFECT_API_URL" in capsys.readouterr().err
