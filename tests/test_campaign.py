@@ -95,12 +95,12 @@ def test_tts_stopped_mid_campaign_is_recorded_and_fails_the_success_rate(prefect
         stopper.join(timeout=5)
 
     assert state.is_failed()
-    assert "succeeded" in state.message
+    assert "success rate" in state.message and "jobs with a verified video" in state.message
     run = tmp_path / "runs" / "tts-down"
     jobs = pl.read_parquet(run / "jobs.parquet")
     assert jobs.height == 1 + 1 + 2 + 3  # every planned job ran and was recorded
     failed = jobs.filter(~pl.col("succeeded"))
-    assert failed.height >= 5 and failed["error"].str.contains("tts").all()
+    assert failed.height >= 5 and failed["failure"].str.contains("tts").all()
     checks = json.loads((run / "checks.json").read_text())
     success_rate = [c for c in checks if c["column"] == "succeeded"]
     assert success_rate and not success_rate[0]["success"]
