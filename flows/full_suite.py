@@ -25,6 +25,7 @@ from flows.lifecycle import ServerDidNotStart, StageLog, campaign_settings, grac
 from flows.reliability import sequential_reliability
 from flows.single import single_request
 from flows.verify import failing_lines, verify_services
+from profiles.redact import install_log_redaction, redact_text, secrets_in
 from profiles.settings import Profile, ProfileError, load_profile, shipped_profiles
 from tasks.interrupt import reset as reset_stop
 from tasks.interrupt import stop_requested
@@ -104,7 +105,7 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
         return Cancelled(message=f"interrupted; what was measured is in {run_dir}", data=run_dir)
     if stopped or stages.failed or failed:
         problems = [stopped] if stopped else [*(f"stage {s}" for s in stages.failed), *failed]
-        return Failed(message="; ".join(problems), data=run_dir)
+        return Failed(message=redact_text("; ".join(problems)), data=run_dir)  # stage errors may echo a URL
     return Completed(message=f"all {len(outcomes)} expectations passed; reports in {run_dir}/reports", data=run_dir)
 
 
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_profile(args.profile, args.overrides)
+        install_log_redaction(secrets_in(settings))  # before any line that could name a URL is logged
     except ProfileError as exc:
         print(f"full_suite: {exc}", file=sys.stderr)
         return 2
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             if run_dir.exists() else ""
         print(f"\nfull_suite: stopped at once{where}", file=sys.stderr)
         return 130
-    print(end_of_run(run_dir, state, ui_url))
+    print(redact_text(end_of_run(run_dir, state, ui_url)))
     return 0 if state.is_completed() else 130 if state.is_cancelled() else 1
 
 

@@ -6,7 +6,10 @@ these models, and a bad profile is refused with the offending key named before a
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -185,6 +188,29 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+_ENVIRONMENT_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_environment(data: Any, environ: Mapping[str, str], key: str = "") -> Any:
+    """`${NAME}` in any string value replaced by that environment variable, so a secret (a password in a
+    URL) can stay in the environment: the profile file, `--set` values and a deployment's stored
+    parameters then hold only the reference."""
+    if isinstance(data, dict):
+        return {name: expand_environment(value, environ, f"{key}.{name}" if key else name)
+                for name, value in data.items()}
+    if isinstance(data, list):
+        return [expand_environment(value, environ, key) for value in data]
+    if not isinstance(data, str):
+        return data
+
+    def value_of(match: re.Match) -> str:
+        if match.group(1) not in environ:
+            raise ProfileError(f"{key}: environment variable {match.group(1)} is not set")
+        return environ[match.group(1)]
+
+    return _ENVIRONMENT_REFERENCE.sub(value_of, data)
+
+
 def shipped_profiles() -> tuple[str, ...]:
     """The names of the profiles shipped in profiles/ (`local`, `seed`, `smoke`)."""
     return tuple(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
@@ -221,6 +247,10 @@ def load_profile(name_or_path: str = "local", overrides: list[str] | None = None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"profile {path}: not valid TOML: {exc}") from exc
     data = apply_overrides(data, overrides or [])
+    try:
+        data = expand_environment(data, os.environ)
+    except ProfileError as exc:
+        raise ProfileError(f"profile {path}: invalid\n  {exc}") from None
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:

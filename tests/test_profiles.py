@@ -84,3 +84,17 @@ def test_unknown_profile_and_bad_toml(tmp_path: Path):
     broken.write_text("name = \n")
     with pytest.raises(ProfileError, match="not valid TOML"):
         load_profile(str(broken))
+
+
+def test_a_secret_can_stay_in_the_environment(monkeypatch):
+    monkeypatch.setenv("T2V_TEST_REDIS_PASSWORD", "s3cret-in-env")
+    profile = load_profile("smoke", ['target.redis_url="redis://:${T2V_TEST_REDIS_PASSWORD}@127.0.0.1:6379/0"',
+                                     "target.bundled_stack=false", 'target.server_url="http://127.0.0.1:1"',
+                                     'target.tts_url="http://127.0.0.1:2"', 'target.llm_url="http://127.0.0.1:3"'])
+    assert profile.target.redis_url.password == "s3cret-in-env"
+
+
+def test_an_unset_environment_reference_names_the_key_and_the_variable(monkeypatch):
+    monkeypatch.delenv("T2V_TEST_UNSET", raising=False)
+    with pytest.raises(ProfileError, match=r"target\.redis_url: environment variable T2V_TEST_UNSET is not set"):
+        load_profile("smoke", ['target.redis_url="redis://:${T2V_TEST_UNSET}@127.0.0.1:6379/0"'])
