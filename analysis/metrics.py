@@ -99,7 +99,7 @@ class JobGroup(BaseModel):
     level: int | None
     jobs: int
     outcomes: dict[str, int]  # outcome → jobs
-    success: Rate  # verified successes of all jobs
+    success: Rate  # verified successes of the jobs that reached an outcome (interrupted ones are counted beside)
     seconds: Distribution  # end-to-end seconds of verified successes only
     batches: int
     wall_seconds: float | None
@@ -293,6 +293,13 @@ def _jobs(frames: dict[str, pl.DataFrame]) -> list[Job]:
     return jobs
 
 
+def success_rate(jobs: list[Job]) -> Rate:
+    """Verified successes among the jobs that reached an outcome: a job cut off by a stop of the run was
+    neither a success nor a failure of the target, so it is counted beside the rate, not in it."""
+    decided = [job for job in jobs if job.outcome != INTERRUPTED]
+    return rate(sum(job.succeeded for job in decided), len(decided))
+
+
 def job_group(stage: str, level: int | None, jobs: list[Job], batches: pl.DataFrame) -> JobGroup:
     done = [job for job in jobs if job.succeeded]
     outcomes: dict[str, int] = {}
@@ -302,7 +309,7 @@ def job_group(stage: str, level: int | None, jobs: list[Job], batches: pl.DataFr
     wall = float(walls.sum()) if walls.len() and walls.sum() > 0 else None
     video = sum(job.decoded_video_seconds or 0.0 for job in done)
     return JobGroup(
-        stage=stage, level=level, jobs=len(jobs), outcomes=outcomes, success=rate(len(done), len(jobs)),
+        stage=stage, level=level, jobs=len(jobs), outcomes=outcomes, success=success_rate(jobs),
         seconds=distribution((job.total_seconds for job in done), "s"), batches=batches.height, wall_seconds=wall,
         jobs_per_minute=len(done) / (wall / 60) if wall else None,
         video_seconds_per_wall_second=video / wall if wall else None, decoded_video_seconds=video,
@@ -410,7 +417,7 @@ def _at_most(name: str, figure: Distribution, limit: float, silent: str) -> Thre
 def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint], videos: Rate) -> list[ThresholdCheck]:
     """The profile's thresholds against this run's figures (the same rules the GX suites apply)."""
     checks = []
-    success = rate(sum(job.succeeded for job in jobs), len(jobs))
+    success = success_rate(jobs)
     if thresholds.get("success_rate") is not None:
         limit = thresholds["success_rate"]
         passed = success.value is not None and success.value >= limit

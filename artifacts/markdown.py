@@ -492,7 +492,9 @@ def _concurrency_sentences(metrics: RunMetrics) -> list[str]:
         return ["No concurrent run was recorded, so no success rate under concurrency can be given."]
     return [
         f"With {plural(group.level, 'concurrent job')}, {rate_text(group.success)} jobs delivered a verified video"
-        + (f"; job time {headline(group.seconds)}." if group.seconds.n else ".")
+        + (f"; job time {headline(group.seconds)}" if group.seconds.n else "")
+        + (f" ({plural(group.outcomes['interrupted'], 'job')} interrupted, not counted)."
+           if group.outcomes.get("interrupted") else ".")
         for group in metrics.levels
     ]
 

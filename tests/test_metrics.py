@@ -86,6 +86,8 @@ def test_jobs_in_flight_when_the_run_ended_are_interrupted_with_the_status_last_
     assert (interrupted.outcome, interrupted.server_status, interrupted.status_from_trace) == \
         ("interrupted", "processing", True)
     assert run.interrupted_jobs == 1 and run.levels[0].outcomes == {"succeeded": 1, "interrupted": 1}
+    # cut off by the run's stop, neither a success nor a failure of the target: beside the rate, not in it
+    assert (run.levels[0].success.k, run.levels[0].success.n) == (1, 1)
 
 
 @pytest.mark.parametrize("changes", [{"finished_at": None}, {"outcome": "running"}, {"outcome": "interrupted"}])
