@@ -5,6 +5,7 @@ import uuid
 from prefect import flow
 
 from profiles.settings import Profile
+from tasks.incidents import reprobe
 from tasks.latency import probe_endpoint
 from tasks.services import Services
 
@@ -23,6 +24,10 @@ def api_latency(profile: Profile, services: Services, run_dir: str, known_job_id
         "jobs": (f"{endpoints.jobs}?limit={profile.workload.list_limit}", 200),
         "active": (f"{endpoints.active}?limit={profile.workload.list_limit}", 200),
     }
-    return [probe_endpoint(run_dir, name, services.server + path, profile.workload.latency_probes,
-                           timing.request_timeout_s, timing.poll_failure_s, expected)
-            for name, (path, expected) in targets.items()]
+    results = [probe_endpoint(run_dir, name, services.server + path, profile.workload.latency_probes,
+                              timing.request_timeout_s, timing.poll_failure_s, expected)
+               for name, (path, expected) in targets.items()]
+    only_errors = [result for result in results if result["probes"] and result["errors"] == result["probes"]]
+    if only_errors:  # find out which service stopped answering, as failed jobs do
+        reprobe(profile, services, run_dir, {"server": min(result["first_error_at"] for result in only_errors)})
+    return results

@@ -61,6 +61,7 @@ def probe_endpoint(run_dir: str, endpoint: str, url: str, probes: int, timeout_s
     ledger = Ledger.of(run_dir)
     kinds: Counter[str] = Counter()
     silent_since: float | None = None
+    first_error_at: float | None = None  # wall clock, for "since when" when the services are re-probed
     stopped = None
     with http.timed_client() as client:
         for i in range(probes):
@@ -71,6 +72,8 @@ def probe_endpoint(run_dir: str, endpoint: str, url: str, probes: int, timeout_s
                 break
             ledger.record("latency", endpoint=endpoint, i=i, **row)
             kinds[row["error_kind"] or "ok"] += 1
+            if row["error_kind"] and first_error_at is None:
+                first_error_at = row["t"]
             if row["ms"] is not None:
                 silent_since = None
             elif silent_since is None:
@@ -84,4 +87,4 @@ def probe_endpoint(run_dir: str, endpoint: str, url: str, probes: int, timeout_s
                           "".join(f", {count} {kind}" for kind, count in errors.items()),
                           f" ({stopped})" if stopped else "")
     return {"endpoint": endpoint, "probes": sent, "planned": probes, "errors": sum(errors.values()),
-            "error_kinds": errors, "stopped": stopped}
+            "error_kinds": errors, "first_error_at": first_error_at, "stopped": stopped}

@@ -154,8 +154,10 @@ def test_probe_stage_records_every_probe_and_gives_up_on_a_silent_endpoint(prefe
 
     (healthy, hung), took = timed(probing)
     assert healthy == {"endpoint": "health", "probes": 5, "planned": 5, "errors": 0, "error_kinds": {},
-                       "stopped": None}
+                       "first_error_at": None, "stopped": None}
     assert hung["stopped"] == "no answer for 0.5 s, gave up" and 2 <= hung["probes"] <= 4
+    assert hung["first_error_at"] == min(row["t"] for row in read_ledger(tmp_path)["latency"]
+                                         if row["endpoint"] == "hung")
     assert hung["error_kinds"] == {"timeout": hung["probes"]}
     assert took < 10
     rows = read_ledger(tmp_path)["latency"]
