@@ -378,11 +378,15 @@ def _incidents(incidents: pl.DataFrame) -> list[Incident]:
 
 
 def _stages(stages: pl.DataFrame) -> list[StageOutcome]:
+    """A stage's last row: it is recorded "running" as it starts and again as it ends, so a stage that was
+    under way when the process died (kill -9) is still there, shown as interrupted."""
+    last = {row["stage"]: row for row in stages.iter_rows(named=True)}
     rows = [
-        StageOutcome(stage=row["stage"], outcome=row["outcome"] or "—", detail=row["detail"],
+        StageOutcome(stage=row["stage"], outcome=INTERRUPTED if row["outcome"] == "running" else row["outcome"] or "—",
+                     detail="under way when the run stopped" if row["outcome"] == "running" else row["detail"],
                      seconds=row["finished_at"] - row["started_at"]
                      if row["finished_at"] is not None and row["started_at"] is not None else None)
-        for row in stages.iter_rows(named=True)
+        for row in last.values()
     ]
     order = {name: i for i, name in enumerate(STAGE_ORDER)}
     return sorted(rows, key=lambda row: order.get(row.stage, len(order)))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
-    # one row per stage of the campaign as it ends: completed | failed (detail says why; the next stage
-    # still runs) | interrupted | skipped (e.g. no load after a failed verification)
+    # a row per stage as it starts (running) and as it ends: completed | failed (detail says why; the next
+    # stage still runs) | interrupted | skipped (e.g. no load after a failed verification); the last row counts
     "stages": {
         "stage": pl.String, "started_at": pl.Float64, "finished_at": pl.Float64, "outcome": pl.String,
         "detail": pl.String,

@@ -143,6 +143,7 @@ class StageLog:
             self.record(stage, "interrupted", "not started: the run was asked to stop")
             return None
         started_at = time.time()
+        self.ledger.record("stages", stage=stage, started_at=started_at, finished_at=None, outcome="running")
         try:
             result = flow_fn(*args, **kwargs)
         except Interrupted as exc:

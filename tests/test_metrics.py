@@ -1,10 +1,11 @@
 """The figures of a run, from recorded observations: each rule of issue 7 on small hand-made tables."""
 
+import polars as pl
 import pytest
 
 from analysis.metrics import compute_metrics
 from analysis.resources import MB
-from analysis.schema import frame
+from analysis.schema import TABLES, frame
 
 SERVICES = ("server", "tts", "llm", "redis")
 THRESHOLDS = {"success_rate": 0.95, "p95_job_seconds": 100.0, "p95_api_latency_ms": 250.0}
@@ -213,3 +214,14 @@ def test_failures_in_words_state_thresholds_then_the_checks_no_threshold_states(
         "job_results outcome: 1 of 2 unexpected, e.g. timed_out (expected every job reached its end: outcome one "
         "of succeeded, failed)",
     ]
+
+
+def test_a_stage_under_way_when_the_process_died_is_shown_interrupted():
+    stages = pl.DataFrame([
+        {"stage": "single", "started_at": 1.0, "finished_at": None, "outcome": "running", "detail": None},
+        {"stage": "single", "started_at": 1.0, "finished_at": 3.0, "outcome": "completed", "detail": None},
+        {"stage": "concurrent", "started_at": 3.0, "finished_at": None, "outcome": "running", "detail": None},
+    ], schema=TABLES["stages"])
+    run = compute_metrics({"stages": stages}, {"started_at": "2026-11-27T00:00:00+00:00"}, [])
+    assert [(stage.stage, stage.outcome) for stage in run.stages] == [("single", "completed"),
+                                                                     ("concurrent", "interrupted")]
