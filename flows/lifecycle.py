@@ -24,6 +24,7 @@ from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import get_current_settings, temporary_settings
 from prefect.states import State
 
+from stack.children import own_session_dying_with_parent
 from tasks.interrupt import Interrupted, request_stop, stop_requested
 from tasks.store import Ledger
 
@@ -52,7 +53,8 @@ class ServerDidNotStart(RuntimeError):
 
 class _DetachedServer(SubprocessASGIServer):
     """Prefect's temporary API server (no UI), started in its own session so stop signals meant for the
-    campaign do not reach it. Same command as Prefect's `SubprocessASGIServer`, plus `start_new_session`."""
+    campaign do not reach it, and ended by the kernel if the campaign is killed outright. Same command as
+    Prefect's `SubprocessASGIServer`, plus that."""
 
     def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
         return subprocess.Popen(
@@ -61,7 +63,7 @@ class _DetachedServer(SubprocessASGIServer):
              "--log-level", "error", "--lifespan", "on"],
             env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                  "PREFECT__SERVER_FINAL": "1", **get_current_settings().to_environment_variables(exclude_unset=True)},
-            start_new_session=True,
+            preexec_fn=own_session_dying_with_parent,
         )
 
 

@@ -25,7 +25,7 @@ import httpx
 import redis
 
 from stack.binaries import redis_server
-from stack.children import die_with_parent
+from stack.children import own_session_dying_with_parent
 from stack.llm import MODEL_NAME
 
 SERVICES = ("redis", "llm", "tts", "server")
@@ -95,12 +95,6 @@ def port_in_use(port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def _prepare_service() -> None:
-    """Runs in the child before exec: a process group of its own, SIGTERM when the launcher dies."""
-    os.setsid()
-    die_with_parent(signal.SIGTERM)
 
 
 class Stack:
@@ -185,7 +179,7 @@ class Stack:
         with log:
             proc = subprocess.Popen(
                 self._command(name), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_prepare_service, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=own_session_dying_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         self._procs[name] = proc
         threading.Thread(target=self._note_exit, args=(proc,), name=f"watch-{name}", daemon=True).start()
