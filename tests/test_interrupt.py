@@ -20,8 +20,10 @@ from tests.stackutil import wait_until
 ROOT = Path(__file__).parent.parent
 
 
-def ledger_has(run_root: Path, needle: str) -> bool:
-    return any(needle in path.read_text() for path in run_root.glob(f"*/{LEDGER}"))
+def concurrent_job_submitted(run_root: Path) -> bool:
+    rows = (json.loads(line) for path in run_root.glob(f"*/{LEDGER}") for line in path.read_text().splitlines()
+            if line.endswith("}"))
+    return any(row["table"] == "jobs" and row.get("stage") == "concurrent" and row.get("job_id") for row in rows)
 
 
 def listening(url: str) -> bool:
@@ -42,7 +44,7 @@ def test_ctrl_c_during_the_concurrent_stage_ends_the_run_cleanly(prefect_server,
         campaign = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                     env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()})
     try:
-        wait_until(lambda: ledger_has(tmp_path, '"stage": "concurrent"'), 180, "the concurrent stage to start")
+        wait_until(lambda: concurrent_job_submitted(tmp_path), 180, "a concurrent job to be submitted")
         signalled = time.monotonic()
         os.killpg(campaign.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         code = campaign.wait(timeout=60)
