@@ -46,6 +46,7 @@ def watch_jobs(jobs: int, results_dir: str) -> tuple[float, float, int]:
     from prefect.futures import wait
     from prefect.task_runners import ThreadPoolTaskRunner
 
+    from flows.lifecycle import campaign_settings, prefect_api
     from profiles.settings import load_profile
     from tasks.jobs import measure_job
     from tasks.processes import ResourceSampler
@@ -67,7 +68,7 @@ def watch_jobs(jobs: int, results_dir: str) -> tuple[float, float, int]:
         completed = sum(1 for f in futures if f.result().get("server_status") == "completed")  # videos unchecked
         return 100.0 * cpu / wall, wall, completed
 
-    with services_under_test(profile) as services:
+    with campaign_settings(), prefect_api(), services_under_test(profile) as services:  # as the campaign runs
         return watch(services)
 
 
