@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import subprocess
 import sys
+import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -15,6 +17,11 @@ from pathlib import Path
 import av
 import httpx
 import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from stack.launcher import free_port
 from stack.llm import MODEL_NAME
@@ -122,3 +129,35 @@ def service_process(module: str, ready_path: str, within_seconds: float = 30) ->
         process.terminate()
         stdout, stderr = process.communicate(timeout=15)
         run.output = stdout + stderr
+
+
+@contextlib.contextmanager
+def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status_stalls: bool = False
+          ) -> Iterator[str]:
+    """A real HTTP server in front of `upstream` passing everything through, except: downloads answered
+    with `download_answer`, and status answers that never come when `status_stalls`."""
+    client = httpx.AsyncClient(base_url=upstream, timeout=30)
+
+    async def forward(request: Request) -> Response:
+        path = request.url.path
+        if download_answer and path.startswith(f"{API}/download/"):
+            return JSONResponse(download_answer[1], status_code=download_answer[0])
+        if status_stalls and path.startswith(f"{API}/status/"):
+            await asyncio.sleep(60)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        answer = await client.request(request.method, path, params=request.query_params, headers=headers,
+                                      content=await request.body())
+        return Response(answer.content, status_code=answer.status_code,
+                        media_type=answer.headers.get("content-type"))
+
+    app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST"])])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 10, "the proxy to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -19,7 +19,7 @@ from flows.full_suite import full_suite, main, planned_jobs
 from profiles.settings import load_profile
 from stack import running_stack
 from tasks.store import LEDGER
-from tests.stackutil import wait_until
+from tests.stackutil import proxy, wait_until
 
 DOCS = Path(__file__).parent.parent / "profiles" / "documents"
 # artifact keys carry the profile, so a smoke run never becomes another campaign's latest report
@@ -210,3 +210,26 @@ def test_served_deployment_runs_the_campaign(prefect_server, tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert len(list(tmp_path.glob("*/reports/integration_performance_report.md"))) == 1
+
+
+def test_completed_without_a_video_is_no_success_anywhere_in_the_reports(prefect_server, tmp_path):
+    """The upstream server's failure mode: jobs end `completed`, every download answers 404."""
+    with running_stack(data_dir=tmp_path / "stack") as stack, \
+            proxy(stack.urls.server, (404, {"detail": "No video found"})) as front:
+        urls = type("URLs", (), {"server": front, "tts": stack.urls.tts, "llm": stack.urls.llm,
+                                 "redis": stack.urls.redis})
+        profile = external_profile(tmp_path, urls)
+        state = full_suite(profile=str(profile), run_id="no-video", return_state=True)
+
+    assert state.is_failed() and "success rate 0.0 % (0 of 7 jobs with a verified video) < 95 %" in state.message
+    run = tmp_path / "runs" / "no-video"
+    jobs = pl.read_parquet(run / "jobs.parquet")
+    assert jobs.height == 7 and set(jobs["server_status"]) == {"completed"} and not jobs["succeeded"].any()
+    assert set(jobs["failure"]) == {"server said completed but the download answered 404: No video found"}
+    checks = json.loads((run / "checks.json").read_text())
+    assert not [c for c in checks if c["column"] == "succeeded"][0]["success"]
+    reports = "\n".join(path.read_text() for path in (run / "reports").glob("*.md"))
+    assert "100.0 %" not in reports and "No job failed" not in reports
+    paper = (run / "reports" / "integration_performance_report.md").read_text().split("## For a paper")[1]
+    assert "0 of 2 (0.0 %) jobs delivered a verified video" in paper
+    assert "No throughput can be given" in paper

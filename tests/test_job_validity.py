@@ -7,36 +7,28 @@ stop requested while a status answer is awaited that never comes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from prefect import flow
 from prefect.states import Failed
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from analysis.incidents import cause, explained, incident_rows, sentence
 from flows.batch import in_words, progress_line, run_batch, seconds_left
 from profiles.settings import load_profile
 from stack import running_stack
-from stack.launcher import ServiceExit, free_port
+from stack.launcher import ServiceExit
 from tasks import interrupt
 from tasks.jobs import _retry_dropped_download, measured_outcome, refusal, stopped_failure, verified_outcome
 from tasks.services import Services
 from tasks.store import LEDGER, read_ledger, rebuild_tables
-from tests.stackutil import API, wait_until
+from tests.stackutil import proxy, wait_until
 
 DOCUMENT = Path(__file__).parent.parent / "profiles" / "documents" / "short_note.txt"
 
@@ -104,38 +96,6 @@ def test_progress_estimates_from_the_mean_time_per_finished_job():
 
 
 # --- against the real bundled stack ---
-
-@contextlib.contextmanager
-def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status_stalls: bool = False
-          ) -> Iterator[str]:
-    """A real HTTP server in front of `upstream` passing everything through, except: downloads answered
-    with `download_answer`, and status answers that never come when `status_stalls`."""
-    client = httpx.AsyncClient(base_url=upstream, timeout=30)
-
-    async def forward(request: Request) -> Response:
-        path = request.url.path
-        if download_answer and path.startswith(f"{API}/download/"):
-            return JSONResponse(download_answer[1], status_code=download_answer[0])
-        if status_stalls and path.startswith(f"{API}/status/"):
-            await asyncio.sleep(60)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        answer = await client.request(request.method, path, params=request.query_params, headers=headers,
-                                      content=await request.body())
-        return Response(answer.content, status_code=answer.status_code,
-                        media_type=answer.headers.get("content-type"))
-
-    app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 10, "the proxy to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
 
 def services_of(urls, server: str | None = None) -> Services:
     return Services(server=server or urls.server, tts=urls.tts, llm=urls.llm, redis=urls.redis,
