@@ -11,8 +11,7 @@ from tasks.services import Services
 def baseline_resources(profile: Profile, services: Services, run_dir: str) -> dict[str, int]:
     """Sample the services' idle CPU and memory for the profile's baseline window."""
     timing = profile.timing
-    capture = capture_baseline.with_options(timeout_seconds=timing.baseline_s + 30)
-    pids = capture(run_dir, services.ports(), timing.baseline_s, timing.sample_interval_s)
+    pids = capture_baseline(run_dir, services.ports(), timing.baseline_s, timing.sample_interval_s)
     missing = sorted(set(services.ports()) - set(pids))
     if missing:
         get_run_logger().warning("no listening process found for %s: their resources are not measured "

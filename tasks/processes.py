@@ -23,6 +23,7 @@ import psutil
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.interrupt import pause
 from tasks.store import Ledger
 
 # No interval can hold more CPU time than every core busy for all of it; readings above that come from the
@@ -209,8 +210,9 @@ class ResourceSampler:
 
 @task(name="capture-baseline", cache_policy=NO_CACHE)
 def capture_baseline(run_dir: str, ports: dict[str, int], seconds: float, interval_s: float) -> dict[str, int]:
-    """Sample the idle services for `seconds`; returns the pids found per service."""
+    """Sample the idle services for `seconds`, or until a stop request (then at once, with the samples taken
+    so far); returns the pids found per service. The wait is the bound: no Prefect timeout is needed."""
     sampler = ResourceSampler(Ledger.of(run_dir), ports, interval_s, stage="baseline")
     with sampler:
-        time.sleep(seconds)
+        pause(seconds)
     return sampler.pids

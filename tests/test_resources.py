@@ -1,5 +1,13 @@
-"""Resource figures from recorded samples: one CPU scale, the deployment summed at each instant."""
+"""Resource figures from recorded samples: one CPU scale, the deployment summed at each instant; and the
+sampler against a real listening process."""
 
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
 import pytest
 
 from analysis.resources import MB, baseline_rss_bytes, deployment_instants, machine_by_stage, per_job_memory, usage
@@ -86,3 +94,52 @@ def test_a_child_read_just_before_its_parent_reaped_it_is_evened_out_next_interv
     third = account.interval({parent: (0.5, 0.5, 1)}, {1, 100}, now=3.0)
     assert (first, second) == (pytest.approx(100.0), 0.0)
     assert first + second + third == pytest.approx(100.0)
+
+
+# --- the sampler against a real process ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def listening_service():
+    """A real service process (not the test's own, which the sampler never samples): its port."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ends = time.monotonic() + 20
+        while not any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                      for c in psutil.net_connections(kind="inet")):
+            assert time.monotonic() < ends and proc.poll() is None, "the test service did not start"
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def stop_flag():
+    from tasks import interrupt
+
+    interrupt.reset()
+    yield interrupt
+    interrupt.reset()
+
+
+def test_a_stop_ends_the_baseline_at_once_with_what_it_sampled(listening_service, stop_flag, tmp_path):
+    from tasks.processes import capture_baseline
+    from tasks.store import read_ledger
+
+    threading.Timer(0.6, stop_flag.request_stop).start()
+    started = time.monotonic()
+    pids = capture_baseline.fn(str(tmp_path), {"server": listening_service}, 30.0, 0.2)
+    assert time.monotonic() - started < 1.5
+    assert set(pids) == {"server"}
+    server = [row for row in read_ledger(tmp_path)["samples"] if row["service"] == "server"]
+    assert len(server) >= 2 and all(row["rss_bytes"] > 0 for row in server)
