@@ -30,9 +30,9 @@ from profiles.settings import Profile, ProfileError, load_profile, shipped_profi
 from tasks.interrupt import reset as reset_stop
 from tasks.interrupt import stop_requested
 from tasks.processes import ResourceSampler
-from tasks.run import open_run, record_services, store_tables, validate_expectations
+from tasks.run import RunRefused, open_run, record_services, run_folder, store_tables, validate_expectations
 from tasks.services import services_under_test
-from tasks.store import Ledger, new_run_id
+from tasks.store import Ledger, new_run_id, read_ledger
 
 LOAD_STAGES = ("baseline", "single", "concurrent", "latency", "sequential")
 STOPPING = ("%s: stopping — in-flight jobs are recorded as interrupted, then the reports are written "
@@ -66,8 +66,14 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
     """
     logger = get_run_logger()
     reset_stop()  # a stop asked of an earlier run served by this process is not this run's
-    settings = load_profile(profile, overrides)  # a bad profile fails here, before any traffic
-    run_dir = open_run(settings, run_id or new_run_id())
+    run_id = run_id or new_run_id()
+    try:  # bad input ends the run Failed with its one-line reason, before any traffic
+        settings = load_profile(profile, overrides)
+        run_folder(settings.results_dir, run_id)  # a taken run id is refused, its folder left untouched
+    except (ProfileError, RunRefused) as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
+    run_dir = open_run(settings, run_id)
     total = planned_jobs(settings)
     progress_id = start_progress(total, profile=settings.name)
     stages = StageLog(run_dir, logger)
@@ -76,10 +82,10 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
         try:
             with services_under_test(settings) as services:
                 args = (settings, services, run_dir)
-                verified = stages.run("verification", verify_services, *args, return_state=True)
-                checks = verified.result(raise_on_failure=False) if verified else []
+                finished = stages.run("verification", verify_services, *args, return_state=True)
+                checks = read_ledger(Path(run_dir))["services"]  # as recorded, whatever Prefect kept of the state
                 record_services(run_dir, services, checks)
-                failing = failing_lines(checks) if verified else ["  verification did not finish: see its stage"]
+                failing = failing_lines(checks) if finished else ["  verification did not finish: see its stage"]
                 if failing:
                     stopped = "service verification failed, no job was submitted:\n" + "\n".join(failing)
                     stages.skip(LOAD_STAGES, "service verification failed")
@@ -107,6 +113,11 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
         problems = [stopped] if stopped else [*(f"stage {s}" for s in stages.failed), *failed]
         return Failed(message=redact_text("; ".join(problems)), data=run_dir)  # stage errors may echo a URL
     return Completed(message=f"all {len(outcomes)} expectations passed; reports in {run_dir}/reports", data=run_dir)
+
+
+def secret_overrides(overrides: Sequence[str], secrets: list[str]) -> list[str]:
+    """The keys of `--set` items whose value holds one of the profile's secrets literally (not as ${NAME})."""
+    return [item.partition("=")[0] for item in overrides if any(secret in item for secret in secrets)]
 
 
 def end_of_run(run_dir: Path, state, ui_url: str | None) -> str:
@@ -160,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         install_log_redaction(secrets_in(settings))  # before any line that could name a URL is logged
     except ProfileError as exc:
         print(f"full_suite: {exc}", file=sys.stderr)
+        return 2
+    if exposed := secret_overrides(args.overrides, secrets_in(settings)):
+        print(f"full_suite: --set {', '.join(exposed)}: a password or token given here would be stored with the "
+              "run's parameters in Prefect; put it in the environment and refer to it instead, e.g. "
+              "--set 'target.redis_url=\"redis://:${REDIS_PASSWORD}@host:6379/0\"'", file=sys.stderr)
         return 2
     if args.serve:
         if not get_current_settings().api.url:  # a temporary server would vanish with this process, and its runs

@@ -231,6 +231,8 @@ def _describe(error: dict) -> str:
         message = "unknown key"
     elif error["type"] == "missing":
         message = "missing"
+    elif key.endswith("_url"):  # a malformed URL may still carry a password that no pattern recognises
+        message = f"{message} (value not shown: it may hold a password)"
     elif "input" in error and not isinstance(error["input"], dict):
         message = f"{message} (got {redact_text(repr(error['input']))})"
     return f"{key}: {message}"

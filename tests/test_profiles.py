@@ -98,3 +98,9 @@ def test_an_unset_environment_reference_names_the_key_and_the_variable(monkeypat
     monkeypatch.delenv("T2V_TEST_UNSET", raising=False)
     with pytest.raises(ProfileError, match=r"target\.redis_url: environment variable T2V_TEST_UNSET is not set"):
         load_profile("smoke", ['target.redis_url="redis://:${T2V_TEST_UNSET}@127.0.0.1:6379/0"'])
+
+
+def test_a_malformed_url_is_named_without_echoing_what_may_be_its_password():
+    with pytest.raises(ProfileError) as refused:
+        load_profile("smoke", ['target.redis_url="rediss//:Hunter2SecretXyz@127.0.0.1:6380/0"'])
+    assert "target.redis_url" in str(refused.value) and "Hunter2SecretXyz" not in str(refused.value)

@@ -185,3 +185,21 @@ def test_a_redis_password_appears_nowhere_the_run_wrote(prefect_server, protecte
     assert leaks == []
     shown = redis_url.replace(password, MASK)  # the masked URL is there: the search looked in the right places
     assert shown in (run / "manifest.json").read_text() and shown in records and shown.encode() in database
+
+
+def test_a_password_in_set_is_refused_before_anything_is_stored(capsys, monkeypatch):
+    from flows.full_suite import main
+
+    external = ["target.bundled_stack=false", 'target.server_url="http://127.0.0.1:1"',
+                'target.tts_url="http://127.0.0.1:2"', 'target.llm_url="http://127.0.0.1:3"']
+    url = 'target.redis_url="redis://:Hunter2SecretXyz@127.0.0.1:6380/0"'
+    assert main(["--profile", "smoke", *(arg for item in [*external, url] for arg in ("--set", item))]) == 2
+    error = capsys.readouterr().err
+    assert "--set target.redis_url" in error and "${REDIS_PASSWORD}" in error and "Hunter2SecretXyz" not in error
+    monkeypatch.setenv("T2V_TEST_PASSWORD", "Hunter2SecretXyz")
+    from flows.full_suite import secret_overrides
+    from profiles.redact import secrets_in
+    from profiles.settings import load_profile
+
+    by_reference = [*external, 'target.redis_url="redis://:${T2V_TEST_PASSWORD}@127.0.0.1:6380/0"']
+    assert secret_overrides(by_reference, secrets_in(load_profile("smoke", by_reference))) == []
