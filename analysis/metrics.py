@@ -16,12 +16,13 @@ Definitions (the README's "How each figure is defined" says the same):
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 from pydantic import BaseModel
 
+from analysis import incidents as incident_words
 from analysis import resources
 from analysis.resources import PerJobMemory, Usage
 from analysis.schema import TABLES, empty
@@ -148,7 +149,7 @@ class Incident(BaseModel):
     detail: str | None
     exit_code: int | None
     log_tail: str | None
-    sentence: str  # "tts stopped answering at 12:03:05 (exit -9): ..."
+    sentence: str  # analysis.incidents.sentence: "tts stopped answering at 12:03:05 UTC (exit -9)"
 
 
 class Check(BaseModel):
@@ -238,11 +239,6 @@ def _epoch(iso: str | None) -> float | None:
         return datetime.fromisoformat(iso).timestamp() if iso else None
     except ValueError:
         return None
-
-
-def clock(t: float | None) -> str:
-    """An instant as UTC wall-clock time, e.g. 12:03:05."""
-    return "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
 
 
 def _targets(manifest: dict, services: pl.DataFrame) -> tuple[list[Target], dict[str, str]]:
@@ -367,14 +363,11 @@ def _tracking(jobs: list[Job]) -> list[Tracking]:
 
 
 def _incidents(incidents: pl.DataFrame) -> list[Incident]:
-    rows = []
-    for row in incidents.iter_rows(named=True):
-        when = row["since"] if row["since"] is not None else row["t"]
-        exit_code = f" (exit {row['exit_code']})" if row["exit_code"] is not None else ""
-        detail = f": {row['detail']}" if row["detail"] else ""
-        rows.append(Incident(**row, sentence=f"{row['service']} stopped answering at {clock(when)} UTC"
-                                             f"{exit_code}{detail}"))
-    return rows
+    """The incidents earliest first (by since, then by when the re-probe found them), each in analysis.incidents'
+    one wording: "stopped answering" only for a process that died, "failing since" for one that answers wrongly."""
+    rows = sorted(incidents.iter_rows(named=True),
+                  key=lambda row: (row["since"] if row["since"] is not None else row["t"] or 0.0, row["t"] or 0.0))
+    return [Incident(**row, sentence=incident_words.sentence(row)) for row in rows]
 
 
 def _stages(stages: pl.DataFrame) -> list[StageOutcome]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from analysis.metrics import Endpoint, JobGroup, RunMetrics
+from analysis.metrics import Endpoint, Incident, JobGroup, RunMetrics
 from analysis.stats import Distribution, Rate
 
 MISSING = "—"
@@ -417,13 +418,27 @@ def failures(metrics: RunMetrics) -> str:
               if not row["succeeded"]]
     failed += [job.model_dump() for job in metrics.jobs
                if not job.succeeded and job.stage not in ("single", "concurrent", "sequential")]
-    incidents = "\n".join(f"- {incident.sentence}" for incident in metrics.incidents)
+    incidents = "\n".join(_incident_item(incident) for incident in metrics.incidents)
     return section(
         "Failures",
         "A job without a verified video, with the server's last status kept apart from the outcome.",
         table(columns, failed, "Every job delivered a verified video." if metrics.jobs else "No job was run."),
-        f"What went wrong with the services:\n\n{incidents}" if incidents else "",
+        f"What went wrong with the services, earliest first:\n\n{incidents}" if incidents else "",
     )
+
+
+def _fenced(text: str, indent: str = "") -> str:
+    """`text` verbatim in a code fence longer than any backtick run inside it (a log line may hold some)."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return "\n".join(indent + line for line in [fence, *text.rstrip("\n").splitlines(), fence])
+
+
+def _incident_item(incident: Incident) -> str:
+    """One incident as a list item, with the bundled service's last log lines below it when it died."""
+    item = f"- {incident.sentence}"
+    if not incident.log_tail or not incident.log_tail.strip():
+        return item
+    return f"{item}; its log's last lines:\n\n" + _fenced(incident.log_tail, indent="  ")
 
 
 def expectation_outcomes(metrics: RunMetrics) -> str:

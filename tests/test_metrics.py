@@ -225,3 +225,21 @@ def test_a_stage_under_way_when_the_process_died_is_shown_interrupted():
     run = compute_metrics({"stages": stages}, {"started_at": "2026-11-27T00:00:00+00:00"}, [])
     assert [(stage.stage, stage.outcome) for stage in run.stages] == [("single", "completed"),
                                                                      ("concurrent", "interrupted")]
+
+
+def test_incidents_read_in_the_one_wording_earliest_first():
+    incidents = frame("incidents", [
+        {"service": "server", "t": 20.0, "since": 12.0, "detail": "reports 'degraded' (tts_service: down)"},
+        {"service": "tts", "t": 20.0, "since": 10.0, "exit_code": -9, "detail": "connection refused",
+         "log_tail": "Killed"},
+        {"service": "llm", "t": 11.0, "since": None, "detail": "timed out"},  # no since: when it was found
+        {"service": "redis", "t": 15.0, "since": 12.0, "detail": "refused"},  # same since as server, found earlier
+    ])
+    run = compute_metrics({"incidents": incidents}, manifest(), [])
+    assert [incident.sentence for incident in run.incidents] == [
+        "tts stopped answering at 00:00:10 UTC (exit -9)",
+        "llm failing since 00:00:11 UTC: timed out",
+        "redis failing since 00:00:12 UTC: refused",
+        "server failing since 00:00:12 UTC: reports 'degraded' (tts_service: down)",
+    ]
+    assert run.incidents[0].log_tail == "Killed"

@@ -99,8 +99,11 @@ def good_run():
         "services": frame("services", [{"service": s, "url": f"http://x/{s}", "ok": True} for s in SERVICES]),
         "samples": frame("samples", samples), "jobs": frame("jobs", JOBS), "batches": frame("batches", batches),
         "videos": frame("videos", videos), "latency": frame("latency", latency), "stages": frame("stages", stages),
-        "incidents": frame("incidents", [{"service": "tts", "t": 3700.0, "since": 3725.0, "exit_code": -9,
-                                          "detail": "connection refused"}]),
+        "incidents": frame("incidents", [  # recorded in the order the re-probes found them, not earliest first
+            {"service": "server", "t": 3740.0, "since": 3730.0, "detail": "reports 'degraded' (tts_service: down)"},
+            {"service": "tts", "t": 3740.0, "since": 3725.0, "exit_code": -9, "detail": "connection refused",
+             "log_tail": "INFO tts ready\nKilled ``` mid-line"},
+        ]),
     }
     checks = [
         {"suite": "job_results", "expectation": "expect_column_values_to_be_in_set", "column": "succeeded",
@@ -165,7 +168,12 @@ def test_paper_sentences_use_verified_successes_and_decoded_video(good_reports):
 def test_reliability_report_shows_failures_incidents_stages_and_thresholds(good_reports):
     text = good_reports["integration_reliability_report.md"]
     assert f"| conc-3c | concurrent | 3 | failed | completed | {NO_VIDEO} |" in text
-    assert "tts stopped answering at 01:02:05 UTC (exit -9): connection refused" in text
+    # one wording (analysis.incidents), earliest first; the dead process's log tail fenced below it
+    assert ("What went wrong with the services, earliest first:\n\n"
+            "- tts stopped answering at 01:02:05 UTC (exit -9); its log's last lines:\n\n"
+            "  ````\n  INFO tts ready\n  Killed ``` mid-line\n  ````\n"
+            "- server failing since 01:02:10 UTC: reports 'degraded' (tts_service: down)") in text
+    assert "server stopped answering" not in text
     assert "Stage **sequential** failed: RuntimeError: the tts stopped answering." in text
     assert "- NOT met: success rate 87.5 % (7 of 8 jobs with a verified video) < 95 %" in text
     assert "Downloaded videos that passed every check: 7 of 7 (100.0 %, 95 % CI 64.6–100.0 %)." in text
@@ -237,7 +245,9 @@ def test_console_summary_has_headline_figures_and_failed_thresholds(good_metrics
     assert "API status: did not answer, 3 of 3 probes unanswered" in summary
     assert "failed:\n  success rate 87.5 % (7 of 8 jobs with a verified video) < 95 %" in summary
     assert "stage sequential failed: RuntimeError: the tts stopped answering" in summary
-    assert "what went wrong:\n  tts stopped answering at 01:02:05 UTC (exit -9)" in summary
+    assert ("what went wrong:\n  tts stopped answering at 01:02:05 UTC (exit -9)\n"
+            "  server failing since 01:02:10 UTC: reports 'degraded' (tts_service: down)\n") in summary
+    assert "INFO tts ready" not in summary  # the log tail is for the report, never the console
     assert summary.endswith("open first: /runs/x/reports/integration_performance_report.md")
 
 
