@@ -128,7 +128,8 @@ def machine_busy_seconds() -> float:
 
 
 class ResourceSampler:
-    """Samples each service's process tree every `interval_s` into the ledger's `samples` table."""
+    """Samples each service's process tree every `interval_s` into the ledger's `samples` table. A service
+    with no process found at a sample has no row for it (not measured); "total" sums the measured ones."""
 
     def __init__(self, ledger: Ledger, ports: dict[str, int], interval_s: float, stage: str = "baseline") -> None:
         self.ledger = ledger
@@ -164,23 +165,23 @@ class ResourceSampler:
         total = {"processes": 0, "cpu_percent": 0.0, "rss_bytes": 0}
         trees, alive = _trees(self._pids)
         for service in self.ports:
-            if service in trees:
-                readings, rss = _read(trees[service])
-                # timed at the read: a scan that took longer this time must not stretch the interval
-                cpu_percent = self._accounts.setdefault(service, CpuAccount()).interval(
-                    readings, alive, time.monotonic())
-                processes = len(readings)
-            else:  # gone (stopped or restarted): it uses nothing; find it again later
+            readings, rss = _read(trees[service]) if service in trees else ({}, 0)
+            if not readings:
+                # No process of its own here (a container, another host, not started, or gone and not found
+                # again yet): not measured, so no row, rather than a 0 % and 0 MB it did not show.
                 self._pids.pop(service, None)
                 self._accounts.pop(service, None)
-                processes, cpu_percent, rss = 0, 0.0, 0
-            self.ledger.record("samples", stage=self.stage, t=t, service=service, processes=processes,
+                continue
+            # timed at the read: a scan that took longer this time must not stretch the interval
+            cpu_percent = self._accounts.setdefault(service, CpuAccount()).interval(readings, alive, time.monotonic())
+            self.ledger.record("samples", stage=self.stage, t=t, service=service, processes=len(readings),
                                cpu_percent=cpu_percent, rss_bytes=rss)
-            total["processes"] += processes
+            total["processes"] += len(readings)
             total["cpu_percent"] = None if None in (cpu_percent, total["cpu_percent"]) else (
                 total["cpu_percent"] + cpu_percent)
             total["rss_bytes"] += rss
-        self.ledger.record("samples", stage=self.stage, t=t, service="total", **total)
+        if total["processes"]:  # the measured services only
+            self.ledger.record("samples", stage=self.stage, t=t, service="total", **total)
         memory = psutil.virtual_memory()
         self.ledger.record("samples", stage=self.stage, t=t, service="machine", processes=None,
                            cpu_percent=self._machine_cpu(), rss_bytes=memory.total - memory.available)

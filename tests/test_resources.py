@@ -143,3 +143,23 @@ def test_a_stop_ends_the_baseline_at_once_with_what_it_sampled(listening_service
     assert set(pids) == {"server"}
     server = [row for row in read_ledger(tmp_path)["samples"] if row["service"] == "server"]
     assert len(server) >= 2 and all(row["rss_bytes"] > 0 for row in server)
+
+
+def test_a_service_without_a_visible_process_is_not_measured_rather_than_zero(listening_service, tmp_path):
+    from tasks.processes import ResourceSampler
+    from tasks.store import Ledger, read_ledger
+
+    sampler = ResourceSampler(Ledger.of(tmp_path), {"server": listening_service, "redis": free_port()}, 0.2)
+    sampler.sample()
+    sampler.sample()
+    rows = read_ledger(tmp_path)["samples"]
+    assert {row["service"] for row in rows} == {"server", "total", "machine"}  # no row for redis at all
+    server = [row for row in rows if row["service"] == "server"]
+    total = [row for row in rows if row["service"] == "total"]
+    assert [row["rss_bytes"] for row in total] == [row["rss_bytes"] for row in server]
+    assert server[1]["cpu_percent"] is not None and server[1]["rss_bytes"] > 0
+    assert set(sampler.pids) == {"server"}
+    # with nothing visible at all, not even a total
+    nothing = ResourceSampler(Ledger.of(tmp_path / "none"), {"tts": free_port()}, 0.2)
+    nothing.sample()
+    assert {row["service"] for row in read_ledger(tmp_path / "none")["samples"]} == {"machine"}
