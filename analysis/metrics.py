@@ -304,11 +304,15 @@ def job_group(stage: str, level: int | None, jobs: list[Job], batches: pl.DataFr
     walls = batches["wall_seconds"].drop_nulls()
     wall = float(walls.sum()) if walls.len() and walls.sum() > 0 else None
     video = sum(job.decoded_video_seconds or 0.0 for job in done)
+    success = success_rate(jobs)
+    # no job reached an outcome (all cut off by the stop): no rate per wall time, whether or not the stop
+    # left a batch wall time behind (SIGINT does, kill -9 does not)
+    rated = wall if success.n else None
     return JobGroup(
-        stage=stage, level=level, jobs=len(jobs), outcomes=outcomes, success=success_rate(jobs),
+        stage=stage, level=level, jobs=len(jobs), outcomes=outcomes, success=success,
         seconds=distribution((job.total_seconds for job in done), "s"), batches=batches.height, wall_seconds=wall,
-        jobs_per_minute=len(done) / (wall / 60) if wall else None,
-        video_seconds_per_wall_second=video / wall if wall else None, decoded_video_seconds=video,
+        jobs_per_minute=len(done) / (rated / 60) if rated else None,
+        video_seconds_per_wall_second=video / rated if rated else None, decoded_video_seconds=video,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.metrics import RunMetrics
-from artifacts.markdown import fmt, headline, rate_text
+from artifacts.markdown import fmt, headline, success_text
 
 FIRST_REPORT = "integration_performance_report.md"
 STOPPED_REPORT = "integration_reliability_report.md"  # stages, failures and what went wrong with the services
@@ -31,9 +31,9 @@ def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
     for group in metrics.levels:
         seconds = f"; job time {headline(group.seconds)}" if group.seconds.n else ""
         lines.append(f"  concurrency {group.level}:{' ' * max(1, 5 - len(str(group.level)))}"
-                     f"{rate_text(group.success)} verified{seconds}")
+                     f"{success_text(group)}{seconds}")
     if metrics.sequential is not None:
-        lines.append(f"  sequential:       {rate_text(metrics.sequential.success)} verified")
+        lines.append(f"  sequential:       {success_text(metrics.sequential)}")
     for endpoint in metrics.latency:
         figure = headline(endpoint.answered) if endpoint.answered.n else "did not answer"
         errors = f", {endpoint.error_count} of {endpoint.probes} probes unanswered" if endpoint.errors else ""

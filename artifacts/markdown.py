@@ -85,6 +85,16 @@ def rate_text(share: Rate) -> str:
     return f"{share.k} of {share.n} ({fmt(share.value, 'rate')} %{ci})"
 
 
+def success_text(group: JobGroup) -> str:
+    """"2 of 3 (66.7 %) verified (1 interrupted, not counted)"; "no verified figure: 4 jobs interrupted" when
+    no job reached an outcome (a job cut off by the run's stop is counted beside the rate, never in it)."""
+    interrupted = group.outcomes.get("interrupted", 0)
+    if not group.success.n:
+        return f"no verified figure: {plural(interrupted, 'job')} interrupted" if interrupted else "no job was run"
+    beside = f" ({interrupted} interrupted, not counted)" if interrupted else ""
+    return f"{rate_text(group.success)} verified{beside}"
+
+
 def headline(figure: Distribution) -> str:
     """"p95 12.30 s (95 % CI 11.00–14.10, n=25)", "median 10.20 s (min 9.10, max 12.00, n=3)"."""
     if not figure.n:
@@ -377,7 +387,7 @@ def api_latency(metrics: RunMetrics) -> str:
 
 def sequential_reliability(metrics: RunMetrics) -> str:
     group = metrics.sequential
-    line = (f"Jobs submitted one after another with a verified video: {rate_text(group.success)}; job time of "
+    line = (f"Jobs submitted one after another: {success_text(group)}; job time of "
             f"the verified successes: {headline(group.seconds)}." if group and group.jobs else "")
     return section("Sequential reliability", line,
                    table(JOB_COLUMNS, job_rows(metrics, "sequential"), "No sequential job was run."))
@@ -502,16 +512,21 @@ def _response_time_sentence(metrics: RunMetrics) -> str:
             f"seconds ({plural(group.seconds.n, 'request')}).")
 
 
+def _verified_sentence(lead: str, group: JobGroup) -> str:
+    """"<lead>, 2 of 3 (…) jobs delivered a verified video; job time … (1 job interrupted, not counted)." or,
+    when no job reached an outcome, "<lead>, no success rate can be given: 4 jobs interrupted by the run's stop"."""
+    interrupted = group.outcomes.get("interrupted", 0)
+    if not group.success.n:
+        return f"{lead}, no success rate can be given: {plural(interrupted, 'job')} interrupted by the run's stop."
+    return (f"{lead}, {rate_text(group.success)} jobs delivered a verified video"
+            + (f"; job time {headline(group.seconds)}" if group.seconds.n else "")
+            + (f" ({plural(interrupted, 'job')} interrupted, not counted)." if interrupted else "."))
+
+
 def _concurrency_sentences(metrics: RunMetrics) -> list[str]:
     if not metrics.levels:
         return ["No concurrent run was recorded, so no success rate under concurrency can be given."]
-    return [
-        f"With {plural(group.level, 'concurrent job')}, {rate_text(group.success)} jobs delivered a verified video"
-        + (f"; job time {headline(group.seconds)}" if group.seconds.n else "")
-        + (f" ({plural(group.outcomes['interrupted'], 'job')} interrupted, not counted)."
-           if group.outcomes.get("interrupted") else ".")
-        for group in metrics.levels
-    ]
+    return [_verified_sentence(f"With {plural(group.level, 'concurrent job')}", group) for group in metrics.levels]
 
 
 def _throughput_sentence(metrics: RunMetrics) -> str:
@@ -552,7 +567,7 @@ def _latency_sentence(metrics: RunMetrics) -> str:
 def _reliability_sentences(metrics: RunMetrics) -> list[str]:
     group = metrics.sequential
     return [
-        f"Over {plural(group.jobs, 'sequential run')}, {rate_text(group.success)} jobs delivered a verified video."
+        _verified_sentence(f"Over {plural(group.jobs, 'sequential run')}", group)
         if group and group.jobs else "No sequential run was recorded.",
         f"{rate_text(metrics.videos_passed)} generated videos passed every integrity check (decodable H.264 and "
         f"audio, expected resolution, durations consistent)." if metrics.videos else

@@ -91,6 +91,14 @@ def test_jobs_in_flight_when_the_run_ended_are_interrupted_with_the_status_last_
     assert (run.levels[0].success.k, run.levels[0].success.n) == (1, 1)
 
 
+@pytest.mark.parametrize("batches", [[batch(4, wall=12.0)], []], ids=["SIGINT: wall recorded", "kill -9: no batch"])
+def test_a_level_whose_jobs_were_all_interrupted_has_no_rate_per_wall_time(batches):
+    run = metrics(jobs=[job(f"j{i}", level=4, slot=i, outcome="running") for i in range(4)], batches=batches)
+    (level,) = run.levels
+    assert (level.success.n, level.success.value, level.jobs_per_minute, level.video_seconds_per_wall_second) == \
+        (0, None, None, None)
+
+
 @pytest.mark.parametrize("changes", [{"finished_at": None}, {"outcome": "running"}, {"outcome": "interrupted"}])
 def test_a_run_without_an_end_is_interrupted_and_the_verdict_says_so(changes):
     run = metrics(jobs=[job("a", stage="single", level=None, outcome="running")], **changes)

@@ -210,6 +210,25 @@ def test_an_interrupted_run_shows_its_jobs_in_flight():
     assert "verdict: INTERRUPTED" in summary
 
 
+@pytest.mark.parametrize("wall", [[{"stage": "concurrent", "level": 4, "batch": 0, "jobs": 4, "wall_seconds": 9.0}],
+                                  []], ids=["SIGINT", "kill -9"])
+def test_a_level_cut_off_by_the_stop_has_no_verified_figure(wall):
+    jobs = [job("c2a", "concurrent", 0.0, 5.0, level=2), job("c2b", "concurrent", 0.0, 0.0, "running", level=2, slot=1),
+            job("c4a", "concurrent", 9.0, 0.0, "running", level=4)]
+    batches = [{"stage": "concurrent", "level": 2, "batch": 0, "jobs": 2, "wall_seconds": 6.0}, *wall]
+    metrics = compute_metrics({"jobs": frame("jobs", jobs), "batches": frame("batches", batches)},
+                              manifest(finished_at=None, outcome="interrupted"), [])
+    summary = console_summary(metrics, "/runs/x")
+    assert "concurrency 2:    1 of 1 (100.0 %) verified (1 interrupted, not counted); job time median 5.00 s" in summary
+    assert "concurrency 4:    no verified figure: 1 job interrupted\n" in summary
+    assert "0 of 0" not in summary
+    text = render_reports(metrics)["integration_performance_report.md"]
+    # jobs/min and video s per wall s: "—" for level 4 whether or not the stop left a wall time
+    assert re.search(r"^\| 4 \| 1 \| 0 \| — \| — \| 1 interrupted \| 0 \|( — \|){6} [—0-9.]+ \| — \| — \|$", text, re.M), text
+    assert "With 4 concurrent jobs, no success rate can be given: 1 job interrupted by the run's stop." in text
+    assert "0 of 0" not in text
+
+
 def test_a_run_stopped_at_verification_publishes_no_performance_report():
     frames = {"services": frame("services", [{"service": "llm", "url": "http://127.0.0.1:1", "ok": False,
                                               "detail": "connection refused", "fix": "start the LLM"}])}
