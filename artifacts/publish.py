@@ -1,9 +1,11 @@
 """Putting a run in front of people: report files on disk and Prefect artifacts in the UI.
 
 Artifact keys carry the profile (`smoke-integration-performance-report`), so a smoke run never becomes
-the seed campaign's latest report. Only reports about something the run measured are published as
-artifacts (a run that stopped at verification publishes its verification and reliability reports, never
-an empty performance report over the last real one); every report is still written to the run folder.
+the seed campaign's latest report. An interrupted run publishes its artifacts without a key: Prefect keeps
+them on the flow run only, so a run cut short never becomes its profile's latest report. Only reports
+about something the run measured are published as artifacts (a run that stopped at verification
+publishes its verification and reliability reports, never an empty performance report over the last real
+one); every report is still written to the run folder.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ def artifact_key(name: str, profile: str | None) -> str:
     return f"{prefix}-{stem}"
 
 
+def published_key(name: str, metrics: RunMetrics) -> str | None:
+    """The key a report or table of this run is published under: its profile's key for a run that reached its
+    end, none for an interrupted run (a keyless artifact stays on its flow run, never the latest of a key)."""
+    return None if metrics.interrupted else artifact_key(name, metrics.profile_name)
+
+
 def start_progress(total_jobs: int, profile: str | None = None) -> str:
     return str(create_progress_artifact(0.0, key=artifact_key(PROGRESS_KEY, profile),
                                         description=f"Jobs finished out of {total_jobs} planned"))
@@ -62,17 +70,19 @@ def write_reports(run_dir: Path, metrics: RunMetrics | None = None) -> dict[str,
 
 @task(name="publish-reports", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, timeout_seconds=600)
 def publish_reports(run_dir: str) -> list[str]:
-    """Write the reports and publish what the run measured as Prefect artifacts keyed by profile."""
+    """Write the reports and publish what the run measured as Prefect artifacts, keyed by profile unless the
+    run was interrupted."""
     folder = Path(run_dir)
     metrics = metrics_of(folder)
     reports = write_reports(folder, metrics)
-    profile = metrics.profile_name
+    cut_short = " (interrupted)" if metrics.interrupted else ""
     for name, markdown in reports.items():
         if measured(metrics, REPORTS[name]):
-            create_markdown_artifact(markdown, key=artifact_key(name, profile),
-                                     description=f"{name} of run {folder.name}")
+            create_markdown_artifact(markdown, key=published_key(name, metrics),
+                                     description=f"{name} of run {folder.name}{cut_short}")
     for key, rows in main_tables(metrics).items():
         if rows:
-            create_table_artifact(rows, key=artifact_key(key, profile), description=f"{key} of run {folder.name}")
+            create_table_artifact(rows, key=published_key(key, metrics),
+                                  description=f"{key} of run {folder.name}{cut_short}")
     get_run_logger().info("reports written to %s", folder / "reports")
     return sorted(str(folder / "reports" / name) for name in reports)

@@ -11,7 +11,7 @@ from analysis.schema import frame
 from artifacts.console import console_summary
 from artifacts.html import to_html
 from artifacts.markdown import REPORTS, fmt, main_tables, measured, render_reports
-from artifacts.publish import artifact_key
+from artifacts.publish import artifact_key, published_key
 
 REPORT_NAMES = {
     "integration_performance_report.md", "integration_reliability_report.md", "integration_resources_report.md",
@@ -247,6 +247,13 @@ def test_a_run_stopped_at_verification_publishes_no_performance_report():
     published = {name for name, report in REPORTS.items() if measured(metrics, report)}
     assert published == {"integration_reliability_report.md", "test_service_verification.md"}
     assert "open first: /runs/x/reports/integration_reliability_report.md" in console_summary(metrics, "/runs/x")
+
+
+def test_an_interrupted_run_publishes_keyless_artifacts(good_metrics):
+    assert published_key("integration_performance_report.md", good_metrics) == "local-integration-performance-report"
+    interrupted = good_metrics.model_copy(update={"interrupted": True})
+    assert published_key("integration_performance_report.md", interrupted) is None
+    assert published_key("concurrency-summary", interrupted) is None
 
 
 def test_artifact_keys_carry_the_profile():
