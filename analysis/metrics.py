@@ -422,11 +422,12 @@ def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint],
     if thresholds.get("success_rate") is not None:
         limit = thresholds["success_rate"]
         passed = success.value is not None and success.value >= limit
+        ci = f", 95 % CI {success.ci.low * 100:.1f}–{success.ci.high * 100:.1f} %" if success.ci else ""
         checks.append(ThresholdCheck(
             name="success rate", measured=success.value, unit="%", n=success.n, comparison="≥", threshold=limit,
             passed=passed,
-            sentence=f"success rate {_fmt(success.value, '%')} ({success.k} of {success.n} jobs with a verified video)"
-                     f" {'≥' if passed else '<'} {limit * 100:g} %" if success.n else
+            sentence=f"success rate {_fmt(success.value, '%')} ({success.k} of {success.n} jobs with a verified video"
+                     f"{ci}) {'≥' if passed else '<'} {limit * 100:g} %" if success.n else
                      f"success rate: no job was run; no figure to compare with ≥ {limit * 100:g} %",
         ))
     if thresholds.get("p95_job_seconds") is not None:

@@ -251,3 +251,13 @@ def test_incidents_read_in_the_one_wording_earliest_first():
         "server failing since 00:00:12 UTC: reports 'degraded' (tts_service: down)",
     ]
     assert run.incidents[0].log_tail == "Killed"
+
+
+def test_the_success_rate_threshold_carries_its_wilson_interval_from_five_jobs():
+    six = [job(f"j{i}", slot=i) for i in range(6)]
+    (check,) = [c for c in metrics(jobs=six, videos=[video(j["job_id"]) for j in six]).thresholds
+                if c.name == "success rate"]
+    assert check.sentence == "success rate 100.0 % (6 of 6 jobs with a verified video, 95 % CI 61.0–100.0 %) ≥ 95 %"
+    four = [job(f"j{i}", slot=i) for i in range(4)]  # below n = 5: no interval
+    (check,) = [c for c in metrics(jobs=four).thresholds if c.name == "success rate"]
+    assert check.sentence == "success rate 100.0 % (4 of 4 jobs with a verified video) ≥ 95 %"

@@ -130,7 +130,7 @@ def test_a_good_run_renders_every_report_with_its_header(good_reports):
         assert text.startswith("# "), name
         for line in ("**Run:** 20250101T000000-local", "**Profile:** local", "http://127.0.0.1:4000", "(123.50 s)",
                      "**Machine:** bench", "2 CPU cores", "llm model extractive-planner",
-                     "**Verdict:** 1 of 2 checks FAILED: success rate 87.5 % (7 of 8 jobs with a verified video) "
+                     "**Verdict:** 1 of 2 checks FAILED: success rate 87.5 % (7 of 8 jobs with a verified video, 95 % CI 52.9–97.8 %) "
                      "< 95 %"):
             assert line in text, (name, line)
         assert not NOT_A_FIGURE.search(text), (name, NOT_A_FIGURE.search(text))
@@ -175,7 +175,7 @@ def test_reliability_report_shows_failures_incidents_stages_and_thresholds(good_
             "- server failing since 01:02:10 UTC: reports 'degraded' (tts_service: down)") in text
     assert "server stopped answering" not in text
     assert "Stage **sequential** failed: RuntimeError: the tts stopped answering." in text
-    assert "- NOT met: success rate 87.5 % (7 of 8 jobs with a verified video) < 95 %" in text
+    assert "- NOT met: success rate 87.5 % (7 of 8 jobs with a verified video, 95 % CI 52.9–97.8 %) < 95 %" in text
     assert "Downloaded videos that passed every check: 7 of 7 (100.0 %, 95 % CI 64.6–100.0 %)." in text
 
 
@@ -269,7 +269,7 @@ def test_console_summary_has_headline_figures_and_failed_thresholds(good_metrics
         in summary
     assert "API health: p95 28.1 ms (95 % CI" in summary
     assert "API status: did not answer, 3 of 3 probes unanswered" in summary
-    assert "failed:\n  success rate 87.5 % (7 of 8 jobs with a verified video) < 95 %" in summary
+    assert "failed:\n  success rate 87.5 % (7 of 8 jobs with a verified video, 95 % CI 52.9–97.8 %) < 95 %" in summary
     assert "stage sequential failed: RuntimeError: the tts stopped answering" in summary
     assert ("what went wrong:\n  tts stopped answering at 01:02:05 UTC (exit -9)\n"
             "  server failing since 01:02:10 UTC: reports 'degraded' (tts_service: down)\n") in summary
