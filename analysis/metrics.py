@@ -216,9 +216,17 @@ class RunMetrics(BaseModel):
     def failed_thresholds(self) -> list[ThresholdCheck]:
         return [check for check in self.thresholds if not check.passed]
 
+    @property
+    def validated(self) -> bool:
+        """The run reached its expectations (a run interrupted or stopped before them was not validated)."""
+        return bool(self.checks) and not self.interrupted
+
     def failures_in_words(self) -> list[str]:
         """What failed, as measured against expected: every failed threshold ("p95 health 15040.6 ms > 250 ms
-        (n=20)"), then each failed GX check a threshold does not already say."""
+        (n=20)"), then each failed GX check a threshold does not already say. Nothing for a run that was not
+        validated: its verdict says why, and a threshold it never reached has not failed."""
+        if not self.validated:
+            return []
         words = [check.sentence for check in self.failed_thresholds]
         for check in self.checks:
             if check.success or check.suite == "time_thresholds" or (check.suite, check.column) in SAID_BY_THRESHOLDS:
@@ -458,7 +466,9 @@ def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, ch
             failed_thresholds: list[ThresholdCheck], stage_failures: list[StageOutcome],
             failed_services: list[ServiceCheck] = ()) -> str:
     """The run's verdict in one sentence: interrupted, stopped early, not validated, failed or passed."""
-    problems = [f"stage {stage.stage} failed: {stage.detail or 'no detail'}" for stage in stage_failures]
+    # a failed verification stage says what the failed services already say: each failing service once
+    problems = [f"stage {stage.stage} failed: {stage.detail or 'no detail'}" for stage in stage_failures
+                if not (failed_services and stage.stage == "verification")]
     if failed_services:
         problems.insert(0, "service verification FAILED for " + ", ".join(
             f"{service.service} ({service.detail or 'no detail'})" for service in failed_services))

@@ -19,7 +19,8 @@ def first_report(metrics: RunMetrics, run_dir: Path | str) -> Path:
 
 def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
     """Headline figures, each with its n: single request, success and job time per level, API latency per
-    endpoint, the verdict, failed thresholds as measured value vs threshold, the report to open first."""
+    endpoint, the verdict (which names failed services and stages), failed thresholds as measured value vs
+    threshold, the report to open first."""
     lines = [f"figures of run {metrics.run_id or Path(run_dir).name} ({metrics.profile_name or 'no profile'}):"]
     single = metrics.jobs_of("single")
     if single:
@@ -41,13 +42,10 @@ def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
     if not metrics.jobs and not metrics.latency:
         lines.append("  nothing was measured")
     lines.append(f"verdict: {metrics.verdict}")
-    failed = metrics.failures_in_words()
-    if failed and not metrics.interrupted:
+    failed = metrics.failures_in_words()  # none for a run that was not validated: the verdict says why
+    if failed:
         lines.append("failed:")
         lines += [f"  {words}" for words in failed]
-    for stage in metrics.stages:
-        if stage.outcome == "failed":
-            lines.append(f"stage {stage.stage} failed: {stage.detail or 'no detail'}")
     if metrics.incidents:
         lines.append("what went wrong:")
         lines += [f"  {incident.sentence}" for incident in metrics.incidents]

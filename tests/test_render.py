@@ -256,6 +256,28 @@ def test_an_interrupted_run_publishes_keyless_artifacts(good_metrics):
     assert published_key("concurrency-summary", interrupted) is None
 
 
+def test_the_summary_of_a_run_stopped_at_verification_names_each_failing_service_once():
+    llm = "model qwen3:4b is not listed"
+    frames = {
+        "services": frame("services", [{"service": "llm", "url": "http://127.0.0.1:1", "ok": False, "detail": llm,
+                                        "fix": "ollama pull qwen3:4b"},
+                                       {"service": "redis", "url": "redis://127.0.0.1:2/0", "ok": True}]),
+        "stages": frame("stages", [
+            {"stage": "verification", "started_at": 0.0, "finished_at": 1.0, "outcome": "failed",
+             "detail": f"1 of 2 services failed verification:\n  llm: {llm} — ollama pull qwen3:4b"},
+            *({"stage": stage, "outcome": "skipped", "detail": "service verification failed"}
+              for stage in ("baseline", "single", "concurrent", "latency", "sequential")),
+        ]),
+    }
+    metrics = compute_metrics(frames, manifest(services={}, outcome="stopped"), [])
+    summary = console_summary(metrics, "/runs/x")
+    assert f"verdict: not validated: no expectation results (run stopped); service verification FAILED for llm " \
+           f"({llm})\n" in summary
+    assert summary.count(llm) == 1
+    assert "failed:" not in summary and "success rate" not in summary  # no threshold was reached, none failed
+    assert metrics.failures_in_words() == []
+
+
 def test_artifact_keys_carry_the_profile():
     assert artifact_key("integration_performance_report.md", "smoke") == "smoke-integration-performance-report"
     assert artifact_key("api-latency-summary", "profiles/My Campaign.toml") == "my-campaign-api-latency-summary"
