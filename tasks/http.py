@@ -54,10 +54,6 @@ def _tls() -> ssl.SSLContext:
         return _context
 
 
-def client(**options) -> httpx.Client:
-    return httpx.Client(verify=_tls(), **options)
-
-
 class WireClock:
     """When a request's first byte was written to the socket, and when its answer's last byte was read."""
 

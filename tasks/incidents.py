@@ -12,9 +12,9 @@ incident, until a re-probe finds it answering.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from analysis.incidents import incident_rows
@@ -29,32 +29,38 @@ _open: dict[tuple[Path, str], dict] = {}  # (run folder, service) → its incide
 _open_lock = threading.Lock()
 
 
-def _probe(profile: Profile, services: Services) -> list[dict]:
-    """The four verification checks at once (each ends within its own bound)."""
+def _probe(profile: Profile, services: Services) -> list[dict] | None:
+    """The four verification checks at once (each ends within its own bound); None at a stop request
+    (a check it cut short says nothing about its service)."""
     timeout = profile.timing.verify_timeout_s
     endpoints = profile.target.endpoints
     checks = {
-        "server": lambda: check_server.fn(services.server, endpoints, timeout),
-        "tts": lambda: check_tts.fn(services.tts, endpoints, timeout),
-        "llm": lambda: check_llm.fn(services.llm, services.llm_model, endpoints, timeout),
-        "redis": lambda: check_redis.fn(services.redis, profile.target.min_redis_version, timeout),
+        "server": check_server.fn(services.server, endpoints, timeout),
+        "tts": check_tts.fn(services.tts, endpoints, timeout),
+        "llm": check_llm.fn(services.llm, services.llm_model, endpoints, timeout),
+        "redis": check_redis.fn(services.redis, profile.target.min_redis_version, timeout),
     }
-    with ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="reprobe") as pool:
-        futures = {name: pool.submit(check) for name, check in checks.items()}
+
+    async def all_at_once() -> list:
+        return await asyncio.gather(*checks.values(), return_exceptions=True)
+
     rows = []
-    for name, future in futures.items():
-        try:
-            rows.append(future.result())
-        except Exception as exc:  # a defect of a check must not hide the other services
-            rows.append({"service": name, "ok": False,
-                         "detail": f"the check itself failed: {type(exc).__name__}: {exc}"})
+    for name, result in zip(checks, asyncio.run(all_at_once()), strict=True):
+        if result is None:
+            return None
+        if isinstance(result, Exception):  # a defect of a check must not hide the other services
+            result = {"service": name, "ok": False,
+                      "detail": f"the check itself failed: {type(result).__name__}: {result}"}
+        rows.append(result)
     return rows
 
 
 def reprobe(profile: Profile, services: Services, run_dir: str, first_failed: dict[str, float]) -> list[dict]:
     """Re-probe the four services; record an incident for each newly failing one; return every incident
-    open now (the failing services), earliest first."""
+    open now (the failing services), earliest first. At a stop request: none, and nothing recorded."""
     checks = _probe(profile, services)
+    if checks is None:
+        return []
     probed_at = time.time()
     exits = {name: died for name in SERVICES if (died := service_exit(getattr(services, name)))}
     found = incident_rows(checks, probed_at, first_failed, exits)

@@ -3,23 +3,26 @@
 Each check answers with a row for the `services` table: ok or not, the version it exposes, what is
 wrong and the command or setting that fixes it, so a user sees every problem at once. A check is
 bounded as a whole by its `timeout_s` (every answer complete, a body trickling in included) and is
-never retried by Prefect (a retry would double the bound). Rows carry URLs with their credentials
-masked; the real URL only connects. `check_*.fn` is the plain function (for re-probing a service).
+never retried by Prefect (a retry would double the bound). A check is a coroutine (`tasks.http.within`):
+its bound and a stop request cancel a request in flight, connecting included, where a blocked thread
+could be stopped by neither. At a stop request a check ends within tasks.http.STOP_CHECK_S with None: it
+has learnt nothing about its service, so it gives no row (and no failed task with a traceback). Rows
+carry URLs with their credentials masked; the real URL only connects. `check_*.fn` is the plain coroutine
+function (for re-probing).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import httpx
 import redis
+import redis.asyncio as aioredis
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, field_serializer
@@ -28,8 +31,7 @@ from profiles.redact import redact, redact_url
 from profiles.settings import Endpoints, Profile
 from stack import running_stack
 from tasks import http
-
-T = TypeVar("T")
+from tasks.interrupt import Interrupted
 
 
 class Services(BaseModel):
@@ -97,17 +99,20 @@ class Late(Exception):
     """The check's bound passed before every answer it needs was complete."""
 
 
-def _get(client: httpx.Client, path: str, ends: float) -> tuple[int, bytes]:
+async def _get(client: httpx.AsyncClient, path: str, ends: float, named: str | None = None) -> tuple[int, bytes]:
+    """GET `path`, its whole answer by the monotonic instant `ends`; `named` is the request in words when
+    the path itself would mislead (a made-up job id reads like one of the run's jobs)."""
+    named = named or f"GET {path}"
     try:
-        return http.whole_answer(client, "GET", path, ends - time.monotonic())
+        return await http.whole_answer_async(client, "GET", path, ends - time.monotonic())
     except (httpx.TimeoutException, http.LateAnswer):
-        raise Late(f"GET {path} was not answered in time") from None
+        raise Late(f"{named} was not answered in time") from None
     except http.BadResponse as exc:
-        raise Unexpected(str(exc)) from None
+        raise Unexpected(str(exc).replace(f"GET {path}", named, 1)) from None
 
 
-def _get_json(client: httpx.Client, path: str, ends: float) -> tuple[int, dict]:
-    status_code, raw = _get(client, path, ends)
+async def _get_json(client: httpx.AsyncClient, path: str, ends: float) -> tuple[int, dict]:
+    status_code, raw = await _get(client, path, ends)
     try:
         body = json.loads(raw)
     except ValueError:
@@ -122,39 +127,21 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
-def _finished_within(seconds: float, work: Callable[[], T]) -> T:
-    """`work()` done in a daemon thread; its result, or Late after `seconds` (redis-py bounds each socket
-    operation, not a sequence of them; the thread ends at its own socket timeouts)."""
-    outcome: list[tuple[bool, object]] = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, work()))
-        except Exception as exc:
-            outcome.append((False, exc))
-
-    worker = threading.Thread(target=run, name="bounded-check", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if not outcome:
-        raise Late("PING and INFO were not answered in time")
-    done, value = outcome[0]
-    if not done:
-        raise value
-    return value
-
-
-def _redis_version(url: str, timeout_s: float) -> str:
-    with redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s) as client:
-        client.ping()
-        return str(client.info("server").get("redis_version", ""))
+async def _redis_version(url: str, timeout_s: float) -> str:
+    async with aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s) as client:
+        await client.ping()
+        return str((await client.info("server")).get("redis_version", ""))
 
 
 @task(name="check-redis", cache_policy=NO_CACHE)
-def check_redis(url: str, min_version: str, timeout_s: float) -> dict:
+async def check_redis(url: str, min_version: str, timeout_s: float) -> dict | None:
     try:
-        version = _finished_within(timeout_s, lambda: _redis_version(url, timeout_s))
-    except Late as exc:
+        # redis-py bounds each socket operation, not the sequence of them: `within` bounds the whole check
+        version = await http.within(_redis_version(url, timeout_s), timeout_s,
+                                    "PING and INFO were not answered in time")
+    except Interrupted:
+        return None
+    except http.LateAnswer as exc:
         return _late("redis", url, exc, timeout_s)
     except redis.RedisError as exc:
         return _unreachable("redis", url, exc, "start Redis (e.g. `redis-server --port 6379`) or fix target.redis_url")
@@ -165,12 +152,14 @@ def check_redis(url: str, min_version: str, timeout_s: float) -> dict:
 
 
 @task(name="check-llm", cache_policy=NO_CACHE)
-def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> dict:
+async def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> dict | None:
     ends = time.monotonic() + timeout_s
     try:
-        with http.client(base_url=url) as client:
-            version = _get_json(client, endpoints.llm_version, ends)[1].get("version")
-            status_code, tags = _get_json(client, endpoints.llm_tags, ends)
+        async with http.async_client(base_url=url) as client:
+            version = (await _get_json(client, endpoints.llm_version, ends))[1].get("version")
+            status_code, tags = await _get_json(client, endpoints.llm_tags, ends)
+    except Interrupted:
+        return None
     except Late as exc:
         return _late("llm", url, exc, timeout_s)
     except httpx.HTTPError as exc:
@@ -186,11 +175,13 @@ def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> d
 
 
 @task(name="check-tts", cache_policy=NO_CACHE)
-def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
+async def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict | None:
     ends = time.monotonic() + timeout_s
     try:
-        with http.client(base_url=url) as client:
-            status_code, health = _get_json(client, endpoints.tts_health, ends)
+        async with http.async_client(base_url=url) as client:
+            status_code, health = await _get_json(client, endpoints.tts_health, ends)
+    except Interrupted:
+        return None
     except Late as exc:
         return _late("tts", url, exc, timeout_s)
     except httpx.HTTPError as exc:
@@ -206,12 +197,15 @@ def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
 
 
 @task(name="check-server", cache_policy=NO_CACHE)
-def check_server(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
+async def check_server(url: str, endpoints: Endpoints, timeout_s: float) -> dict | None:
     ends = time.monotonic() + timeout_s
+    unknown_job = f"GET {endpoints.status} (the status endpoint, probed with an unknown job id)"
     try:
-        with http.client(base_url=url) as client:
-            status_code, health = _get_json(client, endpoints.health, ends)
-            unknown = _get(client, endpoints.status.format(job_id=uuid.uuid4()), ends)[0]
+        async with http.async_client(base_url=url) as client:
+            status_code, health = await _get_json(client, endpoints.health, ends)
+            unknown = (await _get(client, endpoints.status.format(job_id=uuid.uuid4()), ends, unknown_job))[0]
+    except Interrupted:
+        return None
     except Late as exc:
         return _late("server", url, exc, timeout_s)
     except httpx.HTTPError as exc:
@@ -231,6 +225,6 @@ def check_server(url: str, endpoints: Endpoints, timeout_s: float) -> dict:
                     "bring up what the server reports down, then run again")
     if unknown != 404:
         return _row("server", url, False, version,
-                    f"GET {endpoints.status} for an unknown job answered {unknown}, expected 404",
+                    f"{unknown_job} answered {unknown}, expected 404",
                     "check target.endpoints.status against the server's API")
     return _row("server", url, True, version)

@@ -3,6 +3,7 @@ probe and check ends within its bound with a specific error, a latency is only t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -14,9 +15,9 @@ from prefect import flow
 
 from profiles.settings import Endpoints, load_profile
 from tasks import interrupt
-from tasks.http import timed_client
+from tasks.http import STOP_CHECK_S, timed_client
 from tasks.latency import probe, probe_endpoint
-from tasks.services import Services, check_redis, check_server, check_tts
+from tasks.services import Services, check_llm, check_redis, check_server, check_tts
 from tasks.store import read_ledger
 
 HEALTHY = json.dumps({"status": "healthy", "service": "probe-test", "engine": "none"}).encode()
@@ -25,12 +26,15 @@ SLOW_S = 0.2
 
 class Target(BaseHTTPRequestHandler):
     """/health answers at once; /slow after SLOW_S; /missing 404 (JSON); /html a page; /trickle a JSON body a
-    byte every 0.2 s for 10 s; /silent nothing for 10 s; /api/v1/video/status/<id> 404 like the contract."""
+    byte every 0.2 s for 10 s; /silent and /silent-status/<id> nothing for 10 s; /api/v1/video/status/<id> 404
+    like the contract; anything else is healthy. Every path asked for is noted in `asked`."""
 
     protocol_version = "HTTP/1.1"
+    asked: set[str] = set()
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
-        if self.path == "/silent":
+        self.asked.add(self.path)
+        if self.path == "/silent" or self.path.startswith("/silent-status/"):
             time.sleep(10)
         if self.path == "/slow":
             time.sleep(SLOW_S)
@@ -168,25 +172,30 @@ def test_probe_stage_records_every_probe_and_gives_up_on_a_silent_endpoint(prefe
 # --- service verification -------------------------------------------------------------------------------
 
 
+def check(check_task, *args) -> dict:
+    """A check run as the re-probe runs it: its plain coroutine function."""
+    return asyncio.run(check_task.fn(*args))
+
+
 def test_a_health_answer_trickling_fails_the_check_at_its_bound(target):
     endpoints = Endpoints(health="/trickle")
-    row, took = timed(check_server.fn, target, endpoints, 1.0)
+    row, took = timed(check, check_server, target, endpoints, 1.0)
     assert not row["ok"] and 1.0 <= took < 2.0
     assert row["detail"] == "no complete answer within 1 s (GET /trickle was not answered in time)"
     assert "timing.verify_timeout_s" in row["fix"]
 
 
 def test_a_hung_service_fails_its_check_at_its_bound(mute_listener):
-    tts, took = timed(check_tts.fn, f"http://127.0.0.1:{mute_listener}", Endpoints(), 0.5)
+    tts, took = timed(check, check_tts, f"http://127.0.0.1:{mute_listener}", Endpoints(), 0.5)
     assert not tts["ok"] and tts["detail"].startswith("no complete answer within 0.5 s") and took < 1.5
-    redis_row, took = timed(check_redis.fn, f"redis://127.0.0.1:{mute_listener}/0", "6.0", 0.5)
+    redis_row, took = timed(check, check_redis, f"redis://127.0.0.1:{mute_listener}/0", "6.0", 0.5)
     assert not redis_row["ok"] and took < 1.5
     assert redis_row["detail"] == "no complete answer within 0.5 s (PING and INFO were not answered in time)"
 
 
 def test_healthy_services_pass_their_checks(target):
-    assert check_tts.fn(target, Endpoints(), 2.0)["ok"]
-    assert check_server.fn(target, Endpoints(), 2.0) == {
+    assert check(check_tts, target, Endpoints(), 2.0)["ok"]
+    assert check(check_server, target, Endpoints(), 2.0) == {
         "service": "server", "url": target, "ok": True, "version": "probe-test", "detail": "ok", "fix": ""}
 
 
@@ -207,3 +216,64 @@ def test_verification_ends_failed_with_its_rows_when_a_service_fails(prefect_ser
     assert "hunter2-secret" not in json.dumps(rows) + state.message
     assert rows[0]["url"] == f"redis://:***@127.0.0.1:{closed_port}/0"
     assert read_ledger(tmp_path)["services"] == rows
+
+
+@pytest.mark.parametrize("service", ["server", "tts", "llm", "redis"])
+def test_a_stop_ends_a_check_of_a_silent_service_at_once_without_a_row(mute_listener, stop_flag, service):
+    """A stop says nothing about the service: no row (None), rather than a failure it did not show."""
+    url = f"http://127.0.0.1:{mute_listener}"
+    args = {"server": (check_server, url, Endpoints(), 30.0), "tts": (check_tts, url, Endpoints(), 30.0),
+            "llm": (check_llm, url, "m", Endpoints(), 30.0),
+            "redis": (check_redis, f"redis://127.0.0.1:{mute_listener}/0", "6.0", 30.0)}[service]
+    threading.Timer(0.3, interrupt.request_stop).start()
+    started = time.monotonic()
+    assert check(*args) is None
+    assert time.monotonic() - started < 0.3 + 3 * STOP_CHECK_S
+
+
+def test_an_unknown_job_probe_is_named_for_what_it_is_not_by_its_made_up_id(target):
+    endpoints = Endpoints(health="/health", status="/silent-status/{job_id}")
+    row = check(check_server, target, endpoints, 0.5)
+    assert row["detail"] == ("no complete answer within 0.5 s (GET /silent-status/{job_id} (the status endpoint, "
+                             "probed with an unknown job id) was not answered in time)")
+
+
+def test_a_stop_ends_verification_at_once_and_records_no_service_failure(prefect_server, target, mute_listener,
+                                                                          stop_flag, tmp_path):
+    from flows.verify import verify_services
+
+    profile = load_profile("smoke", [f'results_dir="{tmp_path}"', "timing.verify_timeout_s=30",
+                                     'target.endpoints.tts_health="/tts-health-before-the-stop"'])
+    silent = f"http://127.0.0.1:{mute_listener}"
+    services = Services(server=silent, tts=target, llm=silent, redis=f"redis://127.0.0.1:{mute_listener}/0",
+                        llm_model="m")
+    stopped_at = []
+
+    def stop_once_the_tts_was_checked() -> None:
+        while "/tts-health-before-the-stop" not in Target.asked:
+            time.sleep(0.05)
+        time.sleep(0.5)  # its answer is read; the other three are still waiting for theirs
+        stopped_at.append(time.monotonic())
+        interrupt.request_stop()
+
+    threading.Thread(target=stop_once_the_tts_was_checked, daemon=True).start()
+    state = verify_services(profile, services, str(tmp_path), return_state=True)
+    took = time.monotonic() - stopped_at[0]
+    assert state.is_cancelled() and took < 2, (state, took)
+    rows = state.result(raise_on_failure=False)
+    assert [row["service"] for row in rows] == ["tts"] and rows[0]["ok"]  # it answered before the stop
+    assert read_ledger(tmp_path)["services"] == rows
+    assert state.message == "interrupted: 1 of 4 services checked"
+
+
+def test_a_stop_ends_a_reprobe_at_once_and_records_no_incident(target, mute_listener, stop_flag, tmp_path):
+    from tasks.incidents import reprobe
+
+    profile = load_profile("smoke", [f'results_dir="{tmp_path}"', "timing.verify_timeout_s=30"])
+    silent = f"http://127.0.0.1:{mute_listener}"
+    services = Services(server=silent, tts=target, llm=silent, redis=f"redis://127.0.0.1:{mute_listener}/0",
+                        llm_model="m")
+    threading.Timer(0.5, interrupt.request_stop).start()
+    found, took = timed(reprobe, profile, services, str(tmp_path), {"server": time.time() - 5})
+    assert found == [] and took < 0.5 + 3 * STOP_CHECK_S
+    assert read_ledger(tmp_path)["incidents"] == []
