@@ -32,8 +32,10 @@ from tasks.store import CHECKS, MANIFEST, load_tables, read_json
 INTERRUPTED = "interrupted"
 UNKNOWN = "unknown"
 ENDED = ("succeeded", "failed")  # the server said the job ended (no time-out, not interrupted)
-# GX checks whose figure a threshold check already states in words (every time_thresholds check is one too)
-SAID_BY_THRESHOLDS = {("job_results", "succeeded"), ("video_integrity", "ok")}
+# GX checks whose figure a threshold check already states in words, by (suite, column) → that threshold's name
+# (every time_thresholds check is one too); a suite's row count has no column
+SAID_BY_THRESHOLDS = {("job_results", "succeeded"): "success rate", ("job_results", None): "success rate",
+                      ("video_integrity", "ok"): "video integrity", ("video_integrity", None): "video integrity"}
 STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential")
 
 
@@ -198,8 +200,9 @@ class RunMetrics(BaseModel):
     sequential: JobGroup | None
     all_jobs: Rate
     latency: list[Endpoint]
-    videos: list[Video]
+    videos: list[Video]  # downloaded videos (a failed download has no row: its job's failure says why)
     videos_passed: Rate
+    jobs_without_video: int  # jobs that ended (failed or timed out) with no video downloaded
     unchecked_successes: list[str]  # verified successes with no video row (should never happen)
     tracking: list[Tracking]
     baseline_usage: list[Usage]
@@ -228,8 +231,10 @@ class RunMetrics(BaseModel):
         if not self.validated:
             return []
         words = [check.sentence for check in self.failed_thresholds]
+        stated = {check.name for check in self.thresholds}
         for check in self.checks:
-            if check.success or check.suite == "time_thresholds" or (check.suite, check.column) in SAID_BY_THRESHOLDS:
+            if check.success or check.suite == "time_thresholds" or \
+                    SAID_BY_THRESHOLDS.get((check.suite, check.column)) in stated:
                 continue
             where = f"{check.suite} {check.column}" if check.column else f"{check.suite}"
             expected = check.expected or check.expectation
@@ -423,7 +428,26 @@ def _at_most(name: str, figure: Distribution, limit: float, silent: str) -> Thre
     )
 
 
-def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint], videos: Rate) -> list[ThresholdCheck]:
+def videos_sentence(videos: Rate, without_video: int) -> str:
+    """"5 of 5 downloaded videos passed every integrity check (2 jobs ended without a downloaded video)";
+    "no video was downloaded (7 jobs ended without one), so none could be checked"."""
+    if not videos.n:
+        ended = f" ({without_video} job{'s' if without_video != 1 else ''} ended without one)" if without_video else ""
+        return f"no video was downloaded{ended}, so none could be checked"
+    beside = (f" ({without_video} job{'s' if without_video != 1 else ''} ended without a downloaded video)"
+              if without_video else "")
+    return f"{videos.k} of {videos.n} downloaded videos passed every integrity check{beside}"
+
+
+def jobs_without_video(jobs: list[Job], videos: list[Video]) -> int:
+    """Jobs that ended (failed or timed out) with no downloaded video: a failed download, or a server that
+    never gave one (the job's failure says which)."""
+    downloaded = {video.job_id for video in videos}
+    return sum(1 for job in jobs if job.outcome in ("failed", "timed_out") and job.job_id not in downloaded)
+
+
+def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint], videos: Rate,
+                     without_video: int = 0) -> list[ThresholdCheck]:
     """The profile's thresholds against this run's figures (the same rules the GX suites apply)."""
     checks = []
     success = success_rate(jobs)
@@ -455,9 +479,7 @@ def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint],
     if videos.n or jobs:
         checks.append(ThresholdCheck(
             name="video integrity", measured=videos.value, unit="%", n=videos.n, comparison="≥", threshold=1.0,
-            passed=videos.n > 0 and videos.k == videos.n,
-            sentence=f"{videos.k} of {videos.n} videos passed every integrity check" if videos.n else
-                     "no video was downloaded, so none could be checked",
+            passed=videos.n > 0 and videos.k == videos.n, sentence=videos_sentence(videos, without_video),
         ))
     return checks
 
@@ -522,7 +544,8 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     checked = {video.job_id for video in videos}
     stored_checks = [Check(**{name: _text(check.get(name)) for name in Check.model_fields if name != "success"},
                            success=bool(check.get("success"))) for check in (checks or []) if isinstance(check, dict)]
-    threshold_list = threshold_checks(thresholds, jobs, latency, videos_passed)
+    without_video = jobs_without_video(jobs, videos)
+    threshold_list = threshold_checks(thresholds, jobs, latency, videos_passed, without_video)
     stages = _stages(frames["stages"])
     interrupted_jobs = sum(1 for job in jobs if job.outcome == INTERRUPTED)
     samples = frames["samples"]
@@ -542,7 +565,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         services=services,
         jobs=jobs, interrupted_jobs=interrupted_jobs, single=single, levels=levels, sequential=sequential,
         all_jobs=rate(sum(job.succeeded for job in jobs), len(jobs)),
-        latency=latency, videos=videos, videos_passed=videos_passed,
+        latency=latency, videos=videos, videos_passed=videos_passed, jobs_without_video=without_video,
         unchecked_successes=[job.job_id for job in jobs if job.succeeded and job.job_id not in checked],
         tracking=_tracking(jobs),
         baseline_usage=resources.usage(samples, [resources.BASELINE]),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from analysis.metrics import Endpoint, Incident, JobGroup, RunMetrics
+from analysis.metrics import Endpoint, Incident, JobGroup, RunMetrics, videos_sentence
 from analysis.stats import Distribution, Rate
 
 MISSING = "—"
@@ -128,6 +128,11 @@ def table(columns: list[Column], rows: list[dict], none: str = "No data.") -> st
     ]
     lines += ["| " + " | ".join(_cell(fmt(row.get(c.key), c.kind)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _first_up(text: str) -> str:
+    """A clause as the start of a sentence (str.capitalize would lower the rest)."""
+    return text[:1].upper() + text[1:]
 
 
 def plural(count: int, noun: str) -> str:
@@ -411,11 +416,21 @@ def status_tracking(metrics: RunMetrics) -> str:
     )
 
 
+def _videos_line(metrics: RunMetrics) -> str:
+    """"Downloaded videos that passed every check: 5 of 5 (…); 2 jobs ended without a downloaded video (see
+    Failures)." or "No video was downloaded (7 jobs ended without one), so none could be checked (see Failures)"."""
+    without = metrics.jobs_without_video
+    if not metrics.videos:
+        return _first_up(videos_sentence(metrics.videos_passed, without)) + " (see Failures)."
+    beside = f"; {plural(without, 'job')} ended without a downloaded video (see Failures)" if without else ""
+    return f"Downloaded videos that passed every check: {rate_text(metrics.videos_passed)}{beside}."
+
+
 def video_integrity(metrics: RunMetrics) -> str:
     unchecked = metrics.unchecked_successes
     return section(
         "Video integrity",
-        f"Downloaded videos that passed every check: {rate_text(metrics.videos_passed)}." if metrics.videos else "",
+        _videos_line(metrics) if metrics.videos or metrics.jobs_without_video else "",
         table(VIDEO_COLUMNS, [video.model_dump() for video in metrics.videos], "No video was checked."),
         f"Successful jobs without a checked video: {', '.join(unchecked)}." if unchecked else "",
     )
@@ -564,14 +579,22 @@ def _latency_sentence(metrics: RunMetrics) -> str:
         _endpoint_sentence(endpoint) for endpoint in metrics.latency)
 
 
+def _integrity_sentence(metrics: RunMetrics) -> str:
+    without = metrics.jobs_without_video
+    if not metrics.videos:
+        return (_first_up(videos_sentence(metrics.videos_passed, without)) + " for integrity." if without else
+                "No generated video was checked for integrity.")
+    beside = f"; {plural(without, 'job')} ended without a downloaded video" if without else ""
+    return (f"{rate_text(metrics.videos_passed)} downloaded videos passed every integrity check (decodable H.264 and "
+            f"audio, expected resolution, durations consistent){beside}.")
+
+
 def _reliability_sentences(metrics: RunMetrics) -> list[str]:
     group = metrics.sequential
     return [
         _verified_sentence(f"Over {plural(group.jobs, 'sequential run')}", group)
         if group and group.jobs else "No sequential run was recorded.",
-        f"{rate_text(metrics.videos_passed)} generated videos passed every integrity check (decodable H.264 and "
-        f"audio, expected resolution, durations consistent)." if metrics.videos else
-        "No generated video was checked for integrity.",
+        _integrity_sentence(metrics),
     ]
 
 

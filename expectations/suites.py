@@ -27,6 +27,7 @@ from profiles.settings import Thresholds
 
 QUANTILE = 0.95
 SHOWN_UNEXPECTED = 3  # unexpected values quoted in an outcome's `observed`
+ROW_COUNT = "expect_table_row_count_to_be_between"  # its observed value is a bare count: said as "<n> rows"
 
 _video, _audio, _reported = pl.col("video_seconds"), pl.col("audio_seconds"), pl.col("reported_seconds")
 # applied to each table before validation; a check that did not run has not passed (null → False)
@@ -202,7 +203,7 @@ def _outcome(suite: str, check, data: pd.DataFrame, source: str) -> dict:
         "expectation": config.type,
         "column": column,
         "success": bool(check.success),
-        "observed": _observed(check.result),
+        "observed": _observed(check.result) + (" rows" if config.type == ROW_COUNT else ""),
         "expected": config.description,
         "details": _details(check, data, column, source),
     }

@@ -203,3 +203,16 @@ def test_a_video_with_any_integrity_problem_fails_the_ok_expectation():
     # e.g. the target reported no duration: every measured column is fine, the integrity check is not
     outcomes = run(videos=videos({"ok": False, "problems": "target reported duration None, not a positive number"}))
     assert failed(outcomes) == {("video_integrity", "ok")}
+
+
+def test_no_downloaded_video_fails_only_the_video_row_count():
+    # a failed download records no videos row (the job's failure says why): the videos table is empty
+    no_video = "server said completed but the download answered 404: No video found"
+    failed_downloads = jobs(*[{"succeeded": False, "outcome": "failed", "failure": no_video}] * ROWS)
+    outcomes = run(jobs=failed_downloads, videos=frame("videos", []))
+    assert {failure for failure in failed(outcomes) if failure[0] == "video_integrity"} == {("video_integrity", None)}
+    count = outcome_for(outcomes, "video_integrity", None)
+    assert (count["observed"], count["expected"]) == ("0 rows", "at least 1 video")
+    per_video = [o for o in outcomes if o["suite"] == "video_integrity" and o["column"] is not None]
+    assert per_video and all(o["details"] == "videos table: no rows, nothing to check (passes vacuously)"
+                             for o in per_video)

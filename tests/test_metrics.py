@@ -261,3 +261,18 @@ def test_the_success_rate_threshold_carries_its_wilson_interval_from_five_jobs()
     four = [job(f"j{i}", slot=i) for i in range(4)]  # below n = 5: no interval
     (check,) = [c for c in metrics(jobs=four).thresholds if c.name == "success rate"]
     assert check.sentence == "success rate 100.0 % (4 of 4 jobs with a verified video) ≥ 95 %"
+
+
+def test_videos_hold_downloads_only_and_jobs_without_one_are_counted_beside():
+    jobs = [job("a"), job("b", slot=1, outcome="failed", succeeded=False,
+                          failure="server said completed but the download answered 404: No video found"),
+            job("c", slot=2, outcome="timed_out"), job("d", slot=3, outcome="running")]
+    run = metrics(jobs=jobs, videos=[video("a")])
+    assert (run.videos_passed.k, run.videos_passed.n, run.jobs_without_video) == (1, 1, 2)  # d was interrupted
+    (check,) = [c for c in run.thresholds if c.name == "video integrity"]
+    assert check.passed and check.sentence == \
+        "1 of 1 downloaded videos passed every integrity check (2 jobs ended without a downloaded video)"
+    none = metrics(jobs=jobs[1:2])
+    (check,) = [c for c in none.thresholds if c.name == "video integrity"]
+    assert not check.passed and check.sentence == "no video was downloaded (1 job ended without one), so none could " \
+                                                  "be checked"

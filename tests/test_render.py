@@ -130,7 +130,8 @@ def test_a_good_run_renders_every_report_with_its_header(good_reports):
         assert text.startswith("# "), name
         for line in ("**Run:** 20250101T000000-local", "**Profile:** local", "http://127.0.0.1:4000", "(123.50 s)",
                      "**Machine:** bench", "2 CPU cores", "llm model extractive-planner",
-                     "**Verdict:** 1 of 2 checks FAILED: success rate 87.5 % (7 of 8 jobs with a verified video, 95 % CI 52.9–97.8 %) "
+                     "**Verdict:** 1 of 2 checks FAILED: success rate 87.5 % (7 of 8 jobs with a verified video, "
+                     "95 % CI 52.9–97.8 %) "
                      "< 95 %"):
             assert line in text, (name, line)
         assert not NOT_A_FIGURE.search(text), (name, NOT_A_FIGURE.search(text))
@@ -176,7 +177,8 @@ def test_reliability_report_shows_failures_incidents_stages_and_thresholds(good_
     assert "server stopped answering" not in text
     assert "Stage **sequential** failed: RuntimeError: the tts stopped answering." in text
     assert "- NOT met: success rate 87.5 % (7 of 8 jobs with a verified video, 95 % CI 52.9–97.8 %) < 95 %" in text
-    assert "Downloaded videos that passed every check: 7 of 7 (100.0 %, 95 % CI 64.6–100.0 %)." in text
+    assert ("Downloaded videos that passed every check: 7 of 7 (100.0 %, 95 % CI 64.6–100.0 %); 1 job ended without "
+            "a downloaded video (see Failures).") in text
 
 
 def test_resources_report_states_the_cpu_scale_and_per_job_memory(good_reports):
@@ -224,9 +226,30 @@ def test_a_level_cut_off_by_the_stop_has_no_verified_figure(wall):
     assert "0 of 0" not in summary
     text = render_reports(metrics)["integration_performance_report.md"]
     # jobs/min and video s per wall s: "—" for level 4 whether or not the stop left a wall time
-    assert re.search(r"^\| 4 \| 1 \| 0 \| — \| — \| 1 interrupted \| 0 \|( — \|){6} [—0-9.]+ \| — \| — \|$", text, re.M), text
+    row = r"^\| 4 \| 1 \| 0 \| — \| — \| 1 interrupted \| 0 \|( — \|){6} [—0-9.]+ \| — \| — \|$"
+    assert re.search(row, text, re.M), text
     assert "With 4 concurrent jobs, no success rate can be given: 1 job interrupted by the run's stop." in text
     assert "0 of 0" not in text
+
+
+def test_when_no_video_was_downloaded_the_reports_say_so_rather_than_0_of_n():
+    jobs = [job(f"j{i}", "concurrent", 0.0, 5.0, "failed", level=7, slot=i, failure=NO_VIDEO) for i in range(7)]
+    metrics = compute_metrics({"jobs": frame("jobs", jobs)}, manifest(), [
+        {"suite": "video_integrity", "expectation": "expect_table_row_count_to_be_between", "column": None,
+         "success": False, "observed": "0", "expected": "at least 1 video"}])
+    reports = render_reports(metrics)
+    everything = "\n".join(reports.values())
+    assert "videos passed" not in everything and "0 of 0 (" not in everything
+    assert ("- No video was downloaded (7 jobs ended without one), so none could be checked for integrity."
+            in reports["integration_reliability_report.md"] + reports["integration_performance_report.md"])
+    assert "No video was downloaded (7 jobs ended without one), so none could be checked (see Failures)." \
+        in reports["test_video_integrity.md"]
+    assert "NOT met: no video was downloaded (7 jobs ended without one), so none could be checked" \
+        in reports["integration_reliability_report.md"]
+    # the GX row count says what the threshold says: stated once
+    words = metrics.failures_in_words()
+    assert "no video was downloaded (7 jobs ended without one), so none could be checked" in words
+    assert not [line for line in words if line.startswith("video_integrity")]
 
 
 def test_a_run_stopped_at_verification_publishes_no_performance_report():
