@@ -199,7 +199,7 @@ async def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict | 
 @task(name="check-server", cache_policy=NO_CACHE)
 async def check_server(url: str, endpoints: Endpoints, timeout_s: float) -> dict | None:
     ends = time.monotonic() + timeout_s
-    unknown_job = f"GET {endpoints.status} (the status endpoint, probed with an unknown job id)"
+    unknown_job = f"GET {endpoints.status} for an unknown job id"  # not the made-up id: it reads like a job's
     try:
         async with http.async_client(base_url=url) as client:
             status_code, health = await _get_json(client, endpoints.health, ends)

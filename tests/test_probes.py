@@ -234,8 +234,8 @@ def test_a_stop_ends_a_check_of_a_silent_service_at_once_without_a_row(mute_list
 def test_an_unknown_job_probe_is_named_for_what_it_is_not_by_its_made_up_id(target):
     endpoints = Endpoints(health="/health", status="/silent-status/{job_id}")
     row = check(check_server, target, endpoints, 0.5)
-    assert row["detail"] == ("no complete answer within 0.5 s (GET /silent-status/{job_id} (the status endpoint, "
-                             "probed with an unknown job id) was not answered in time)")
+    assert row["detail"] == ("no complete answer within 0.5 s (GET /silent-status/{job_id} for an unknown job id "
+                             "was not answered in time)")
 
 
 def test_a_stop_ends_verification_at_once_and_records_no_service_failure(prefect_server, target, mute_listener,
