@@ -31,11 +31,13 @@ from tasks.store import CHECKS, MANIFEST, load_tables, read_json
 
 INTERRUPTED = "interrupted"
 UNKNOWN = "unknown"
+NO_ANSWER = ("timeout", "refused")  # latency error kinds where nothing answered (wrong_status, not_json did)
 ENDED = ("succeeded", "failed")  # the server said the job ended (no time-out, not interrupted)
 # GX checks whose figure a threshold check already states in words, by (suite, column) → that threshold's name
 # (every time_thresholds check is one too); a suite's row count has no column
 SAID_BY_THRESHOLDS = {("job_results", "succeeded"): "success rate", ("job_results", None): "success rate",
                       ("video_integrity", "ok"): "video integrity", ("video_integrity", None): "video integrity"}
+CUT_OFF_STAGE = "no end recorded: the process ended while it ran"  # a stage still "running" in a stored run
 STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential")
 
 
@@ -119,7 +121,19 @@ class Endpoint(BaseModel):
 
     @property
     def error_count(self) -> int:
+        """Probes without the expected answer: no answer at all, or a wrong one (status, body)."""
         return sum(self.errors.values())
+
+    @property
+    def error_kinds(self) -> str:
+        """"3 timeout, 2 wrong_status"."""
+        return ", ".join(f"{count} {kind}" for kind, count in self.errors.items())
+
+    @property
+    def silence(self) -> str:
+        """What its probes got when none was answered as expected: "did not answer" only when every probe
+        timed out or was refused; a wrong status or body is an answer, just not the expected one."""
+        return "did not answer" if set(self.errors) <= set(NO_ANSWER) else "gave no expected answer"
 
 
 class Video(BaseModel):
@@ -393,7 +407,7 @@ def _stages(stages: pl.DataFrame) -> list[StageOutcome]:
     last = {row["stage"]: row for row in stages.iter_rows(named=True)}
     rows = [
         StageOutcome(stage=row["stage"], outcome=INTERRUPTED if row["outcome"] == "running" else row["outcome"] or "—",
-                     detail="under way when the run stopped" if row["outcome"] == "running" else row["detail"],
+                     detail=CUT_OFF_STAGE if row["outcome"] == "running" else row["detail"],
                      seconds=row["finished_at"] - row["started_at"]
                      if row["finished_at"] is not None and row["started_at"] is not None else None)
         for row in last.values()
@@ -474,7 +488,7 @@ def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint],
         ))
     if thresholds.get("p95_api_latency_ms") is not None:
         checks += [_at_most(endpoint.endpoint, endpoint.answered, thresholds["p95_api_latency_ms"],
-                            f"did not answer ({endpoint.probes} probes, no answer)")
+                            f"{endpoint.silence} ({endpoint.probes} probes: {endpoint.error_kinds})")
                    for endpoint in latency]
     if videos.n or jobs:
         checks.append(ThresholdCheck(

@@ -36,9 +36,13 @@ def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
     if metrics.sequential is not None:
         lines.append(f"  sequential:       {success_text(metrics.sequential)}")
     for endpoint in metrics.latency:
-        figure = headline(endpoint.answered) if endpoint.answered.n else "did not answer"
-        errors = f", {endpoint.error_count} of {endpoint.probes} probes unanswered" if endpoint.errors else ""
-        lines.append(f"  API {endpoint.endpoint}: {figure}{errors}")
+        if not endpoint.answered.n:
+            lines.append(f"  API {endpoint.endpoint}: {endpoint.silence} ({endpoint.probes} probes: "
+                         f"{endpoint.error_kinds})")
+            continue
+        errors = (f", {endpoint.error_count} of {endpoint.probes} probes without the expected answer "
+                  f"({endpoint.error_kinds})" if endpoint.errors else "")
+        lines.append(f"  API {endpoint.endpoint}: {headline(endpoint.answered)}{errors}")
     if not metrics.jobs and not metrics.latency:
         lines.append("  nothing was measured")
     lines.append(f"verdict: {metrics.verdict}")

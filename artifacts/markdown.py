@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from analysis.metrics import Endpoint, Incident, JobGroup, RunMetrics, videos_sentence
+from analysis.metrics import Endpoint, Incident, JobGroup, RunMetrics, StageOutcome, videos_sentence
 from analysis.stats import Distribution, Rate
 
 MISSING = "—"
@@ -170,9 +170,8 @@ def group_row(group: JobGroup) -> dict:
 
 
 def endpoint_row(endpoint: Endpoint) -> dict:
-    errors = ", ".join(f"{count} {kind}" for kind, count in endpoint.errors.items())
     return {"endpoint": endpoint.endpoint, "probes": endpoint.probes, **_distribution_cells("", endpoint.answered),
-            "errors": endpoint.error_count, "error_kinds": errors or None}
+            "errors": endpoint.error_count, "error_kinds": endpoint.error_kinds or None}
 
 
 def _figure_columns(prefix: str, unit: str) -> list[Column]:
@@ -289,11 +288,17 @@ def header(metrics: RunMetrics, title: str) -> str:
 
 # ---- sections -----------------------------------------------------------------------------------
 
+def _stage_sentence(stage: StageOutcome) -> str:
+    if stage.outcome == "failed":
+        return f"Stage **{stage.stage}** failed: {stage.detail or 'no detail was recorded'}."
+    detail = f" ({stage.detail})" if stage.detail else ""
+    return f"Stage **{stage.stage}** was interrupted by the run's stop{detail}."
+
+
 def stage_outcomes(metrics: RunMetrics) -> str:
     columns = [Column("stage", "stage"), Column("outcome", "outcome"), Column("seconds", "seconds", "s"),
                Column("detail", "detail")]
-    failed = [f"Stage **{stage.stage}** {stage.outcome}: {stage.detail or 'no detail was recorded'}."
-              for stage in metrics.stages if stage.outcome in ("failed", "interrupted")]
+    failed = [_stage_sentence(stage) for stage in metrics.stages if stage.outcome in ("failed", "interrupted")]
     return section("Stages", table(columns, [stage.model_dump() for stage in metrics.stages],
                                    "No stage outcome was recorded."), "\n".join(failed))
 
@@ -305,7 +310,8 @@ def service_verification(metrics: RunMetrics) -> str:
                Column("detail", "detail"), Column("fix", "fix")]
     return section(
         "Service verification",
-        f"{ok} of {len(services)} services answered as the contract expects; no load is sent otherwise.",
+        f"{ok} of {len(services)} services answered as the contract expects; no load is sent otherwise."
+        if services else "",
         table(columns, [service.model_dump() for service in services], "No service was checked."),
     )
 
@@ -370,10 +376,10 @@ def concurrent_jobs(metrics: RunMetrics) -> str:
 
 
 def _endpoint_sentence(endpoint: Endpoint) -> str:
-    errors = ", ".join(f"{count} {kind}" for kind, count in endpoint.errors.items())
     if not endpoint.answered.n:
-        return f"{endpoint.endpoint} did not answer: 0 of {endpoint.probes} probes answered ({errors})."
-    errors = f"; {endpoint.error_count} without an answer ({errors})" if endpoint.errors else ""
+        return (f"{endpoint.endpoint} {endpoint.silence}: 0 of {endpoint.probes} probes answered as expected "
+                f"({endpoint.error_kinds}).")
+    errors = f"; {endpoint.error_count} without the expected answer ({endpoint.error_kinds})" if endpoint.errors else ""
     return f"{endpoint.endpoint}: {headline(endpoint.answered)}{errors}."
 
 
@@ -567,7 +573,7 @@ def _resource_sentence(metrics: RunMetrics) -> str:
         top = max(shares, key=lambda row: row.per_job_mb.max or 0)
         where = f" at concurrency {top.level}" if top.level is not None else f" ({top.stage})"
         memory = (f"; each job's share of the memory above idle was at most {fmt(top.per_job_mb.max, 'mb')} MB"
-                  f"{where} (median {fmt(top.per_job_mb.median, 'mb')} MB over {top.per_job_mb.n} instants)")
+                  f"{where} (median {fmt(top.per_job_mb.median, 'mb')} MB over {plural(top.per_job_mb.n, 'instant')})")
     return (f"While generating videos, the deployment (all services together) peaked at "
             f"{fmt(deployment.rss_peak_mb, 'mb')} MB resident memory and {cpu}{memory}.")
 

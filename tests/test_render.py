@@ -149,7 +149,7 @@ def test_concurrency_counts_verified_videos_only(good_reports):
 def test_latency_reports_answers_only_and_says_when_an_endpoint_did_not_answer(good_reports):
     text = good_reports["integration_performance_report.md"]
     assert "| health | 20 | 20 | 1.0 | 10.5 | 28.1 | — | 200.0 |" in text
-    assert "- status did not answer: 0 of 3 probes answered (3 timeout)." in text
+    assert "- status did not answer: 0 of 3 probes answered as expected (3 timeout)." in text
     assert "| status | 3 | 0 | — | — | — | — | — | — | 3 | 3 timeout |" in text
     assert "p95 health 28.1 ms ≤ 100 ms (n=20)" in text
 
@@ -313,7 +313,7 @@ def test_console_summary_has_headline_figures_and_failed_thresholds(good_metrics
     assert "concurrency 3:    2 of 3 (66.7 %) verified; job time median 15.00 s (min 10.00, max 20.00, n=2)" \
         in summary
     assert "API health: p95 28.1 ms (95 % CI" in summary
-    assert "API status: did not answer, 3 of 3 probes unanswered" in summary
+    assert "API status: did not answer (3 probes: 3 timeout)" in summary
     assert "failed:\n  success rate 87.5 % (7 of 8 jobs with a verified video, 95 % CI 52.9–97.8 %) < 95 %" in summary
     assert "stage sequential failed: RuntimeError: the tts stopped answering" in summary
     assert ("what went wrong:\n  tts stopped answering at 01:02:05 UTC (exit -9)\n"
@@ -348,3 +348,39 @@ def test_main_tables_for_prefect_artifacts(good_metrics):
     assert tables["video-integrity"][0]["sha256"] == "ab" * 6
     assert [row["service"] for row in tables["resource-usage"]] == ["server", "tts", "deployment"]
     json.dumps(tables, allow_nan=False)
+
+
+def test_probes_answered_wrongly_are_not_counted_as_unanswered():
+    latency = [{"endpoint": "status", "i": i, "ms": 2.0, "status_code": 500, "ok": False, "error_kind": "wrong_status"}
+               for i in range(5)]
+    latency += [{"endpoint": "health", "i": i, "ms": 1.0 + i, "status_code": 200, "ok": True} for i in range(20)]
+    latency += [{"endpoint": "health", "i": 20, "ms": None, "ok": False, "error_kind": "timeout"},
+                {"endpoint": "health", "i": 21, "ms": 3.0, "status_code": 503, "ok": False,
+                 "error_kind": "wrong_status"}]
+    metrics = compute_metrics({"latency": frame("latency", latency)}, manifest(), [])
+    summary = console_summary(metrics, "/runs/x")
+    assert "API status: gave no expected answer (5 probes: 5 wrong_status)" in summary
+    assert ", 2 of 22 probes without the expected answer (1 timeout, 1 wrong_status)" in summary
+    assert "unanswered" not in summary and "did not answer" not in summary
+    text = render_reports(metrics)["test_api_latency.md"]
+    assert "- status gave no expected answer: 0 of 5 probes answered as expected (5 wrong_status)." in text
+    assert "2 without the expected answer (1 timeout, 1 wrong_status)." in text
+    assert "status: gave no expected answer (5 probes: 5 wrong_status); no figure to compare with ≤ 100 ms" in text
+
+
+def test_small_wording_an_instant_an_interrupted_stage_no_service_checked():
+    samples = [sample("baseline", 0.0, "server", 1.0, 100), sample("concurrent", 5.0, "server", 50.0, 102.1)]
+    stages = [{"stage": "single", "started_at": 0.0, "finished_at": 1.0, "outcome": "completed"},
+              {"stage": "concurrent", "started_at": 1.0, "finished_at": 2.0, "outcome": "interrupted"},
+              {"stage": "latency", "started_at": 2.0, "outcome": "running"}]
+    frames = {"samples": frame("samples", samples), "stages": frame("stages", stages),
+              "jobs": frame("jobs", [job("c1", "concurrent", 0.0, 10.0, level=1)])}
+    reports = render_reports(compute_metrics(frames, manifest(), []))
+    paper = reports["integration_performance_report.md"]
+    assert "(median 2.1 MB over 1 instant)" in paper
+    assert "Stage **concurrent** was interrupted by the run's stop." in paper
+    assert "Stage **latency** was interrupted by the run's stop (no end recorded: the process ended while it ran)." \
+        in paper
+    assert "no detail was recorded" not in paper
+    assert "0 of 0 services" not in reports["test_service_verification.md"]
+    assert "No service was checked." in reports["test_service_verification.md"]
