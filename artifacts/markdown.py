@@ -482,7 +482,9 @@ def expectation_outcomes(metrics: RunMetrics) -> str:
                            for check in metrics.thresholds)
     return section(
         "Expectation outcomes (Great Expectations)",
-        f"Thresholds, measured against the profile:\n\n{thresholds}" if thresholds else "",
+        (f"Thresholds, measured against the profile:\n\n{thresholds}" if metrics.validated else
+         f"Thresholds, against what was measured before the run stopped (not validated):\n\n{thresholds}")
+        if thresholds else "",
         f"{passed} passed, {len(rows) - passed} failed." if rows else "",
         table(columns, rows, "Not validated: the run stopped before validation."),
     )

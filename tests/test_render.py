@@ -299,6 +299,8 @@ def test_the_summary_of_a_run_stopped_at_verification_names_each_failing_service
     assert summary.count(llm) == 1
     assert "failed:" not in summary and "success rate" not in summary  # no threshold was reached, none failed
     assert metrics.failures_in_words() == []
+    assert "Thresholds, against what was measured before the run stopped (not validated):" in \
+        render_reports(metrics)["integration_reliability_report.md"]
 
 
 def test_artifact_keys_carry_the_profile():
