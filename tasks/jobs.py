@@ -152,10 +152,12 @@ class Follower:
 
     async def poll(self) -> dict:
         seconds = min(self.profile.timing.request_timeout_s, self.deadline - time.monotonic())
+        asked_at = time.time()
         try:
             job = job_object(*await whole_answer_async(self.client, "GET", self.path, seconds))
-        except httpx.TransportError:
-            self.row.setdefault("server_unanswered_at", time.time())  # evidence for the root cause
+        except (httpx.TransportError, LateAnswer):
+            if seconds > 0:  # asked, and no whole answer came (none, or one trickling in): since when, for the cause
+                self.row.setdefault("server_unanswered_at", asked_at)
             raise
         observation = _observation(job, time.time())
         self.trace.append(observation)
@@ -264,8 +266,8 @@ async def measure_job(profile: Profile, services: Services, run_dir: str, docume
         outcome, failure = "interrupted", stopped_failure(uploading, row["job_id"], row.get("server_status"))
     except (httpx.HTTPError, BadResponse, OSError) as exc:
         if row["job_id"] is None:
-            if isinstance(exc, httpx.TransportError):
-                row["server_unanswered_at"] = time.time()
+            if isinstance(exc, httpx.TransportError | LateAnswer):
+                row["server_unanswered_at"] = row["submitted_at"]
             outcome, failure = "not_submitted", f"submit failed: {no_answer(exc)}"
         else:
             outcome, failure = "failed", f"measurement failed: {no_answer(exc)}"

@@ -20,7 +20,7 @@ import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from stack.launcher import free_port
@@ -132,10 +132,11 @@ def service_process(module: str, ready_path: str, within_seconds: float = 30) ->
 
 
 @contextlib.contextmanager
-def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status_stalls: bool = False
-          ) -> Iterator[str]:
+def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status_stalls: bool = False,
+          status_trickles: bool = False) -> Iterator[str]:
     """A real HTTP server in front of `upstream` passing everything through, except: downloads answered
-    with `download_answer`, and status answers that never come when `status_stalls`."""
+    with `download_answer`, status answers that never come when `status_stalls`, and status answers whose
+    body trickles in a byte every 0.2 s (never whole within a request bound) when `status_trickles`."""
     client = httpx.AsyncClient(base_url=upstream, timeout=30)
 
     async def forward(request: Request) -> Response:
@@ -144,6 +145,12 @@ def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status
             return JSONResponse(download_answer[1], status_code=download_answer[0])
         if status_stalls and path.startswith(f"{API}/status/"):
             await asyncio.sleep(60)
+        if status_trickles and path.startswith(f"{API}/status/"):
+            async def trickle():
+                for _ in range(300):
+                    yield b" "
+                    await asyncio.sleep(0.2)
+            return StreamingResponse(trickle(), media_type="application/json")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         answer = await client.request(request.method, path, params=request.query_params, headers=headers,
                                       content=await request.body())

@@ -19,7 +19,7 @@ import pytest
 from prefect import flow
 from prefect.states import Failed
 
-from analysis.incidents import cause, explained, incident_rows, sentence
+from analysis.incidents import cause, clock, explained, incident_rows, sentence
 from flows.batch import in_words, progress_line, run_batch, seconds_left
 from profiles.settings import load_profile
 from stack import running_stack
@@ -177,6 +177,23 @@ def test_a_server_killed_mid_job_is_named_and_the_job_gives_up_on_it(prefect_ser
     assert "ConnectError" in seen, seen  # what the job itself saw: its polls (or its download) refused
     [incident] = rebuild_tables(Path(run_dir))["incidents"].to_dicts()
     assert (incident["service"], incident["exit_code"]) == ("server", -9)
+
+
+def test_a_server_whose_status_answers_trickle_is_failing_since_its_first_late_answer(prefect_server, tmp_path,
+                                                                                         profile):
+    run_dir = str(tmp_path / "run")
+    quick = profile.model_copy(update={"timing": profile.timing.model_copy(
+        update={"request_timeout_s": 1.0, "poll_failure_s": 2.0, "verify_timeout_s": 1.0})})
+    with running_stack() as stack, proxy(stack.urls.server, status_trickles=True) as front:
+        [row] = one_batch(quick, services_of(stack.urls, front), run_dir)
+    assert row["outcome"] == "failed" and row["server_status"] == "pending"  # the upload's answer, then no whole one
+    [incident] = rebuild_tables(Path(run_dir))["incidents"].to_dicts()
+    assert incident["service"] == "server" and incident["exit_code"] is None
+    # since the first poll that got no whole answer (a second after the upload), not the re-probe's time
+    assert row["submitted_at"] < incident["since"] < row["submitted_at"] + 1.5 and incident["t"] - incident["since"] > 2
+    assert incident["detail"] == ("no complete answer within 1 s (GET /api/v1/video/status/{job_id} for an unknown "
+                                  "job id was not answered in time)")
+    assert row["failure"].startswith(f"server failing since {clock(incident['since'])}: "), row["failure"]
 
 
 def test_a_stop_ends_a_job_whose_status_answer_never_comes(prefect_server, tmp_path, profile):
