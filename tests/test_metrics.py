@@ -114,7 +114,7 @@ def test_verdicts():
     latency = [{"endpoint": "health", "i": i, "ms": None, "ok": False, "error_kind": "timeout"} for i in range(3)]
     failed = metrics(latency=latency, checks=passed + [{"suite": "t", "expectation": "q", "success": False}])
     assert failed.verdict.startswith("1 of 2 checks FAILED: ")
-    assert "health: did not answer (3 probes, no answer); no figure to compare with ≤ 250 ms" in failed.verdict
+    assert "health: did not answer (3 probes: 3 timeout); no figure to compare with ≤ 250 ms" in failed.verdict
 
 
 # ---- latency ------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_an_endpoint_that_never_answered_has_no_latency_and_fails_its_threshold_
     assert run.latency[0].answered.n == 0 and run.latency[0].answered.p95 is None
     (check,) = [c for c in run.thresholds if "health" in c.sentence]
     assert not check.passed and check.measured is None
-    assert check.sentence == "health: did not answer (20 probes, no answer); no figure to compare with ≤ 250 ms"
+    assert check.sentence == "health: did not answer (20 probes: 20 timeout); no figure to compare with ≤ 250 ms"
 
 
 def test_a_failed_threshold_reads_as_measured_against_limit():
