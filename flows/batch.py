@@ -134,9 +134,7 @@ def check_output(profile: Profile, services: Services, run_dir: str, stage: str,
     if stop_requested():
         update_job(ledger, row, outcome="interrupted", failure="the run was stopped before its video was checked")
         return
-    if download_problem:
-        ledger.record("videos", job_id=job_id, stage=stage, path=path, ok=False, problems=download_problem)
-    else:
+    if not download_problem:  # only a downloaded video has a `videos` row; the job's failure says why there is none
         second_path = path + ".second"
         second_sha = _download(profile, services, job_id, second_path).get("sha256")
         Path(second_path).unlink(missing_ok=True)

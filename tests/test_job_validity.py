@@ -130,8 +130,7 @@ def test_completed_without_a_video_is_a_failure_naming_the_404(prefect_server, t
     [job] = tables["jobs"].to_dicts()
     assert (job["server_status"], job["outcome"], job["succeeded"]) == ("completed", "failed", False)
     assert job["failure"] == row["failure"] and job["reported_video_seconds"] > 0
-    [video] = tables["videos"].to_dicts()
-    assert video["ok"] is False and "404: No video found" in video["problems"]
+    assert tables["videos"].height == 0  # no video was downloaded: nothing to check, the job's failure says why
     assert tables["incidents"].height == 0  # every service still answers: nothing to blame
 
 
