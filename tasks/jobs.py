@@ -114,6 +114,19 @@ def verified_outcome(server_status: str, server_errors: str | None, download_pro
     return "succeeded", None
 
 
+def server_duration(reported) -> tuple[float | None, str | None]:
+    """(seconds to compare the decoded video with, problem) from the duration the server reported. A server
+    that reported none (result.video.duration_seconds missing or null) gives nothing to compare with and no
+    problem: the video is judged on what was decoded (video against audio). A reported duration that is not
+    positive is a wrong claim, and a problem."""
+    seconds = _number(reported)
+    if seconds is None:
+        return None, None
+    if seconds <= 0:
+        return None, f"server reported a duration of {seconds:g} s, not a positive number"
+    return seconds, None
+
+
 def stopped_failure(uploading: bool, job_id: str | None, server_status: str | None) -> str:
     """Why an interrupted job has no outcome, from what had been seen of it."""
     if job_id is None:
@@ -347,11 +360,11 @@ def check_video_integrity(profile: Profile, run_dir: str, job_id: str, stage: st
     second download hashed the same.
 
     `reported` is the job's row: the video must match the duration and resolution the target reported
-    (the profile's expected resolution when the target reported none).
+    (the profile's expected resolution when the target reported none; video against audio only when it
+    reported no duration).
     """
     thresholds = profile.thresholds
-    seconds = _number(reported.get("reported_video_seconds"))
-    reported_seconds = seconds if seconds and seconds > 0 else None
+    reported_seconds, duration_problem = server_duration(reported.get("reported_video_seconds"))
     resolution = reported.get("resolution") or thresholds.expected_resolution
     try:
         parse_resolution(resolution)
@@ -365,9 +378,12 @@ def check_video_integrity(profile: Profile, run_dir: str, job_id: str, stage: st
     problems = [verdict.as_row()["problems"]]
     if malformed:
         problems.append(f"target reported resolution {resolution!r}, not WIDTHxHEIGHT")
-    if reported_seconds is None:
-        problems.append(f"target reported duration {reported.get('reported_video_seconds')!r}, "
-                        "not a positive number")
+    if duration_problem:
+        problems.append(duration_problem)
+    elif reported_seconds is None:  # not a problem of the video: said where it is seen, not in `problems`
+        get_run_logger().info("video of job %s: the server reported no duration (result.video.duration_seconds); "
+                              "its decoded %s s of video were compared with its audio only", job_id,
+                              "?" if verdict.video_seconds is None else f"{verdict.video_seconds:.1f}")
     stable = second_sha256 is not None and second_sha256 == verdict.sha256
     if not stable:
         problems.append("second download failed" if second_sha256 is None else "second download hashed differently")

@@ -25,7 +25,14 @@ from profiles.settings import load_profile
 from stack import running_stack
 from stack.launcher import ServiceExit
 from tasks import interrupt
-from tasks.jobs import _retry_dropped_download, measured_outcome, refusal, stopped_failure, verified_outcome
+from tasks.jobs import (
+    _retry_dropped_download,
+    measured_outcome,
+    refusal,
+    server_duration,
+    stopped_failure,
+    verified_outcome,
+)
 from tasks.services import Services
 from tasks.store import LEDGER, read_ledger, rebuild_tables
 from tests.stackutil import proxy, wait_until
@@ -51,6 +58,34 @@ def test_a_job_without_a_video_has_its_outcome_when_followed():
         "failed", "server reported failed: tts: connection refused")
     gave_up = ("timed_out", "timed out after 600 s (last status: processing)")
     assert measured_outcome("processing", gave_up, None) == gave_up
+
+
+def test_a_missing_server_duration_is_nothing_to_compare_not_a_problem():
+    assert server_duration(21.5) == (21.5, None)
+    assert server_duration(None) == (None, None)  # result.video.duration_seconds missing or null
+    assert server_duration(0) == (None, "server reported a duration of 0 s, not a positive number")
+    assert server_duration(-3.0) == (None, "server reported a duration of -3 s, not a positive number")
+
+
+def test_a_good_video_without_a_server_duration_passes_and_a_wrong_duration_fails(prefect_server, tmp_path, caplog):
+    from tasks.jobs import check_video_integrity
+    from tests.videos import make_video
+
+    video = str(make_video(tmp_path / "v.mp4", seconds=2.0))
+    profile = load_profile("smoke", [f'results_dir="{tmp_path}"'])
+
+    @flow(name="test-check-video")
+    def checked(reported: dict) -> dict:
+        from analysis.video import sha256_file
+        return check_video_integrity(profile, str(tmp_path), "job-1", "single", video, reported, sha256_file(video))
+
+    row = checked({"reported_video_seconds": None, "resolution": "1280x720"})
+    assert row["ok"] and row["problems"] == "" and row["reported_seconds"] is None, row["problems"]
+    assert row["video_seconds"] == pytest.approx(2.0, abs=0.1)
+    assert "the server reported no duration" in caplog.text and "decoded 2.0 s" in caplog.text
+    assert checked({"reported_video_seconds": 2.0, "resolution": "1280x720"})["ok"]
+    wrong = checked({"reported_video_seconds": 5.0, "resolution": "1280x720"})
+    assert not wrong["ok"] and "reported" in wrong["problems"]
 
 
 def test_an_interrupted_job_says_how_far_it_got():
