@@ -67,7 +67,8 @@ def in_words(seconds: float) -> str:
 
 def progress_line(done: int, total: int, left: float | None) -> str:
     line = f"{done}/{total} jobs done"
-    return line + (f", about {in_words(left)} left" if left is not None and done < total else "")
+    # below a second the estimate says nothing ("about 0 s left" with jobs still to run)
+    return line + (f", about {in_words(left)} left" if left is not None and left >= 1 and done < total else "")
 
 
 def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, level: int, batch: int,

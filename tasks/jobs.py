@@ -135,6 +135,16 @@ def stopped_failure(uploading: bool, job_id: str | None, server_status: str | No
     return f"the run was stopped while the job was {server_status or 'not yet seen'}"
 
 
+def job_line(row: dict) -> str:
+    """The log line of a job once followed: what the server said, or why it was never submitted."""
+    slot = f"(level {row['level']}, batch {row['batch']}, slot {row['slot']})"
+    if row.get("job_id") is None:
+        return f"{row['stage']} job {slot} not submitted: {row.get('failure')}"
+    failure = f" — {row['outcome']}: {row['failure']}" if row.get("failure") else ""
+    return (f"{row['stage']} job {row['job_id']} {slot}: server said {row.get('server_status') or 'nothing'} "
+            f"after {row['total_seconds']:.1f} s{failure}")
+
+
 # --- following a job ---
 
 def _observation(job: dict, t: float) -> dict:
@@ -291,9 +301,7 @@ async def measure_job(profile: Profile, services: Services, run_dir: str, docume
         row["finished_at"] = time.time()
         row["total_seconds"] = row["finished_at"] - row["submitted_at"]
     record_job(ledger, row)
-    get_run_logger().info("%s job %s (level %s, batch %s, slot %s): server said %s after %.1f s%s", stage,
-                          row["job_id"], level, batch, slot, row.get("server_status") or "nothing",
-                          row["total_seconds"], f" — {outcome}: {failure}" if failure else "")
+    get_run_logger().info("%s", job_line(row))
     return row
 
 

@@ -27,6 +27,7 @@ from stack.launcher import ServiceExit
 from tasks import interrupt
 from tasks.jobs import (
     _retry_dropped_download,
+    job_line,
     measured_outcome,
     refusal,
     server_duration,
@@ -127,6 +128,21 @@ def test_progress_estimates_from_the_mean_time_per_finished_job():
     assert seconds_left(60.0, 3, 9) == 120.0
     assert progress_line(3, 9, 120.0) == "3/9 jobs done, about 2 min 00 s left"
     assert progress_line(9, 9, 0.0) == "9/9 jobs done"
+    assert progress_line(8, 9, 0.4) == "8/9 jobs done"  # not "about 0 s left"
+    assert progress_line(8, 9, 1.2) == "8/9 jobs done, about 1 s left"
+
+
+def test_a_job_never_submitted_says_why_not_what_the_server_said():
+    where = {"stage": "sequential", "level": 1, "batch": 2, "slot": 0}
+    assert job_line(where | {"job_id": None, "outcome": "not_submitted",
+                             "failure": "submit failed: ConnectError: refused"}) == (
+        "sequential job (level 1, batch 2, slot 0) not submitted: submit failed: ConnectError: refused")
+    assert job_line(where | {"job_id": "6f1c", "server_status": "completed", "total_seconds": 3.04,
+                             "outcome": "running", "failure": None}) == (
+        "sequential job 6f1c (level 1, batch 2, slot 0): server said completed after 3.0 s")
+    assert job_line(where | {"job_id": "6f1c", "server_status": None, "total_seconds": 1.0, "outcome": "failed",
+                             "failure": "status poll failed"}) == (
+        "sequential job 6f1c (level 1, batch 2, slot 0): server said nothing after 1.0 s — failed: status poll failed")
     assert [in_words(s) for s in (44.6, 200, 3900)] == ["45 s", "3 min 20 s", "1 h 05 min"]
 
 
