@@ -19,7 +19,7 @@ from analysis.stats import Distribution, distribution
 
 MB = 1 << 20
 GIB_MB = 1024
-TOTAL = "total"  # the sampler's own sum row; figures recompute the sum from the services
+TOTAL = "total"  # a sum row that runs of older versions stored; figures sum the services per instant
 MACHINE = "machine"  # the whole machine, not a service
 DEPLOYMENT = "deployment"  # the services together, summed at each instant
 BASELINE = "baseline"

@@ -22,8 +22,8 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "detail": pl.String, "fix": pl.String,
     },
     # resource samples: one row per (sample time, service) for each service whose processes were found (one
-    # without a visible process has no row: not measured); "total" sums the measured services, "machine" is
-    # the whole machine (rss_bytes = memory in use). cpu_percent is % of one core everywhere.
+    # without a visible process has no row: not measured), and "machine", the whole machine (rss_bytes =
+    # memory in use). cpu_percent is % of one core everywhere.
     "samples": {
         "stage": pl.String, "t": pl.Float64, "service": pl.String, "processes": pl.Int64,
         "cpu_percent": pl.Float64, "rss_bytes": pl.Int64,

@@ -129,7 +129,8 @@ def machine_busy_seconds() -> float:
 
 class ResourceSampler:
     """Samples each service's process tree every `interval_s` into the ledger's `samples` table. A service
-    with no process found at a sample has no row for it (not measured); "total" sums the measured ones."""
+    with no process found at a sample has no row for it (not measured). The deployment's figures are summed
+    from these rows per instant (analysis.resources), so no sum row is written."""
 
     def __init__(self, ledger: Ledger, ports: dict[str, int], interval_s: float, stage: str = "baseline") -> None:
         self.ledger = ledger
@@ -157,12 +158,11 @@ class ResourceSampler:
         return min(MAX_CPU_PERCENT, 100.0 * max(0.0, busy - previous[0]) / (now - previous[1]))
 
     def sample(self) -> None:
-        """Take one sample of every service, plus their total and the machine's."""
+        """Take one sample of every service, and the machine's."""
         now = time.monotonic()
         if len(self._pids) < len(self.ports):
             self._rediscover(now)
         t = time.time()
-        total = {"processes": 0, "cpu_percent": 0.0, "rss_bytes": 0}
         trees, alive = _trees(self._pids)
         for service in self.ports:
             readings, rss = _read(trees[service]) if service in trees else ({}, 0)
@@ -176,12 +176,6 @@ class ResourceSampler:
             cpu_percent = self._accounts.setdefault(service, CpuAccount()).interval(readings, alive, time.monotonic())
             self.ledger.record("samples", stage=self.stage, t=t, service=service, processes=len(readings),
                                cpu_percent=cpu_percent, rss_bytes=rss)
-            total["processes"] += len(readings)
-            total["cpu_percent"] = None if None in (cpu_percent, total["cpu_percent"]) else (
-                total["cpu_percent"] + cpu_percent)
-            total["rss_bytes"] += rss
-        if total["processes"]:  # the measured services only
-            self.ledger.record("samples", stage=self.stage, t=t, service="total", **total)
         memory = psutil.virtual_memory()
         self.ledger.record("samples", stage=self.stage, t=t, service="machine", processes=None,
                            cpu_percent=self._machine_cpu(), rss_bytes=memory.total - memory.available)

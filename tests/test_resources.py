@@ -153,13 +153,11 @@ def test_a_service_without_a_visible_process_is_not_measured_rather_than_zero(li
     sampler.sample()
     sampler.sample()
     rows = read_ledger(tmp_path)["samples"]
-    assert {row["service"] for row in rows} == {"server", "total", "machine"}  # no row for redis at all
+    assert {row["service"] for row in rows} == {"server", "machine"}  # no row for redis at all
     server = [row for row in rows if row["service"] == "server"]
-    total = [row for row in rows if row["service"] == "total"]
-    assert [row["rss_bytes"] for row in total] == [row["rss_bytes"] for row in server]
     assert server[1]["cpu_percent"] is not None and server[1]["rss_bytes"] > 0
     assert set(sampler.pids) == {"server"}
-    # with nothing visible at all, not even a total
+    # with nothing visible at all, only the machine
     nothing = ResourceSampler(Ledger.of(tmp_path / "none"), {"tts": free_port()}, 0.2)
     nothing.sample()
     assert {row["service"] for row in read_ledger(tmp_path / "none")["samples"]} == {"machine"}
