@@ -3,9 +3,8 @@
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled, Completed, Failed, State
 
-from profiles.redact import redact
 from profiles.settings import Profile
-from tasks.services import Services, check_llm, check_redis, check_server, check_tts
+from tasks.services import Services, broken_check_row, service_checks
 from tasks.store import Ledger
 
 
@@ -21,14 +20,7 @@ def verify_services(profile: Profile, services: Services, run_dir: str) -> State
     (they record nothing: they learnt nothing about their service); either way the state's data is the rows
     (`verify_services(..., return_state=True).result(raise_on_failure=False)`), also in the ledger."""
     logger = get_run_logger()
-    timeout = profile.timing.verify_timeout_s
-    endpoints = profile.target.endpoints
-    futures = {
-        "redis": check_redis.submit(services.redis, profile.target.min_redis_version, timeout),
-        "llm": check_llm.submit(services.llm, services.llm_model, endpoints, timeout),
-        "tts": check_tts.submit(services.tts, endpoints, timeout),
-        "server": check_server.submit(services.server, endpoints, timeout),
-    }
+    futures = {name: check.submit(*args) for name, (check, args) in service_checks(profile, services).items()}
     ledger = Ledger.of(run_dir)
     rows = []
     for name, future in futures.items():
@@ -36,9 +28,7 @@ def verify_services(profile: Profile, services: Services, run_dir: str) -> State
         if row is None:  # interrupted by a stop request: it learnt nothing about its service
             continue
         if isinstance(row, BaseException):
-            row = redact({"service": name, "url": services.model_dump(mode="json")[name], "ok": False, "version": None,
-                   "detail": f"the check itself failed: {type(row).__name__}: {row}",
-                   "fix": "a defect of the campaign: please report it with this line"})
+            row = broken_check_row(name, getattr(services, name), row)
         ledger.record("services", **row)
         rows.append(row)
         if row["ok"]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from analysis.incidents import incident_rows
 from profiles.settings import Profile
 from stack.launcher import service_exit
-from tasks.services import Services, check_llm, check_redis, check_server, check_tts
+from tasks.services import Services, broken_check_row, service_checks
 from tasks.store import Ledger
 
 SERVICES = ("server", "tts", "llm", "redis")
@@ -32,14 +32,7 @@ _open_lock = threading.Lock()
 def _probe(profile: Profile, services: Services) -> list[dict] | None:
     """The four verification checks at once (each ends within its own bound); None at a stop request
     (a check it cut short says nothing about its service)."""
-    timeout = profile.timing.verify_timeout_s
-    endpoints = profile.target.endpoints
-    checks = {
-        "server": check_server.fn(services.server, endpoints, timeout),
-        "tts": check_tts.fn(services.tts, endpoints, timeout),
-        "llm": check_llm.fn(services.llm, services.llm_model, endpoints, timeout),
-        "redis": check_redis.fn(services.redis, profile.target.min_redis_version, timeout),
-    }
+    checks = {name: check.fn(*args) for name, (check, args) in service_checks(profile, services).items()}
 
     async def all_at_once() -> list:
         return await asyncio.gather(*checks.values(), return_exceptions=True)
@@ -48,9 +41,8 @@ def _probe(profile: Profile, services: Services) -> list[dict] | None:
     for name, result in zip(checks, asyncio.run(all_at_once()), strict=True):
         if result is None:
             return None
-        if isinstance(result, Exception):  # a defect of a check must not hide the other services
-            result = {"service": name, "ok": False,
-                      "detail": f"the check itself failed: {type(result).__name__}: {result}"}
+        if isinstance(result, Exception):
+            result = broken_check_row(name, getattr(services, name), result)
         rows.append(result)
     return rows
 

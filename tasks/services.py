@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import httpx
 import redis
 import redis.asyncio as aioredis
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, field_serializer
 
@@ -228,3 +228,23 @@ async def check_server(url: str, endpoints: Endpoints, timeout_s: float) -> dict
                     f"{unknown_job} answered {unknown}, expected 404",
                     "check target.endpoints.status against the server's API")
     return _row("server", url, True, version)
+
+
+def service_checks(profile: Profile, services: Services) -> dict[str, tuple[Task, tuple]]:
+    """The four verification checks with their arguments, by service: verification submits them as tasks,
+    a re-probe after failures awaits them as plain coroutines (`check.fn(*args)`)."""
+    timeout = profile.timing.verify_timeout_s
+    endpoints = profile.target.endpoints
+    return {
+        "redis": (check_redis, (services.redis, profile.target.min_redis_version, timeout)),
+        "llm": (check_llm, (services.llm, services.llm_model, endpoints, timeout)),
+        "tts": (check_tts, (services.tts, endpoints, timeout)),
+        "server": (check_server, (services.server, endpoints, timeout)),
+    }
+
+
+def broken_check_row(service: str, url: str, exc: BaseException) -> dict:
+    """The row of a check that itself failed (a defect of the campaign, not of the service): it must not
+    hide the other services."""
+    return _row(service, url, False, detail=f"the check itself failed: {type(exc).__name__}: {exc}",
+                fix="a defect of the campaign: please report it with this line")
