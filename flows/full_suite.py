@@ -168,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_profile(args.profile, args.overrides)
-        install_log_redaction(secrets_in(settings))  # before any line that could name a URL is logged
     except ProfileError as exc:
         print(f"full_suite: {exc}", file=sys.stderr)
         return 2
-    if exposed := secret_overrides(args.overrides, secrets_in(settings)):
+    secrets = secrets_in(settings)
+    install_log_redaction(secrets)  # before any line that could name a URL is logged
+    if exposed := secret_overrides(args.overrides, secrets):
         print(f"full_suite: --set {', '.join(exposed)}: a password or token given here would be stored with the "
               "run's parameters in Prefect; put it in the environment and refer to it instead, e.g. "
               "--set 'target.redis_url=\"redis://:${REDIS_PASSWORD}@host:6379/0\"'", file=sys.stderr)
