@@ -36,18 +36,27 @@ FAILED = ("failed", "timed_out", "not_submitted")  # outcomes a service may expl
 class Progress:
     """Jobs finished in a run so far, and the wall time spent running batches to finish them."""
 
-    total: int
     done: int = 0
     busy_s: float = 0.0
 
 
-_progress: dict[str, Progress] = {}
+_progress: dict[str, Progress] = {}  # per run folder, while the run still has jobs to finish
 _progress_lock = threading.Lock()
 
 
-def _progress_of(run_dir: str, total: int) -> Progress:
+def _run_key(run_dir: str) -> str:
+    return str(Path(run_dir).resolve())
+
+
+def _progress_of(run_dir: str) -> Progress:
     with _progress_lock:
-        return _progress.setdefault(str(Path(run_dir).resolve()), Progress(total))
+        return _progress.setdefault(_run_key(run_dir), Progress())
+
+
+def _forget_progress(run_dir: str) -> None:
+    """Drop a run's progress once all its jobs are done, so a long-lived process does not keep every run's."""
+    with _progress_lock:
+        _progress.pop(_run_key(run_dir), None)
 
 
 def seconds_left(busy_s: float, done: int, total: int) -> float | None:
@@ -79,7 +88,7 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
     Jobs are polled every `poll_interval_s` (the profile's poll interval unless given)."""
     logger = get_run_logger()
     ledger = Ledger.of(run_dir)
-    progress = _progress_of(run_dir, total_jobs)
+    progress = _progress_of(run_dir)
     started_at = time.time()
     interval = poll_interval_s or profile.timing.poll_interval_s
     futures = {measure_job.submit(profile, services, run_dir, str(doc), stage, level, batch, slot, interval): slot
@@ -95,8 +104,8 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
             record_job(ledger, row)
         rows[slot] = row
         progress.done += 1
-        left = seconds_left(progress.busy_s + time.time() - started_at, progress.done, progress.total)
-        logger.info("%s", progress_line(progress.done, progress.total, left))
+        left = seconds_left(progress.busy_s + time.time() - started_at, progress.done, total_jobs)
+        logger.info("%s", progress_line(progress.done, total_jobs, left))
         report_progress(progress_id, progress.done, total_jobs)
     finished = [r["finished_at"] for r in rows if r.get("finished_at")]
     finished_at = max(finished) if finished else time.time()
@@ -111,6 +120,8 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
                         f"{type(exc).__name__}: {exc}")
     explain_failures(profile, services, run_dir, rows)
     progress.busy_s += time.time() - started_at
+    if progress.done >= total_jobs:  # the run's last batch
+        _forget_progress(run_dir)
     ok = sum(1 for r in rows if r.get("succeeded"))
     logger.info("%s batch %s (level %s): %s/%s jobs succeeded (video downloaded and verified), %.1f s wall",
                 stage, batch, level, ok, len(rows), finished_at - started_at)
