@@ -416,6 +416,11 @@ def _stages(stages: pl.DataFrame) -> list[StageOutcome]:
     return sorted(rows, key=lambda row: order.get(row.stage, len(order)))
 
 
+def plural(count: int, noun: str) -> str:
+    """"1 job", "3 jobs"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -442,14 +447,18 @@ def _at_most(name: str, figure: Distribution, limit: float, silent: str) -> Thre
     )
 
 
+def ended_without_video(without_video: int) -> str:
+    """"2 jobs ended without a downloaded video": said beside every video-integrity figure."""
+    return f"{plural(without_video, 'job')} ended without a downloaded video"
+
+
 def videos_sentence(videos: Rate, without_video: int) -> str:
     """"5 of 5 downloaded videos passed every integrity check (2 jobs ended without a downloaded video)";
     "no video was downloaded (7 jobs ended without one), so none could be checked"."""
     if not videos.n:
-        ended = f" ({without_video} job{'s' if without_video != 1 else ''} ended without one)" if without_video else ""
+        ended = f" ({plural(without_video, 'job')} ended without one)" if without_video else ""
         return f"no video was downloaded{ended}, so none could be checked"
-    beside = (f" ({without_video} job{'s' if without_video != 1 else ''} ended without a downloaded video)"
-              if without_video else "")
+    beside = f" ({ended_without_video(without_video)})" if without_video else ""
     return f"{videos.k} of {videos.n} downloaded videos passed every integrity check{beside}"
 
 
@@ -510,8 +519,7 @@ def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, ch
             f"{service.service} ({service.detail or 'no detail'})" for service in failed_services))
     also = "".join(f"; {problem}" for problem in problems)
     if interrupted:
-        in_flight = f" with {interrupted_jobs} job{'s' if interrupted_jobs != 1 else ''} in flight" \
-            if interrupted_jobs else ""
+        in_flight = f" with {plural(interrupted_jobs, 'job')} in flight" if interrupted_jobs else ""
         return f"INTERRUPTED: the run stopped before its end{in_flight}; the figures cover what was measured " \
                f"until then and were not validated" + also
     if not checks:

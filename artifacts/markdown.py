@@ -14,7 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from analysis.metrics import Endpoint, Incident, JobGroup, RunMetrics, StageOutcome, videos_sentence
+from analysis.metrics import (
+    Endpoint,
+    Incident,
+    JobGroup,
+    RunMetrics,
+    StageOutcome,
+    ended_without_video,
+    plural,
+    videos_sentence,
+)
 from analysis.stats import Distribution, Rate
 
 MISSING = "—"
@@ -133,10 +142,6 @@ def table(columns: list[Column], rows: list[dict], none: str = "No data.") -> st
 def _first_up(text: str) -> str:
     """A clause as the start of a sentence (str.capitalize would lower the rest)."""
     return text[:1].upper() + text[1:]
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def section(title: str, *parts: str) -> str:
@@ -428,7 +433,7 @@ def _videos_line(metrics: RunMetrics) -> str:
     without = metrics.jobs_without_video
     if not metrics.videos:
         return _first_up(videos_sentence(metrics.videos_passed, without)) + " (see Failures)."
-    beside = f"; {plural(without, 'job')} ended without a downloaded video (see Failures)" if without else ""
+    beside = f"; {ended_without_video(without)} (see Failures)" if without else ""
     return f"Downloaded videos that passed every check: {rate_text(metrics.videos_passed)}{beside}."
 
 
@@ -592,7 +597,7 @@ def _integrity_sentence(metrics: RunMetrics) -> str:
     if not metrics.videos:
         return (_first_up(videos_sentence(metrics.videos_passed, without)) + " for integrity." if without else
                 "No generated video was checked for integrity.")
-    beside = f"; {plural(without, 'job')} ended without a downloaded video" if without else ""
+    beside = f"; {ended_without_video(without)}" if without else ""
     return (f"{rate_text(metrics.videos_passed)} downloaded videos passed every integrity check (decodable H.264 and "
             f"audio, expected resolution, durations consistent){beside}.")
 
