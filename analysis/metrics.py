@@ -112,6 +112,11 @@ class JobGroup(BaseModel):
     video_seconds_per_wall_second: float | None  # decoded seconds of verified videos / wall seconds
     decoded_video_seconds: float
 
+    @property
+    def interrupted(self) -> int:
+        """Jobs cut off by the run's stop: counted beside the success rate, never in it."""
+        return self.outcomes.get("interrupted", 0)
+
 
 class Endpoint(BaseModel):
     endpoint: str

@@ -94,14 +94,22 @@ def rate_text(share: Rate) -> str:
     return f"{share.k} of {share.n} ({fmt(share.value, 'rate')} %{ci})"
 
 
+def not_counted(group: JobGroup, noun: str | None = None) -> str:
+    """" (1 interrupted, not counted)", with `noun` " (1 job interrupted, not counted)"; "" when none was: a job
+    cut off by the run's stop is counted beside the success rate, never in it."""
+    if not group.interrupted:
+        return ""
+    count = plural(group.interrupted, noun) if noun else str(group.interrupted)
+    return f" ({count} interrupted, not counted)"
+
+
 def success_text(group: JobGroup) -> str:
     """"2 of 3 (66.7 %) verified (1 interrupted, not counted)"; "no verified figure: 4 jobs interrupted" when
-    no job reached an outcome (a job cut off by the run's stop is counted beside the rate, never in it)."""
-    interrupted = group.outcomes.get("interrupted", 0)
+    no job reached an outcome."""
     if not group.success.n:
-        return f"no verified figure: {plural(interrupted, 'job')} interrupted" if interrupted else "no job was run"
-    beside = f" ({interrupted} interrupted, not counted)" if interrupted else ""
-    return f"{rate_text(group.success)} verified{beside}"
+        return (f"no verified figure: {plural(group.interrupted, 'job')} interrupted" if group.interrupted
+                else "no job was run")
+    return f"{rate_text(group.success)} verified{not_counted(group)}"
 
 
 def headline(figure: Distribution) -> str:
@@ -543,12 +551,11 @@ def _response_time_sentence(metrics: RunMetrics) -> str:
 def _verified_sentence(lead: str, group: JobGroup) -> str:
     """"<lead>, 2 of 3 (…) jobs delivered a verified video; job time … (1 job interrupted, not counted)." or,
     when no job reached an outcome, "<lead>, no success rate can be given: 4 jobs interrupted by the run's stop"."""
-    interrupted = group.outcomes.get("interrupted", 0)
     if not group.success.n:
-        return f"{lead}, no success rate can be given: {plural(interrupted, 'job')} interrupted by the run's stop."
+        return (f"{lead}, no success rate can be given: {plural(group.interrupted, 'job')} interrupted by the run's "
+                "stop.")
     return (f"{lead}, {rate_text(group.success)} jobs delivered a verified video"
-            + (f"; job time {headline(group.seconds)}" if group.seconds.n else "")
-            + (f" ({plural(interrupted, 'job')} interrupted, not counted)." if interrupted else "."))
+            + (f"; job time {headline(group.seconds)}" if group.seconds.n else "") + not_counted(group, "job") + ".")
 
 
 def _concurrency_sentences(metrics: RunMetrics) -> list[str]:
