@@ -140,6 +140,11 @@ class Endpoint(BaseModel):
         timed out or was refused; a wrong status or body is an answer, just not the expected one."""
         return "did not answer" if set(self.errors) <= set(NO_ANSWER) else "gave no expected answer"
 
+    @property
+    def unanswered(self) -> str:
+        """"did not answer (3 probes: 3 timeout)": what its probes got when none was answered as expected."""
+        return f"{self.silence} ({self.probes} probes: {self.error_kinds})"
+
 
 class Video(BaseModel):
     job_id: str | None
@@ -502,7 +507,7 @@ def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint],
         ))
     if thresholds.get("p95_api_latency_ms") is not None:
         checks += [_at_most(endpoint.endpoint, endpoint.answered, thresholds["p95_api_latency_ms"],
-                            f"{endpoint.silence} ({endpoint.probes} probes: {endpoint.error_kinds})")
+                            endpoint.unanswered)
                    for endpoint in latency]
     if videos.n or jobs:
         checks.append(ThresholdCheck(

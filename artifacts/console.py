@@ -37,8 +37,7 @@ def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
         lines.append(f"  sequential:       {success_text(metrics.sequential)}")
     for endpoint in metrics.latency:
         if not endpoint.answered.n:
-            lines.append(f"  API {endpoint.endpoint}: {endpoint.silence} ({endpoint.probes} probes: "
-                         f"{endpoint.error_kinds})")
+            lines.append(f"  API {endpoint.endpoint}: {endpoint.unanswered}")
             continue
         errors = (f", {endpoint.error_count} of {endpoint.probes} probes without the expected answer "
                   f"({endpoint.error_kinds})" if endpoint.errors else "")
