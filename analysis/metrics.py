@@ -16,6 +16,7 @@ Definitions (the README's "How each figure is defined" says the same):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from analysis import incidents as incident_words
 from analysis import resources
 from analysis.resources import PerJobMemory, Usage
 from analysis.schema import TABLES, empty
-from analysis.stats import RULE, Distribution, Rate, distribution, rate
+from analysis.stats import RULE, Distribution, Interval, Rate, distribution, rate
 from tasks.store import CHECKS, MANIFEST, load_tables, read_json
 
 INTERRUPTED = "interrupted"
@@ -431,6 +432,11 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def ci_text(ci: Interval, show: Callable[[float], str]) -> str:
+    """"15.0–85.0": a confidence interval's bounds, each shown by `show` (the caller's number format)."""
+    return f"{show(ci.low)}–{show(ci.high)}"
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -487,7 +493,7 @@ def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint],
     if thresholds.get("success_rate") is not None:
         limit = thresholds["success_rate"]
         passed = success.value is not None and success.value >= limit
-        ci = f", 95 % CI {success.ci.low * 100:.1f}–{success.ci.high * 100:.1f} %" if success.ci else ""
+        ci = f", 95 % CI {ci_text(success.ci, lambda share: f'{share * 100:.1f}')} %" if success.ci else ""
         checks.append(ThresholdCheck(
             name="success rate", measured=success.value, unit="%", n=success.n, comparison="≥", threshold=limit,
             passed=passed,

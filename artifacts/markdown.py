@@ -20,6 +20,7 @@ from analysis.metrics import (
     JobGroup,
     RunMetrics,
     StageOutcome,
+    ci_text,
     ended_without_video,
     plural,
     videos_sentence,
@@ -78,19 +79,23 @@ def unit_kind(unit: str) -> str:
     return {"s": "s", "ms": "ms", "MB": "mb"}.get(unit, "ratio")
 
 
+def _shown(kind: str) -> Callable[[float], str]:
+    """`fmt` for one kind, as `ci_text` takes it."""
+    return lambda value: fmt(value, kind)
+
+
 def interval(figure: Distribution) -> str | None:
     """"9.50–11.80 (median)", or None below the n that supports an interval."""
     if figure.ci is None:
         return None
-    kind = unit_kind(figure.unit)
-    return f"{fmt(figure.ci.low, kind)}–{fmt(figure.ci.high, kind)} ({figure.ci_of})"
+    return f"{ci_text(figure.ci, _shown(unit_kind(figure.unit)))} ({figure.ci_of})"
 
 
 def rate_text(share: Rate) -> str:
     """"2 of 4 (50.0 %, 95 % CI 15.0–85.0 %)"; "0 of 0 (no job)"."""
     if not share.n:
         return "0 of 0 (none attempted)"
-    ci = f", 95 % CI {fmt(share.ci.low, 'rate')}–{fmt(share.ci.high, 'rate')} %" if share.ci else ""
+    ci = f", 95 % CI {ci_text(share.ci, _shown('rate'))} %" if share.ci else ""
     return f"{share.k} of {share.n} ({fmt(share.value, 'rate')} %{ci})"
 
 
@@ -118,7 +123,7 @@ def headline(figure: Distribution) -> str:
         return "no value (n=0)"
     name, value = figure.headline
     kind = unit_kind(figure.unit)
-    extra = [f"95 % CI {fmt(figure.ci.low, kind)}–{fmt(figure.ci.high, kind)}"] if figure.ci else []
+    extra = [f"95 % CI {ci_text(figure.ci, _shown(kind))}"] if figure.ci else []
     if name == "median":
         extra.insert(0, f"min {fmt(figure.min, kind)}, max {fmt(figure.max, kind)}")
     return f"{name} {fmt(value, kind)} {figure.unit} ({', '.join([*extra, f'n={figure.n}'])})"
@@ -175,8 +180,7 @@ def group_row(group: JobGroup) -> dict:
     outcomes = ", ".join(f"{count} {outcome}" for outcome, count in group.outcomes.items())
     return {
         "level": group.level, "jobs": group.jobs, "successes": group.success.k, "success_rate": group.success.value,
-        "success_ci": f"{fmt(group.success.ci.low, 'rate')}–{fmt(group.success.ci.high, 'rate')}"
-        if group.success.ci else None,
+        "success_ci": ci_text(group.success.ci, _shown("rate")) if group.success.ci else None,
         "outcomes": outcomes, **_distribution_cells("s_", group.seconds), "wall_s": group.wall_seconds,
         "jobs_per_minute": group.jobs_per_minute, "video_s_per_wall_s": group.video_seconds_per_wall_second,
     }
