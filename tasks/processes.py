@@ -32,6 +32,11 @@ MAX_CPU_PERCENT = 100.0 * (os.cpu_count() or 1)
 REDISCOVER_AFTER_S = 5.0  # a restarted service gets a new pid; look again, but not on every sample
 
 
+def percent_of_one_core(cpu_seconds: float, wall_seconds: float) -> float:
+    """CPU seconds per wall second × 100, within 0 and every core busy (MAX_CPU_PERCENT)."""
+    return min(MAX_CPU_PERCENT, 100.0 * max(0.0, cpu_seconds) / wall_seconds)
+
+
 def listening_pids(ports: dict[str, int]) -> dict[str, int]:
     """Service name → pid of the process listening on its port (services not found are left out)."""
     wanted = {port: name for name, port in ports.items()}
@@ -101,7 +106,7 @@ class CpuAccount:
             return None
         used -= self.debt
         self.debt = max(0.0, -used)
-        return min(MAX_CPU_PERCENT, 100.0 * max(0.0, used) / (now - previous))
+        return percent_of_one_core(used, now - previous)
 
 
 def _read(members: list[psutil.Process]) -> tuple[dict[Key, tuple[float, float, int]], int]:
@@ -155,7 +160,7 @@ class ResourceSampler:
         self._machine = (busy, now)
         if previous is None or now <= previous[1]:
             return None
-        return min(MAX_CPU_PERCENT, 100.0 * max(0.0, busy - previous[0]) / (now - previous[1]))
+        return percent_of_one_core(busy - previous[0], now - previous[1])
 
     def sample(self) -> None:
         """Take one sample of every service, and the machine's."""
