@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from prefect import flow
@@ -19,6 +19,7 @@ from tasks.http import STOP_CHECK_S, timed_client
 from tasks.latency import probe, probe_endpoint
 from tasks.services import Services, check_llm, check_redis, check_server, check_tts
 from tasks.store import read_ledger
+from tests.stackutil import serving
 
 HEALTHY = json.dumps({"status": "healthy", "service": "probe-test", "engine": "none"}).encode()
 SLOW_S = 0.2
@@ -63,11 +64,8 @@ class Target(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def target():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Target)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(Target) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import asyncio
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from tasks import interrupt
 from tasks.http import MAX_ANSWER_BYTES, STOP_CHECK_S, BadResponse, LateAnswer, whole_answer, whole_answer_async
 from tasks.jobs import job_object
+from tests.stackutil import serving
 
 GOOD = {"job_id": "6f1c1e53-7a60-4b0e-9a39-0d7a4c3a9b1e", "status": "processing", "phase": "audio", "progress": 40,
         "created_at": "2026-01-01T00:00:00+00:00", "completed_at": None, "result": None, "errors": None}
@@ -69,12 +70,8 @@ class Misbehaving(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def misbehaving_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(Misbehaving) as url:
+        yield url
 
 
 @pytest.fixture
