@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from analysis import incidents as incident_words
 from analysis import resources
+from analysis.conformance import ConformanceRule
+from analysis.faults import FaultResult
 from analysis.resources import PerJobMemory, Usage
 from analysis.schema import TABLES, empty
 from analysis.stats import RULE, Distribution, Interval, Rate, distribution, rate
@@ -235,6 +237,16 @@ class RunMetrics(BaseModel):
     machine_usage: list[Usage]
     per_job_memory: list[PerJobMemory]
     incidents: list[Incident]
+    # the contract's rules as this run saw them (analysis.conformance); empty when none could be checked
+    conformance: list[ConformanceRule] = []
+    # job status fields the server never filled in, with what that leaves unmeasured, e.g.
+    # {"phase": "the server reports no phases: time per phase not measured"}
+    unreported: dict[str, str] = {}
+    # groups of verified videos with the same sha256 (each a list of job ids): a server cache hit
+    identical_videos: list[list[str]] = []
+    # fault experiments (analysis.faults); faults_skipped says why there are none, in words
+    faults: list[FaultResult] = []
+    faults_skipped: str | None = None
     checks: list[Check]
     thresholds: list[ThresholdCheck]
     statistics_rule: str

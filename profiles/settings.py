@@ -11,7 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyUrl,
@@ -56,20 +56,22 @@ class Endpoints(Strict):
     download: str = "/api/v1/video/download/{job_id}"
     jobs: str = "/api/v1/video/jobs"
     active: str = "/api/v1/video/active"
+    cancel: str = "/api/v1/video/cancel/{job_id}"
     upload_field: str = "file"
     tts_health: str = "/health"
-    llm_tags: str = "/api/tags"
-    llm_version: str = "/api/version"
+    llm_tags: str = "/api/tags"  # llm_api = "ollama"
+    llm_version: str = "/api/version"  # llm_api = "ollama"
+    llm_models: str = "/v1/models"  # llm_api = "openai": relative to llm_url, OpenAI's model list
 
-    @field_validator("health", "generate", "status", "download", "jobs", "active",
-                     "tts_health", "llm_tags", "llm_version")
+    @field_validator("health", "generate", "status", "download", "jobs", "active", "cancel",
+                     "tts_health", "llm_tags", "llm_version", "llm_models")
     @classmethod
     def _is_path(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError(f"must be a path starting with '/', got {value!r}")
         return value
 
-    @field_validator("status", "download")
+    @field_validator("status", "download", "cancel")
     @classmethod
     def _names_job(cls, value: str) -> str:
         if "{job_id}" not in value:
@@ -91,6 +93,10 @@ class Target(Strict):
     llm_url: HttpUrl | None = None
     redis_url: RedisUrl | None = None
     llm_model: str = "qwen3:4b"
+    # how the LLM is reached: Ollama's own API, or only the OpenAI-style one (vLLM, llama.cpp, LiteLLM)
+    llm_api: Literal["ollama", "openai"] = "ollama"
+    # the largest upload the target accepts (the contract: 50 MiB); a bigger document is refused at load
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
     min_redis_version: Annotated[str, Field(pattern=r"^\d+(\.\d+){0,2}$")] = "6.0"
     endpoints: Endpoints = Endpoints()
 
@@ -119,10 +125,15 @@ class Workload(Strict):
     sequential_jobs: Annotated[int, Field(ge=0, le=1000)] = 5
     latency_probes: Annotated[int, Field(ge=1, le=100000)] = 50
     list_limit: Annotated[int, Field(ge=1, le=100)] = 20  # `limit` of the probed jobs and active lists
+    # a server may cache scripts and audio by content: each upload gets a harmless line with the job's nonce so
+    # no job is a cache hit; false sends the documents byte for byte (identical videos are then flagged)
+    unique_documents: bool = True
 
 
 class Timing(Strict):
     job_timeout_s: Positive = 600.0
+    # a job still `pending` this long while the server answers is given up as "never started (stuck pending)"
+    pending_timeout_s: Positive = 300.0
     poll_interval_s: Interval = 0.5
     # the single request is where the time per phase is read, so it is polled finely
     phase_poll_interval_s: Interval = 0.05
@@ -143,6 +154,8 @@ class Thresholds(Strict):
     p95_api_latency_ms: Positive = 250.0
     duration_tolerance: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.05
     expected_resolution: str = "1280x720"
+    # contract violations found by the conformance stage: "warn" reports them, "fail" fails the run
+    conformance: Literal["warn", "fail"] = "warn"
     black_luma: Annotated[float, Field(ge=0, le=255, allow_inf_nan=False)] = BLACK_LUMA
     silent_dbfs: Annotated[float, Field(le=0, ge=-200, allow_inf_nan=False)] = SILENT_DBFS
 
