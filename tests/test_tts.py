@@ -149,6 +149,20 @@ def test_engine_failure_is_503(client, monkeypatch):
     assert response.json()["detail"].startswith("speech engine failed: espeak-ng exited with 1")
 
 
+def check_chatterbox_aliases(http, health: dict) -> None:
+    """The aliases the real Chatterbox TTS API answers: the same answers as the contract's paths."""
+    for alias in ("/v1/health", "/status"):
+        answer = http.get(alias)
+        assert answer.status_code == 200 and answer.json() == health, alias
+        assert answer.json()["model_loaded"] is True
+    for alias in ("/audio/speech", "/tts"):
+        wav = http.post(alias, json={"input": SENTENCE, "voice": "alloy", "response_format": "wav"})
+        assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav", alias
+        assert duration(wav.content) > 2
+        refused = http.post(alias, json={"input": ""})
+        assert refused.status_code == 422 and "input" in refused.json()["detail"], alias
+
+
 def test_service_process_speaks_the_contract():
     with service_process("stack.tts", "/health") as run:
         health = run.http.get("/health").json()
@@ -169,6 +183,8 @@ def test_service_process_speaks_the_contract():
 
         empty = run.http.post("/v1/audio/speech", json={"input": "   "})
         assert empty.status_code == 422 and "input" in empty.json()["detail"]
+
+        check_chatterbox_aliases(run.http, health)
 
         # The library is single-threaded inside; concurrent requests must each get whole, right-sized speech
         # (eSpeak varies a run by a few samples, hence approx).

@@ -17,6 +17,10 @@ from stack.tts import speech
 MODEL_ID = "espeak-ng"  # what really speaks; this service never claims to be Chatterbox
 MAX_INPUT_CHARACTERS = 3000
 MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+# The Chatterbox TTS API answers each route under aliases too, and its clients use them (the upstream
+# server checks GET /v1/health before it starts); the first path of each is the one CONTRACT.md names.
+HEALTH_PATHS = ("/health", "/v1/health", "/status")
+SPEECH_PATHS = ("/v1/audio/speech", "/audio/speech", "/tts")
 STARTED_AT = int(time.time())
 
 
@@ -51,7 +55,18 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": "; ".join(_describe(error) for error in exc.errors())}, status_code=422)
 
 
-@app.get("/health")
+def routed(paths: tuple[str, ...], method: str):
+    """Register one handler under every path of `paths`; only the first is in the OpenAPI schema."""
+
+    def register(handler):
+        for path in paths:
+            app.add_api_route(path, handler, methods=[method], include_in_schema=path == paths[0])
+        return handler
+
+    return register
+
+
+@routed(HEALTH_PATHS, "GET")
 async def health() -> dict:
     return {
         "status": "healthy",
@@ -75,7 +90,7 @@ def _render(request: SpeechRequest) -> bytes:
     return speech.encode_mp3(wav) if request.response_format == "mp3" else wav
 
 
-@app.post("/v1/audio/speech")
+@routed(SPEECH_PATHS, "POST")
 async def create_speech(request: SpeechRequest) -> Response:
     try:
         audio = await run_in_threadpool(_render, request)
