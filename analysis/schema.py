@@ -28,10 +28,16 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "stage": pl.String, "t": pl.Float64, "service": pl.String, "processes": pl.Int64,
         "cpu_percent": pl.Float64, "rss_bytes": pl.Int64,
     },
-    # every status observation of every job, as polled
+    # every status answer of every job: the 202 answer to its upload (answer "submit") and each poll ("poll"),
+    # as the server gave it, so analysis.conformance can check the contract from the stored run.
+    #   result / errors: the answer's `result` object and `errors` as JSON text (null: absent or null)
+    #   rejected: why the answer is not a job status object (a field of the wrong type), null when it is one;
+    #     a rejected answer's other columns hold what could be read of it
     "status_trace": {
         "job_id": pl.String, "stage": pl.String, "t": pl.Float64, "status": pl.String,
         "phase": pl.String, "progress": pl.Int64, "created_at": pl.String, "completed_at": pl.String,
+        "updated_at": pl.String, "message": pl.String, "result": pl.String, "errors": pl.String,
+        "answer": pl.String, "rejected": pl.String,
     },
     # one row per job under test. A row is recorded when the job is submitted (outcome "running") and again
     # when its outcome is known; the table keeps the LAST row per (stage, level, batch, slot). A row still
@@ -71,6 +77,20 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     "latency": {
         "endpoint": pl.String, "i": pl.Int64, "t": pl.Float64, "ms": pl.Float64, "status_code": pl.Int64,
         "ok": pl.Boolean, "error_kind": pl.String, "error": pl.String,
+    },
+    # the conformance stage's probes of the contract (analysis.conformance.PROBES): one row per request made
+    # to check an answer the campaign's own traffic never asks for. status_code null: no answer, or not
+    # probed (body says why); ok: status_code == expected (null when no answer); detail: the error body's
+    # `detail` when it has one
+    "contract_probes": {
+        "probe": pl.String, "method": pl.String, "path": pl.String, "t": pl.Float64, "status_code": pl.Int64,
+        "expected": pl.Int64, "ok": pl.Boolean, "body": pl.String, "detail": pl.String,
+    },
+    # DERIVED, never recorded: every contract rule as this run saw it, computed from the tables above by
+    # analysis.conformance.conformance_rows when the tables are stored (rebuilt with them)
+    "conformance": {
+        "rule": pl.String, "source": pl.String, "observations": pl.Int64, "violations": pl.Int64,
+        "example": pl.String,
     },
     # what went wrong with a service during the run, found by re-probing it when jobs failed or a stage saw
     # only errors: since when it stopped answering and, for the bundled stack, its exit code and last log lines

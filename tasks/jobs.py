@@ -147,9 +147,27 @@ def job_line(row: dict) -> str:
 
 # --- following a job ---
 
-def _observation(job: dict, t: float) -> dict:
-    fields = ("status", "phase", "progress", "created_at", "completed_at")
-    return {"t": t, **{field: job.get(field) for field in fields}}
+def _observation(job: dict, t: float, answer: str) -> dict:
+    """A status answer as `status_trace` keeps it: its fields as given (`result` and `errors` as JSON text) and
+    which answer it was ("submit": the 202 to the upload; "poll")."""
+    fields = ("status", "phase", "progress", "created_at", "completed_at", "updated_at", "message")
+    return {"t": t, "answer": answer, **{field: job.get(field) for field in fields},
+            **{field: None if job.get(field) is None else json.dumps(job[field]) for field in ("result", "errors")}}
+
+
+def _readable(status_code: int, body: bytes) -> dict | None:
+    """What can be read of a 200 status answer that is not a job status object: its fields of the right type
+    (the others null); None for an answer that is no status answer at all (an error status)."""
+    if status_code != 200:
+        return None
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raw = None
+    raw = raw if isinstance(raw, dict) else {}
+    kinds = REQUIRED | OPTIONAL
+    return {field: value for field, value in raw.items()
+            if field in kinds and isinstance(value, kinds[field]) and not isinstance(value, bool)}
 
 
 async def _submit(client: httpx.AsyncClient, profile: Profile, document: Path) -> dict:
@@ -177,12 +195,19 @@ class Follower:
         seconds = min(self.profile.timing.request_timeout_s, self.deadline - time.monotonic())
         asked_at = time.time()
         try:
-            job = job_object(*await whole_answer_async(self.client, "GET", self.path, seconds))
+            status_code, body = await whole_answer_async(self.client, "GET", self.path, seconds)
         except (httpx.TransportError, LateAnswer):
             if seconds > 0:  # asked, and no whole answer came (none, or one trickling in): since when, for the cause
                 self.row.setdefault("server_unanswered_at", asked_at)
             raise
-        observation = _observation(job, time.time())
+        try:
+            job = job_object(status_code, body)
+        except BadResponse as exc:  # a status answer breaking the contract's types is a conformance observation
+            if (readable := _readable(status_code, body)) is not None:
+                self.ledger.record("status_trace", job_id=self.row["job_id"], stage=self.row["stage"],
+                                   rejected=str(exc), **_observation(readable, time.time(), "poll"))
+            raise
+        observation = _observation(job, time.time(), "poll")
         self.trace.append(observation)
         self.ledger.record("status_trace", job_id=self.row["job_id"], stage=self.row["stage"], **observation)
         self.last = job
@@ -209,6 +234,12 @@ class Follower:
                 raise Interrupted("the job")
         seen = self.trace[-1]["status"] if self.trace else "never seen"
         return "timed_out", f"timed out after {timing.job_timeout_s:g} s (last status: {seen})"
+
+    def submitted(self, job: dict) -> None:
+        """Record the 202 answer to the upload as the job's first status answer (its created_at is the one the
+        contract says must stay); not a poll, so not in `trace`."""
+        self.ledger.record("status_trace", job_id=self.row["job_id"], stage=self.row["stage"],
+                           **_observation(job, time.time(), "submit"))
 
     def terminal_at(self) -> float | None:
         return next((obs["t"] for obs in self.trace if obs["status"] in TERMINAL), None)
@@ -252,6 +283,7 @@ async def _follow_job(row: dict, client: httpx.AsyncClient, profile: Profile, le
     row.update(job_id=job["job_id"], server_status=job["status"])
     record_job(ledger, row)
     follower = Follower(client, profile, ledger, row, deadline)
+    follower.submitted(job)
     try:
         gave_up = await follower.until_terminal(poll_interval_s)
         if gave_up is None and not await pause_async(poll_interval_s):
