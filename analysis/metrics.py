@@ -29,6 +29,7 @@ from analysis.conformance import ConformanceRule
 from analysis.faults import FaultResult
 from analysis.resources import PerJobMemory, Usage
 from analysis.schema import TABLES, empty
+from analysis.series import Series, compute_series
 from analysis.stats import RULE, Distribution, Interval, Rate, distribution, rate
 from tasks.store import CHECKS, MANIFEST, load_tables, read_json
 
@@ -57,6 +58,36 @@ class Machine(BaseModel):
     python: str | None = None
     cpu_count: int | None = None
     memory_mb: float | None = None
+
+
+class Environment(BaseModel):
+    """What a run's figures were taken with, as its manifest recorded it at the start (tasks/run.py); None
+    where the manifest has nothing (a run of an older version, a program not found, a remote target's own)."""
+
+    recorded: bool = False  # False: the manifest has no environment (an older run); every field is None
+    cpu_model: str | None = None
+    cpu_cores: int | None = None  # logical CPUs the OS offers
+    cpu_physical_cores: int | None = None
+    memory_mb: float | None = None
+    os: str | None = None  # "Debian GNU/Linux 12 (bookworm)"
+    kernel: str | None = None  # "Linux 6.1.0-18-amd64"
+    architecture: str | None = None
+    python: str | None = None  # "3.11.7 (CPython)"
+    packages: dict[str, str | None] = {}  # distribution → version (None: not installed)
+    pyav_ffmpeg: str | None = None  # the FFmpeg PyAV decodes the videos with
+    libav: dict[str, str] = {}  # libavcodec → "62.28.102", ...
+    espeak_ng: str | None = None  # the bundled TTS's eSpeak NG
+    espeak_ng_source: str | None = None
+    stack_ffmpeg: str | None = None  # the ffmpeg the bundled stack encodes with
+    redis: str | None = None  # as the verification's Redis INFO reported it
+    llm_model: str | None = None
+    llm_digest: str | None = None  # where the LLM API gives one (Ollama's model list)
+    project_version: str | None = None
+    git_commit: str | None = None  # None: not run from a git checkout
+    git_dirty: bool | None = None  # tracked files differed from the commit
+    profile_sha256: str | None = None  # of the manifest's profile in canonical JSON (secrets masked)
+    started_at: str | None = None
+    finished_at: str | None = None
 
 
 class StageOutcome(BaseModel):
@@ -216,6 +247,7 @@ class RunMetrics(BaseModel):
     finished_at: str | None
     duration_seconds: float | None
     machine: Machine
+    environment: Environment = Environment()
     outcome: str | None  # the manifest's: measured | stopped | interrupted | running (never closed)
     interrupted: bool  # the run did not reach its end
     stages: list[StageOutcome]
@@ -247,6 +279,8 @@ class RunMetrics(BaseModel):
     # fault experiments (analysis.faults); faults_skipped says why there are none, in words
     faults: list[FaultResult] = []
     faults_skipped: str | None = None
+    # the raw values behind the figures (analysis.series): job seconds per level, latencies, phases, timelines
+    series: Series = Series()
     checks: list[Check]
     thresholds: list[ThresholdCheck]
     statistics_rule: str
@@ -439,6 +473,31 @@ def _stages(stages: pl.DataFrame) -> list[StageOutcome]:
     return sorted(rows, key=lambda row: order.get(row.stage, len(order)))
 
 
+def environment_of(manifest: dict, services: pl.DataFrame) -> Environment:
+    """The run's environment from its manifest (machine, environment, services) and verification rows."""
+    machine, software = manifest.get("machine") or {}, manifest.get("environment") or {}
+    recorded = manifest.get("services") or {}
+    verified = {row["service"]: row.get("version") for row in services.iter_rows(named=True)}
+    espeak, project = software.get("espeak_ng") or {}, software.get("project") or {}
+    python = machine.get("python")
+    return Environment(
+        recorded=bool(software), cpu_model=machine.get("cpu_model"), cpu_cores=machine.get("cpu_count"),
+        cpu_physical_cores=machine.get("cpu_physical_cores"), memory_mb=resources.to_mb(machine.get("memory_bytes")),
+        os=machine.get("os"), kernel=machine.get("kernel"), architecture=machine.get("architecture"),
+        python=f"{python} ({machine['python_implementation']})" if python and machine.get("python_implementation")
+        else python,
+        packages=software.get("packages") or {}, pyav_ffmpeg=software.get("pyav_ffmpeg"),
+        libav=software.get("libav") or {}, espeak_ng=espeak.get("version"), espeak_ng_source=espeak.get("source"),
+        stack_ffmpeg=software.get("stack_ffmpeg"),
+        redis=(recorded.get("redis") or {}).get("version") or verified.get("redis"),
+        llm_model=recorded.get("llm_model") or (manifest.get("profile") or {}).get("target", {}).get("llm_model"),
+        llm_digest=recorded.get("llm_digest"), project_version=project.get("version"),
+        git_commit=project.get("commit"), git_dirty=project.get("dirty"),
+        profile_sha256=software.get("profile_sha256"),
+        started_at=manifest.get("started_at"), finished_at=manifest.get("finished_at"),
+    )
+
+
 def plural(count: int, noun: str) -> str:
     """"1 job", "3 jobs"."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
@@ -611,6 +670,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
             hostname=machine.get("hostname"), platform=machine.get("platform"), python=machine.get("python"),
             cpu_count=machine.get("cpu_count"), memory_mb=resources.to_mb(machine.get("memory_bytes")),
         ),
+        environment=environment_of(manifest, frames["services"]),
         outcome=outcome, interrupted=interrupted, stages=stages,
         services=services,
         jobs=jobs, interrupted_jobs=interrupted_jobs, single=single, levels=levels, sequential=sequential,
@@ -623,6 +683,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         machine_usage=resources.machine_by_stage(samples),
         per_job_memory=resources.per_job_memory(samples, frames["jobs"], end_t),
         incidents=_incidents(frames["incidents"]),
+        series=compute_series(frames, start_t, {job.job_id for job in jobs if job.succeeded and job.job_id}),
         checks=stored_checks, thresholds=threshold_list, statistics_rule=RULE,
         verdict=verdict(interrupted=interrupted, outcome=outcome, interrupted_jobs=interrupted_jobs,
                         checks=stored_checks, failed_thresholds=[c for c in threshold_list if not c.passed],

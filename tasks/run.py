@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
+import json
 import os
 import platform
 import re
 import socket
+import subprocess
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
+import av
+import httpx
 import psutil
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from expectations.suites import validate_run
-from profiles.redact import install_log_redaction, secrets_in
+from profiles.redact import install_log_redaction, redact, secrets_in
 from profiles.settings import Profile
+from stack.binaries import MissingProgram, espeak_library, espeak_program, ffmpeg
+from tasks import http
 from tasks.services import Services
 from tasks.store import CHECKS, MANIFEST, Ledger, load_tables, read_json, rebuild_tables, write_json
 
@@ -28,14 +37,143 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# The libraries whose behaviour the figures depend on: the campaign's own and the video decoder's.
+MEASURING_PACKAGES = ("prefect", "great_expectations", "polars", "httpx", "av", "numpy", "scipy", "matplotlib")
+PROJECT = "t2v-bench"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Bound on each program asked for its version (git, ffmpeg, espeak-ng): a hung program must not hold the run.
+VERSION_PROBE_TIMEOUT_S = 10
+
+
+def _cpu_model() -> str | None:
+    """"AMD EPYC 7B13" from /proc/cpuinfo (platform.processor() is empty on most Linux systems)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Hardware", "cpu model") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _os_name() -> str:
+    try:
+        return platform.freedesktop_os_release().get("PRETTY_NAME") or platform.system()
+    except OSError:  # not a Linux with os-release
+        return f"{platform.system()} {platform.version()}".strip()
+
+
 def machine() -> dict:
+    """The hardware and system the campaign ran on (the bundled stack shares it)."""
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
+        "os": _os_name(),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "architecture": platform.machine(),
         "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_physical_cores": psutil.cpu_count(logical=False),
         "memory_bytes": psutil.virtual_memory().total,
     }
+
+
+def _output(command: list[str], cwd: Path | None = None) -> str | None:
+    """A program's standard output, stripped; None when it is missing, fails or outlives its bound."""
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=VERSION_PROBE_TIMEOUT_S,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def project_source() -> dict:
+    """The project's version and, for a git checkout, its commit and whether files differ from it."""
+    commit = _output(["git", "rev-parse", "HEAD"], PROJECT_ROOT)
+    changes = _output(["git", "status", "--porcelain", "--untracked-files=no"], PROJECT_ROOT) if commit else None
+    return {"name": PROJECT, "version": _version(PROJECT), "commit": commit,
+            "dirty": None if commit is None or changes is None else bool(changes)}
+
+
+def _espeak_ng() -> dict:
+    """The eSpeak NG the bundled TTS speaks with: the program on PATH, else the espeakng-loader wheel's library
+    (asked through espeak_Info, which needs no initialisation)."""
+    program = espeak_program()
+    if program:
+        words = (_output([program, "--version"]) or "").split()
+        # "eSpeak NG text-to-speech: 1.51  Data at: ..."
+        found = next((word for word in words if word[:1].isdigit()), None)
+        return {"version": found, "source": program}
+    try:
+        library, _data = espeak_library()
+        engine = ctypes.CDLL(library)
+    except (MissingProgram, OSError) as exc:
+        return {"version": None, "source": f"not found: {exc}"}
+    engine.espeak_Info.restype = ctypes.c_char_p
+    engine.espeak_Info.argtypes = [ctypes.c_void_p]
+    shown = engine.espeak_Info(None)
+    return {"version": shown.decode(errors="replace") if shown else None,
+            "source": f"espeakng-loader {_version('espeakng-loader')} wheel"}
+
+
+def _stack_ffmpeg() -> str | None:
+    """The version of the ffmpeg program the bundled stack composes videos with ("n9.0.2-17-g2a571b6068-...")."""
+    try:
+        first = (_output([ffmpeg(), "-version"]) or "").splitlines()
+    except MissingProgram:
+        return None
+    # "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright (c) ..."
+    words = first[0].split() if first else []
+    return words[2] if len(words) > 2 and words[:2] == ["ffmpeg", "version"] else None
+
+
+def profile_sha256(profile: Profile) -> str:
+    """sha256 of the validated profile as the manifest stores it (secrets masked), in canonical JSON (sorted
+    keys, no spaces): anyone can recompute it from manifest.json's `profile`."""
+    shown = json.loads(redact(json.dumps(profile.model_dump(mode="json"))))
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def environment(profile: Profile) -> dict:
+    """The software a run's figures depend on: libraries, the decoder's FFmpeg, the project's own source, the
+    profile's hash; with the bundled stack, its eSpeak NG and ffmpeg too (a remote target's are its own)."""
+    bundled = profile.target.bundled_stack
+    return {
+        "packages": {name: _version(name) for name in MEASURING_PACKAGES},
+        "pyav_ffmpeg": getattr(av, "ffmpeg_version_info", None),
+        "libav": {name: ".".join(map(str, numbers)) for name, numbers in av.library_versions.items()},
+        "espeak_ng": _espeak_ng() if bundled else None,
+        "stack_ffmpeg": _stack_ffmpeg() if bundled else None,
+        "project": project_source(),
+        "profile_sha256": profile_sha256(profile),
+    }
+
+
+def llm_digest(llm_url: str, model: str, tags_path: str, seconds: float) -> str | None:
+    """The digest an Ollama API gives for `model` in its model list; None when it gives none or does not
+    answer within `seconds` (the verification row already says whether the LLM is usable)."""
+    try:
+        with http.timed_client(base_url=llm_url) as client:
+            status, body = http.whole_answer(client, "GET", tags_path, seconds)
+        models = json.loads(body).get("models") if status == 200 else None
+    except (httpx.HTTPError, http.BadResponse, ValueError, AttributeError):
+        return None
+    for entry in models if isinstance(models, list) else []:
+        if isinstance(entry, dict) and model in (entry.get("name"), entry.get("model"),
+                                                 f"{entry.get('name')}".removesuffix(":latest")):
+            return str(entry["digest"]) if entry.get("digest") else None
+    return None
 
 
 class RunRefused(ValueError):
@@ -82,7 +220,8 @@ def open_run(profile: Profile, run_id: str) -> str:
     Ledger.of(run_dir)
     write_json(run_dir / MANIFEST, {
         "run_id": run_id, "profile_name": profile.name, "profile": profile.model_dump(mode="json"),
-        "started_at": _now(), "finished_at": None, "machine": machine(), "services": {}, "outcome": "running",
+        "started_at": _now(), "finished_at": None, "machine": machine(), "environment": environment(profile),
+        "services": {}, "outcome": "running",
     })
     return str(run_dir)
 
@@ -94,12 +233,18 @@ def update_manifest(run_dir: str, **fields) -> None:
 
 @task(name="record-services", cache_policy=NO_CACHE)
 def record_services(run_dir: str, services: Services, checks: list[dict]) -> None:
-    """Put each service's URL (credentials masked) and the version it exposed into the manifest."""
+    """Put each service's URL (credentials masked) and the version it exposed into the manifest, and the LLM
+    model's digest where its API gives one (Ollama's model list does)."""
     versions = {row["service"]: row.get("version") for row in checks}
     shown = services.model_dump(mode="json")
+    manifest = read_json(Path(run_dir) / MANIFEST, {})
+    profile = Profile.model_validate(manifest["profile"])  # as open_run stored it: the URLs are in `services`
+    usable = any(row["service"] == "llm" and row.get("ok") for row in checks)
+    digest = llm_digest(services.llm, services.llm_model, profile.target.endpoints.llm_tags,
+                        profile.timing.verify_timeout_s) if usable and profile.target.llm_api == "ollama" else None
     update_manifest(run_dir, services={
         name: {"url": shown[name], "version": versions.get(name)} for name in ("server", "tts", "llm", "redis")
-    } | {"llm_model": services.llm_model})
+    } | {"llm_model": services.llm_model, "llm_digest": digest})
 
 
 @task(name="store-tables", cache_policy=NO_CACHE)
