@@ -555,6 +555,15 @@ def jobs_without_video(jobs: list[Job], videos: list[Video]) -> int:
     downloaded = {video.job_id for video in videos}
     return sum(1 for job in jobs if job.outcome in ("failed", "timed_out") and job.job_id not in downloaded)
 
+def same_video_groups(videos: list[Video]) -> list[list[str]]:
+    """Job ids whose verified videos (passed every check) share a SHA-256, a group per hash of two or more:
+    a server answering from its cache, or a pipeline that makes the same bytes twice."""
+    by_hash: dict[str, dict[str, None]] = {}
+    for video in videos:
+        if video.ok and video.sha256 and video.job_id:
+            by_hash.setdefault(video.sha256, {})[video.job_id] = None
+    return [list(jobs) for jobs in by_hash.values() if len(jobs) > 1]
+
 
 def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint], videos: Rate,
                      without_video: int = 0) -> list[ThresholdCheck]:
@@ -683,6 +692,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         machine_usage=resources.machine_by_stage(samples),
         per_job_memory=resources.per_job_memory(samples, frames["jobs"], end_t),
         incidents=_incidents(frames["incidents"]),
+        identical_videos=same_video_groups(videos),
         series=compute_series(frames, start_t, {job.job_id for job in jobs if job.succeeded and job.job_id}),
         checks=stored_checks, thresholds=threshold_list, statistics_rule=RULE,
         verdict=verdict(interrupted=interrupted, outcome=outcome, interrupted_jobs=interrupted_jobs,

@@ -28,6 +28,7 @@ from pydantic import (
 
 from analysis.video import BLACK_LUMA, SILENT_DBFS, parse_resolution
 from profiles.redact import redact_text, redact_url
+from profiles.uploads import document_problem
 
 PROFILES_DIR = Path(__file__).parent
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss"])]
@@ -275,6 +276,12 @@ def load_profile(name_or_path: str = "local", overrides: list[str] | None = None
     unreadable = [str(doc) for doc in documents if not doc.is_file()]
     if unreadable:
         raise ProfileError(f"profile {path}: invalid\n  workload.documents: no such file: {', '.join(unreadable)}")
+    # a document the target cannot use is refused now, before any load is sent
+    problems = [f"  workload.documents: {doc}: {problem}" for doc in documents
+                if (problem := document_problem(doc, profile.target.max_upload_bytes,
+                                                profile.workload.unique_documents))]
+    if problems:
+        raise ProfileError(f"profile {path}: invalid\n" + "\n".join(problems))
     try:  # found now rather than after the target has been started and verified
         profile.results_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import mimetypes
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from analysis.schema import TABLES
 from analysis.tracking import TERMINAL, phase_durations, tracking_problems
 from analysis.video import check_video, parse_resolution
 from profiles.settings import Profile
+from profiles.uploads import unique_upload
 from tasks import http
 from tasks.http import BadResponse, LateAnswer, pause_async, whole_answer_async, within
 from tasks.interrupt import Interrupted, stop_requested
@@ -173,7 +175,10 @@ def _readable(status_code: int, body: bytes) -> dict | None:
 async def _submit(client: httpx.AsyncClient, profile: Profile, document: Path) -> dict:
     endpoints = profile.target.endpoints
     content_type = mimetypes.guess_type(document.name)[0] or "application/octet-stream"
-    upload = {endpoints.upload_field: (document.name, document.read_bytes(), content_type)}
+    data = document.read_bytes()
+    if profile.workload.unique_documents:  # no job may be a server cache hit of another job's document
+        data = unique_upload(document.name, data, uuid.uuid4().hex)
+    upload = {endpoints.upload_field: (document.name, data, content_type)}
     status_code, body = await whole_answer_async(client, "POST", endpoints.generate,
                                                  profile.timing.upload_timeout_s, files=upload)
     if status_code not in (200, 201, 202):
