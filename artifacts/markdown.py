@@ -1,8 +1,10 @@
-"""A run's Markdown reports, formatted from its `RunMetrics` only (analysis.metrics computes every figure).
+"""A run's Markdown reports, rendered from its `RunMetrics` only (analysis.metrics computes every figure).
 
-A report is a header plus sections; each section is one function of the metrics, shared by the three
-main reports and the per-test reports, so every figure is worded in one place. A figure that was not
-measured shows "—" and its sentence says so.
+The report structure lives in Jinja2 templates (artifacts/templates): one template per report, built
+from one template per section, so a new section is a template. This module holds what the templates
+call: the one number format (`fmt`), tables (`table`, the column lists, the row builders) and the
+sentences worded once for several sections (`headline`, `success_text`, the paper's statements). A
+figure that was not measured shows "—" and its sentence says so.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from pydantic import BaseModel
 
 from analysis.metrics import (
     Endpoint,
@@ -140,7 +145,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-def table(columns: list[Column], rows: list[dict], none: str = "No data.") -> str:
+def field(row: dict | BaseModel, key: str):
+    """A row's value for a column: rows are dicts or the metrics' own models."""
+    return row.get(key) if isinstance(row, dict) else getattr(row, key, None)
+
+
+def table(columns: list[Column], rows: list[dict | BaseModel], none: str = "No data.") -> str:
     """A Markdown table (numbers right-aligned), or `none` in italics when there are no rows."""
     if not rows:
         return f"_{none}_"
@@ -148,17 +158,13 @@ def table(columns: list[Column], rows: list[dict], none: str = "No data.") -> st
         "| " + " | ".join(column.header for column in columns) + " |",
         "|" + "|".join("---:" if column.kind in NUMERIC else "---" for column in columns) + "|",
     ]
-    lines += ["| " + " | ".join(_cell(fmt(row.get(c.key), c.kind)) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(fmt(field(row, c.key), c.kind)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def _first_up(text: str) -> str:
     """A clause as the start of a sentence (str.capitalize would lower the rest)."""
     return text[:1].upper() + text[1:]
-
-
-def section(title: str, *parts: str) -> str:
-    return "\n\n".join([f"## {title}", *(part for part in parts if part)])
 
 
 def cpu_scale(metrics: RunMetrics) -> str:
@@ -258,19 +264,61 @@ def main_tables(metrics: RunMetrics) -> dict[str, list[dict]]:
     tables = {
         "concurrency-summary": (CONCURRENCY_COLUMNS, [group_row(group) for group in metrics.levels]),
         "api-latency-summary": (LATENCY_COLUMNS, [endpoint_row(endpoint) for endpoint in metrics.latency]),
-        "video-integrity": (VIDEO_COLUMNS, [video.model_dump() for video in metrics.videos]),
-        "resource-usage": (USAGE_COLUMNS, [usage.model_dump() for usage in metrics.run_usage]),
+        "video-integrity": (VIDEO_COLUMNS, metrics.videos),
+        "resource-usage": (USAGE_COLUMNS, metrics.run_usage),
         "per-job-memory": (MEMORY_COLUMNS, memory_rows(metrics)),
     }
     return {
-        key: [{c.header: plain(row.get(c.key), c.kind) for c in columns} for row in rows]
+        key: [{c.header: plain(field(row, c.key), c.kind) for c in columns} for row in rows]
         for key, (columns, rows) in tables.items()
     }
 
 
-# ---- header -------------------------------------------------------------------------------------
 
-def _targets(metrics: RunMetrics) -> str:
+
+STAGE_COLUMNS = [Column("stage", "stage"), Column("outcome", "outcome"), Column("seconds", "seconds", "s"),
+                 Column("detail", "detail")]
+SERVICE_COLUMNS = [Column("service", "service"), Column("url", "url"), Column("ok", "ok"),
+                   Column("version", "version"), Column("detail", "detail"), Column("fix", "fix")]
+TRACKING_COLUMNS = [Column("stage", "stage"), Column("jobs (n)", "jobs", "int"),
+                    Column("tracked correctly", "tracked", "int"), Column("accuracy %", "accuracy", "rate"),
+                    Column("status observations", "observations", "int")]
+TRACKING_PROBLEM_COLUMNS = [Column("job", "job_id"), Column("stage", "stage"), Column("outcome", "outcome"),
+                            Column("observations", "observations", "int"),
+                            Column("tracking problems", "tracking_problems")]
+FAILURE_COLUMNS = [Column("job", "job_id"), Column("stage", "stage"), Column("level", "level", "int"),
+                   Column("outcome", "outcome"), Column("server status", "server_status"),
+                   Column("failure", "failure")]
+CHECK_COLUMNS = [Column("suite", "suite"), Column("expectation", "expectation"), Column("column", "column"),
+                 Column("result", "result"), Column("observed", "observed", "value"),
+                 Column("expected", "expected", "value"), Column("details", "details", "value")]
+MACHINE_COLUMNS = [Column("stage", "name"), *USAGE_COLUMNS[1:4], Column("memory in use mean MB", "rss_mean_mb", "mb"),
+                   Column("memory in use peak MB", "rss_peak_mb", "mb")]
+JOB_STAGES = ("single", "concurrent", "sequential")
+
+
+def concurrent_job_rows(metrics: RunMetrics) -> list[dict]:
+    return sorted(job_rows(metrics, "concurrent"), key=lambda row: (row["level"] or 0, row["batch"] or 0))
+
+
+def tracking_rows(metrics: RunMetrics) -> list[dict]:
+    return [{"stage": row.stage, "jobs": row.tracked.n, "tracked": row.tracked.k, "accuracy": row.tracked.value,
+             "observations": row.observations} for row in metrics.tracking]
+
+
+def failed_job_rows(metrics: RunMetrics) -> list[dict]:
+    """Jobs without a verified video: the job stages' first (with their last status seen), then any other."""
+    failed = [row for stage in JOB_STAGES for row in job_rows(metrics, stage) if not row["succeeded"]]
+    return failed + [job.model_dump() for job in metrics.jobs if not job.succeeded and job.stage not in JOB_STAGES]
+
+
+def check_rows(metrics: RunMetrics) -> list[dict]:
+    return [{**check.model_dump(), "result": "pass" if check.success else "FAIL"} for check in metrics.checks]
+
+
+# ---- sentences the templates share ----------------------------------------------------------------
+
+def targets_text(metrics: RunMetrics) -> str:
     parts = [f"{t.name} `{fmt(t.url)}` (version {fmt(t.version)}, {t.state})" for t in metrics.targets]
     parts += [f"{name.replace('_', ' ')} {value}" for name, value in metrics.target_notes.items()]
     return "; ".join(parts) or MISSING
@@ -284,115 +332,13 @@ def machine_text(metrics: RunMetrics) -> str:
             f"{fmt(machine.cpu_count, 'int')} CPU cores, {fmt(machine.memory_mb, 'mb')} MB memory")
 
 
-def header(metrics: RunMetrics, title: str) -> str:
-    description = f" — {metrics.profile_description}" if metrics.profile_description else ""
-    finished = (f"{fmt(metrics.finished_at)} ({fmt(metrics.duration_seconds, 's')} s)" if metrics.finished_at
-                else "never: the run was interrupted before its end")
-    stages = ", ".join(f"{stage.stage} {stage.outcome}" for stage in metrics.stages)
-    lines = [
-        f"- **Run:** {fmt(metrics.run_id)}",
-        f"- **Profile:** {fmt(metrics.profile_name)}{description}",
-        f"- **Targets:** {_targets(metrics)}",
-        f"- **Started:** {fmt(metrics.started_at)}; **finished:** {finished}",
-        f"- **Machine:** {machine_text(metrics)}",
-        *([f"- **Stages:** {stages}"] if stages else []),
-        f"- **Verdict:** {metrics.verdict}",
-    ]
-    banner = (["> **Interrupted run.** Jobs in flight when it stopped are shown as `interrupted` with the status "
-               "last seen; no expectation was validated."] if metrics.interrupted else [])
-    return "\n\n".join([f"# {title}", "\n".join(lines), *banner])
-
-
-# ---- sections -----------------------------------------------------------------------------------
-
-def _stage_sentence(stage: StageOutcome) -> str:
-    if stage.outcome == "failed":
-        return f"Stage **{stage.stage}** failed: {stage.detail or 'no detail was recorded'}."
-    detail = f" ({stage.detail})" if stage.detail else ""
-    return f"Stage **{stage.stage}** was interrupted by the run's stop{detail}."
-
-
-def stage_outcomes(metrics: RunMetrics) -> str:
-    columns = [Column("stage", "stage"), Column("outcome", "outcome"), Column("seconds", "seconds", "s"),
-               Column("detail", "detail")]
-    failed = [_stage_sentence(stage) for stage in metrics.stages if stage.outcome in ("failed", "interrupted")]
-    return section("Stages", table(columns, [stage.model_dump() for stage in metrics.stages],
-                                   "No stage outcome was recorded."), "\n".join(failed))
-
-
-def service_verification(metrics: RunMetrics) -> str:
-    services = metrics.services
-    ok = sum(service.ok for service in services)
-    columns = [Column("service", "service"), Column("url", "url"), Column("ok", "ok"), Column("version", "version"),
-               Column("detail", "detail"), Column("fix", "fix")]
-    return section(
-        "Service verification",
-        f"{ok} of {len(services)} services answered as the contract expects; no load is sent otherwise."
-        if services else "",
-        table(columns, [service.model_dump() for service in services], "No service was checked."),
-    )
-
-
-def baseline_resources(metrics: RunMetrics) -> str:
-    return section(
-        "Baseline (idle) resources",
-        "Sampled before any job was submitted (stage `baseline`). RSS is the resident memory of each service's "
-        "processes in MB (2^20 bytes); `deployment` is the services summed at each sampling instant (its peak is "
-        "the peak of that sum). " + cpu_scale(metrics),
-        table(USAGE_COLUMNS, [usage.model_dump() for usage in metrics.baseline_usage], "No baseline samples."),
-    )
-
-
-def _single_sentence(metrics: RunMetrics) -> str:
-    jobs = metrics.jobs_of("single")
-    if not jobs:
-        return ""
-    job = jobs[0]
-    if job.outcome == "interrupted":
-        seen = f"the status last seen was `{job.server_status}`" if job.server_status else "no status was seen"
-        polled = f" after {plural(job.observations, 'status observation')}" if job.observations else ""
-        return f"The single request was **interrupted**: {seen}{polled}."
-    if job.succeeded:
-        return f"The single request delivered a verified video in {fmt(job.total_seconds, 's')} s."
-    return f"The single request did not deliver a verified video ({job.outcome}): {job.failure or 'no detail'}."
-
-
-def single_request(metrics: RunMetrics) -> str:
-    return section(
-        "Single request",
-        "One document submitted alone. End-to-end seconds run from the upload to the terminal status as the "
-        "client saw it; queued/script/audio/visual/compose are the seconds the job spent in each state and "
-        "phase as polled; server s is the `processing_time_seconds` the server reports; reported video s is the "
-        "server's duration, decoded video s what the downloaded video holds.",
-        _single_sentence(metrics),
-        table(JOB_COLUMNS, job_rows(metrics, "single"), "No single request was run."),
-    )
-
-
-def _threshold_line(metrics: RunMetrics, *names: str) -> str:
+def threshold_line(metrics: RunMetrics, names: list[str]) -> str:
+    """"Thresholds: <sentence>; <sentence>." for the thresholds whose name ends with one of `names`."""
     shown = [check.sentence for check in metrics.thresholds if any(check.name.endswith(n) for n in names)]
     return "Thresholds: " + "; ".join(shown) + "." if shown else ""
 
 
-def concurrent_runs(metrics: RunMetrics) -> str:
-    return section(
-        "Concurrent runs",
-        "Per concurrency level. A success is a job whose video was downloaded and passed every integrity "
-        "check. Job seconds (n, min … max) are end-to-end seconds of those verified successes only; failed, "
-        "timed-out and interrupted jobs are counted under outcomes, never in a percentile. Wall s is the "
-        "batches' wall time; jobs/min = verified successes / wall minutes; video s per wall s = decoded seconds "
-        "of the verified videos / wall seconds. " + metrics.statistics_rule,
-        _threshold_line(metrics, "success rate", "job time"),
-        table(CONCURRENCY_COLUMNS, [group_row(group) for group in metrics.levels], "No concurrent run was recorded."),
-    )
-
-
-def concurrent_jobs(metrics: RunMetrics) -> str:
-    rows = sorted(job_rows(metrics, "concurrent"), key=lambda row: (row["level"] or 0, row["batch"] or 0))
-    return section("Concurrent jobs", table(BATCH_COLUMNS + JOB_COLUMNS, rows, "No concurrent job was run."))
-
-
-def _endpoint_sentence(endpoint: Endpoint) -> str:
+def endpoint_sentence(endpoint: Endpoint) -> str:
     if not endpoint.answered.n:
         return (f"{endpoint.endpoint} {endpoint.silence}: 0 of {endpoint.probes} probes answered as expected "
                 f"({endpoint.error_kinds}).")
@@ -400,46 +346,7 @@ def _endpoint_sentence(endpoint: Endpoint) -> str:
     return f"{endpoint.endpoint}: {headline(endpoint.answered)}{errors}."
 
 
-def api_latency(metrics: RunMetrics) -> str:
-    return section(
-        "API latency",
-        "Time of each answer in milliseconds, answered probes only (a probe that timed out, was refused, got a "
-        "wrong status or a body that is not JSON has no latency and is counted under errors by kind). "
-        + metrics.statistics_rule,
-        _threshold_line(metrics, "API latency", *(endpoint.endpoint for endpoint in metrics.latency)),
-        "\n".join(f"- {_endpoint_sentence(endpoint)}" for endpoint in metrics.latency),
-        table(LATENCY_COLUMNS, [endpoint_row(endpoint) for endpoint in metrics.latency],
-              "No latency probe was recorded."),
-    )
-
-
-def sequential_reliability(metrics: RunMetrics) -> str:
-    group = metrics.sequential
-    line = (f"Jobs submitted one after another: {success_text(group)}; job time of "
-            f"the verified successes: {headline(group.seconds)}." if group and group.jobs else "")
-    return section("Sequential reliability", line,
-                   table(JOB_COLUMNS, job_rows(metrics, "sequential"), "No sequential job was run."))
-
-
-def status_tracking(metrics: RunMetrics) -> str:
-    rows = [{"stage": row.stage, "jobs": row.tracked.n, "tracked": row.tracked.k, "accuracy": row.tracked.value,
-             "observations": row.observations} for row in metrics.tracking]
-    problems = [job.model_dump() for job in metrics.jobs if job.tracking_problems]
-    stage_columns = [Column("stage", "stage"), Column("jobs (n)", "jobs", "int"),
-                     Column("tracked correctly", "tracked", "int"), Column("accuracy %", "accuracy", "rate"),
-                     Column("status observations", "observations", "int")]
-    problem_columns = [Column("job", "job_id"), Column("stage", "stage"), Column("outcome", "outcome"),
-                       Column("observations", "observations", "int"), Column("tracking problems", "tracking_problems")]
-    return section(
-        "Status tracking",
-        "A job is tracked correctly when the campaign recorded no tracking problem for it while polling its "
-        "status (`tracking_problems` of the jobs table).",
-        table(stage_columns, rows, "No job was tracked."),
-        table(problem_columns, problems, "No job had tracking problems.") if metrics.jobs else "",
-    )
-
-
-def _videos_line(metrics: RunMetrics) -> str:
+def videos_line(metrics: RunMetrics) -> str:
     """"Downloaded videos that passed every check: 5 of 5 (…); 2 jobs ended without a downloaded video (see
     Failures)." or "No video was downloaded (7 jobs ended without one), so none could be checked (see Failures)"."""
     without = metrics.jobs_without_video
@@ -449,39 +356,13 @@ def _videos_line(metrics: RunMetrics) -> str:
     return f"Downloaded videos that passed every check: {rate_text(metrics.videos_passed)}{beside}."
 
 
-def video_integrity(metrics: RunMetrics) -> str:
-    unchecked = metrics.unchecked_successes
-    return section(
-        "Video integrity",
-        _videos_line(metrics) if metrics.videos or metrics.jobs_without_video else "",
-        table(VIDEO_COLUMNS, [video.model_dump() for video in metrics.videos], "No video was checked."),
-        f"Successful jobs without a checked video: {', '.join(unchecked)}." if unchecked else "",
-    )
-
-
-def failures(metrics: RunMetrics) -> str:
-    columns = [Column("job", "job_id"), Column("stage", "stage"), Column("level", "level", "int"),
-               Column("outcome", "outcome"), Column("server status", "server_status"), Column("failure", "failure")]
-    failed = [row for stage in ("single", "concurrent", "sequential") for row in job_rows(metrics, stage)
-              if not row["succeeded"]]
-    failed += [job.model_dump() for job in metrics.jobs
-               if not job.succeeded and job.stage not in ("single", "concurrent", "sequential")]
-    incidents = "\n".join(_incident_item(incident) for incident in metrics.incidents)
-    return section(
-        "Failures",
-        "A job without a verified video, with the server's last status kept apart from the outcome.",
-        table(columns, failed, "Every job delivered a verified video." if metrics.jobs else "No job was run."),
-        f"What went wrong with the services, earliest first:\n\n{incidents}" if incidents else "",
-    )
-
-
 def _fenced(text: str, indent: str = "") -> str:
     """`text` verbatim in a code fence longer than any backtick run inside it (a log line may hold some)."""
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
     return "\n".join(indent + line for line in [fence, *text.rstrip("\n").splitlines(), fence])
 
 
-def _incident_item(incident: Incident) -> str:
+def incident_item(incident: Incident) -> str:
     """One incident as a list item, with the bundled service's last log lines below it when it died."""
     item = f"- {incident.sentence}"
     if not incident.log_tail or not incident.log_tail.strip():
@@ -489,58 +370,9 @@ def _incident_item(incident: Incident) -> str:
     return f"{item}; its log's last lines:\n\n" + _fenced(incident.log_tail, indent="  ")
 
 
-def expectation_outcomes(metrics: RunMetrics) -> str:
-    passed = sum(check.success for check in metrics.checks)
-    rows = [{**check.model_dump(), "result": "pass" if check.success else "FAIL"} for check in metrics.checks]
-    columns = [Column("suite", "suite"), Column("expectation", "expectation"), Column("column", "column"),
-               Column("result", "result"), Column("observed", "observed", "value"),
-               Column("expected", "expected", "value"), Column("details", "details", "value")]
-    thresholds = "\n".join(f"- {'met' if check.passed else 'NOT met'}: {check.sentence}"
-                           for check in metrics.thresholds)
-    return section(
-        "Expectation outcomes (Great Expectations)",
-        (f"Thresholds, measured against the profile:\n\n{thresholds}" if metrics.validated else
-         f"Thresholds, against what was measured before the run stopped (not validated):\n\n{thresholds}")
-        if thresholds else "",
-        f"{passed} passed, {len(rows) - passed} failed." if rows else "",
-        table(columns, rows, "Not validated: the run stopped before validation."),
-    )
+# ---- for a paper ----------------------------------------------------------------------------------
 
-
-def resource_usage(metrics: RunMetrics) -> str:
-    return section(
-        "Resources during the runs",
-        "Samples of the single and concurrent stages, per service and for the deployment (the services summed "
-        "at each sampling instant; its peak is the peak of that sum). " + cpu_scale(metrics)
-        + " Samples are a time series, not independent draws: they carry no confidence interval.",
-        table(USAGE_COLUMNS, [usage.model_dump() for usage in metrics.run_usage], "No samples during the runs."),
-    )
-
-
-def per_job_memory(metrics: RunMetrics) -> str:
-    return section(
-        "Memory per job",
-        "At each sampling instant with jobs in flight: per-job MB = (deployment RSS − its idle baseline RSS) / "
-        "jobs in flight at that instant. Shown beside the deployment's peak RSS (all services together, not one "
-        "job's). n is the number of such instants. Jobs per GiB = 1024 / the largest per-job share (none when "
-        "memory did not grow above idle). " + metrics.statistics_rule,
-        table(MEMORY_COLUMNS, memory_rows(metrics), "No sample fell while a job was in flight."),
-    )
-
-
-def machine_totals(metrics: RunMetrics) -> str:
-    columns = [Column("stage", "name"), *USAGE_COLUMNS[1:4], Column("memory in use mean MB", "rss_mean_mb", "mb"),
-               Column("memory in use peak MB", "rss_peak_mb", "mb")]
-    return section(
-        "Machine totals",
-        f"Machine: {machine_text(metrics)}. The whole machine per stage, other users included. " + cpu_scale(metrics),
-        table(columns, [usage.model_dump() for usage in metrics.machine_usage], "No machine samples."),
-    )
-
-
-# ---- for a paper --------------------------------------------------------------------------------
-
-def _response_time_sentence(metrics: RunMetrics) -> str:
+def response_time_sentence(metrics: RunMetrics) -> str:
     group = metrics.single
     if group is None or not group.jobs:
         return "No single request was run, so no response time can be given."
@@ -562,23 +394,23 @@ def _verified_sentence(lead: str, group: JobGroup) -> str:
             + (f"; job time {headline(group.seconds)}" if group.seconds.n else "") + not_counted(group, "job") + ".")
 
 
-def _concurrency_sentences(metrics: RunMetrics) -> list[str]:
+def concurrency_sentences(metrics: RunMetrics) -> list[str]:
     if not metrics.levels:
         return ["No concurrent run was recorded, so no success rate under concurrency can be given."]
     return [_verified_sentence(f"With {plural(group.level, 'concurrent job')}", group) for group in metrics.levels]
 
 
-def _throughput_sentence(metrics: RunMetrics) -> str:
-    measured = [group for group in metrics.levels if group.jobs_per_minute]
-    if not measured:
+def throughput_sentence(metrics: RunMetrics) -> str:
+    measured_levels = [group for group in metrics.levels if group.jobs_per_minute]
+    if not measured_levels:
         return "No throughput can be given: no concurrent batch delivered a verified video in a measured wall time."
-    best = max(measured, key=lambda group: group.jobs_per_minute)
+    best = max(measured_levels, key=lambda group: group.jobs_per_minute)
     return (f"It reached a throughput of {fmt(best.jobs_per_minute, 'ratio')} verified videos per minute at "
             f"{plural(best.level, 'concurrent job')} ({fmt(best.video_seconds_per_wall_second, 'ratio')} seconds of "
             f"decoded video per wall second, from {plural(best.success.k, 'video')}).")
 
 
-def _resource_sentence(metrics: RunMetrics) -> str:
+def resource_sentence(metrics: RunMetrics) -> str:
     deployment = next((usage for usage in metrics.run_usage if usage.name == "deployment"), None)
     shares = [row for row in metrics.per_job_memory if row.per_job_mb.n]
     if deployment is None or deployment.rss_peak_mb is None:
@@ -596,14 +428,20 @@ def _resource_sentence(metrics: RunMetrics) -> str:
             f"{fmt(deployment.rss_peak_mb, 'mb')} MB resident memory and {cpu}{memory}.")
 
 
-def _latency_sentence(metrics: RunMetrics) -> str:
+def latency_sentence(metrics: RunMetrics) -> str:
     if not metrics.latency:
         return "No API latency was measured."
-    return "API latency, answered probes only: " + " ".join(
-        _endpoint_sentence(endpoint) for endpoint in metrics.latency)
+    return "API latency, answered probes only: " + " ".join(endpoint_sentence(endpoint) for endpoint in metrics.latency)
 
 
-def _integrity_sentence(metrics: RunMetrics) -> str:
+def sequential_sentence(metrics: RunMetrics) -> str:
+    group = metrics.sequential
+    if not group or not group.jobs:
+        return "No sequential run was recorded."
+    return _verified_sentence(f"Over {plural(group.jobs, 'sequential run')}", group)
+
+
+def integrity_sentence(metrics: RunMetrics) -> str:
     without = metrics.jobs_without_video
     if not metrics.videos:
         return (_first_up(videos_sentence(metrics.videos_passed, without)) + " for integrity." if without else
@@ -613,77 +451,58 @@ def _integrity_sentence(metrics: RunMetrics) -> str:
             f"audio, expected resolution, durations consistent){beside}.")
 
 
-def _reliability_sentences(metrics: RunMetrics) -> list[str]:
-    group = metrics.sequential
-    return [
-        _verified_sentence(f"Over {plural(group.jobs, 'sequential run')}", group)
-        if group and group.jobs else "No sequential run was recorded.",
-        _integrity_sentence(metrics),
-    ]
-
-
-def for_a_paper(metrics: RunMetrics) -> str:
-    sentences = [
-        _response_time_sentence(metrics),
-        *_concurrency_sentences(metrics),
-        _resource_sentence(metrics),
-        _throughput_sentence(metrics),
-        _latency_sentence(metrics),
-        *_reliability_sentences(metrics),
-    ]
-    caveat = ("**This run was interrupted**: these statements cover only what was measured before it stopped."
-              if metrics.interrupted else "")
-    return section(
-        "For a paper",
-        "Statements filled in with this run's figures (each one shown in the sections above); a success is a "
-        "verified video; a figure that was not measured is said to be missing rather than given.",
-        caveat,
-        "\n".join(f"- {sentence}" for sentence in sentences),
-    )
-
-
-# ---- reports ------------------------------------------------------------------------------------
-
-Section = Callable[[RunMetrics], str]
-
+# ---- reports --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Report:
     title: str
-    sections: tuple[Section, ...]
     measures: tuple[str, ...] = ()  # the stages whose measurements it reports (none: always published)
 
 
+# each report's template is artifacts/templates/<file name>.j2
 REPORTS: dict[str, Report] = {
-    "integration_performance_report.md": Report(
-        "Integration performance report", (stage_outcomes, single_request, concurrent_runs, api_latency, for_a_paper),
-        ("single", "concurrent", "latency")),
-    "integration_reliability_report.md": Report(
-        "Integration reliability report",
-        (stage_outcomes, sequential_reliability, status_tracking, video_integrity, failures, expectation_outcomes)),
-    "integration_resources_report.md": Report(
-        "Integration resources report",
-        (baseline_resources, resource_usage, per_job_memory, machine_totals), ("baseline", "single", "concurrent")),
-    "test_service_verification.md": Report("Test: service verification", (service_verification,)),
-    "test_baseline_resources.md": Report("Test: baseline resources", (baseline_resources, machine_totals),
-                                         ("baseline",)),
-    "test_single_request.md": Report("Test: single request", (single_request,), ("single",)),
-    "test_concurrent_runs.md": Report("Test: concurrent runs", (concurrent_runs, concurrent_jobs, per_job_memory),
-                                      ("concurrent",)),
-    "test_api_latency.md": Report("Test: API latency", (api_latency,), ("latency",)),
-    "test_sequential_reliability.md": Report(
-        "Test: sequential reliability", (sequential_reliability, status_tracking, failures), ("sequential",)),
-    "test_video_integrity.md": Report("Test: video integrity", (video_integrity,), ("single", "concurrent",
-                                                                                  "sequential")),
+    "integration_performance_report.md": Report("Integration performance report", ("single", "concurrent", "latency")),
+    "integration_reliability_report.md": Report("Integration reliability report"),
+    "integration_resources_report.md": Report("Integration resources report", ("baseline", "single", "concurrent")),
+    "test_service_verification.md": Report("Test: service verification"),
+    "test_baseline_resources.md": Report("Test: baseline resources", ("baseline",)),
+    "test_single_request.md": Report("Test: single request", ("single",)),
+    "test_concurrent_runs.md": Report("Test: concurrent runs", ("concurrent",)),
+    "test_api_latency.md": Report("Test: API latency", ("latency",)),
+    "test_sequential_reliability.md": Report("Test: sequential reliability", ("sequential",)),
+    "test_video_integrity.md": Report("Test: video integrity", ("single", "concurrent", "sequential")),
 }
+
+# what the templates call: the formatting helpers and sentences above, by name
+_TEMPLATE_GLOBALS = {
+    name: value for name, value in globals().items()
+    if name.isupper() and name.endswith("_COLUMNS") or name in {
+        "table", "fmt", "rate_text", "success_text", "headline", "interval", "cpu_scale", "job_rows", "memory_rows", "concurrent_job_rows", "tracking_rows", "failed_job_rows", "check_rows",
+        "targets_text", "machine_text", "threshold_line", "endpoint_sentence", "videos_line", "incident_item",
+        "response_time_sentence", "concurrency_sentences", "throughput_sentence", "resource_sentence",
+        "latency_sentence", "sequential_sentence", "integrity_sentence",
+    }
+}
+
+
+def _environment() -> Environment:
+    # trim_blocks/lstrip_blocks: a line holding only a {% tag %} leaves nothing behind, so a template reads as
+    # the Markdown it writes; StrictUndefined: a misspelt field is an error, never an empty cell
+    environment = Environment(loader=PackageLoader("artifacts", "templates"), autoescape=False,
+                              undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+    environment.globals.update(_TEMPLATE_GLOBALS)
+    environment.filters.update(fmt=fmt, plural=plural, group_row=group_row, endpoint_row=endpoint_row)
+    return environment
+
+
+TEMPLATES = _environment()
 
 
 def render_reports(metrics: RunMetrics) -> dict[str, str]:
     """Every report as Markdown, keyed by file name."""
-    return {
-        name: "\n\n".join([header(metrics, report.title), *(part(metrics) for part in report.sections)]) + "\n"
-        for name, report in REPORTS.items()
-    }
+    return {name: TEMPLATES.get_template(f"{name}.j2").render(m=metrics, title=report.title)
+            for name, report in REPORTS.items()}
 
 
 def measured(metrics: RunMetrics, report: Report) -> bool:
