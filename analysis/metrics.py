@@ -6,8 +6,8 @@ artifacts and the console summary format these figures and compute none of their
 
 Definitions (the README's "How each figure is defined" says the same):
 - success: a job whose video was downloaded and passed every integrity check (`jobs.succeeded`);
-- job seconds: end-to-end seconds of verified successes only; failed, timed-out and interrupted jobs are
-  counted beside them, never in a percentile;
+- job seconds: end-to-end seconds of verified successes only; failed, timed-out, stuck-pending and
+  interrupted jobs are counted beside them, never in a percentile;
 - video seconds per wall second: DECODED seconds of the verified videos (`videos.video_seconds`) / wall;
 - latency: ms of answered probes only; errors counted beside them by kind;
 - a job still "running" in a stored run is shown as "interrupted", with the status last seen.
@@ -112,7 +112,8 @@ class Job(BaseModel):
     level: int | None
     batch: int | None
     document: str | None
-    outcome: str  # succeeded | failed | timed_out | interrupted | not_submitted | unknown (not recorded)
+    # succeeded | failed | timed_out | stuck_pending | interrupted | not_submitted | unknown (not recorded)
+    outcome: str
     server_status: str | None  # the last status the server reported
     status_from_trace: bool  # server_status is the last one seen while polling (the row never got one)
     succeeded: bool
@@ -150,6 +151,12 @@ class JobGroup(BaseModel):
     def interrupted(self) -> int:
         """Jobs cut off by the run's stop: counted beside the success rate, never in it."""
         return self.outcomes.get("interrupted", 0)
+
+    @property
+    def stuck_pending(self) -> int:
+        """Jobs the server left `pending` past timing.pending_timeout_s while it answered ("never started"):
+        failures like timed-out jobs, in the success rate's denominator and never in job seconds."""
+        return self.outcomes.get("stuck_pending", 0)
 
 
 class Endpoint(BaseModel):
@@ -550,10 +557,12 @@ def videos_sentence(videos: Rate, without_video: int) -> str:
 
 
 def jobs_without_video(jobs: list[Job], videos: list[Video]) -> int:
-    """Jobs that ended (failed or timed out) with no downloaded video: a failed download, or a server that
-    never gave one (the job's failure says which)."""
+    """Jobs that ended (failed, timed out or stuck pending) with no downloaded video: a failed download, or a
+    server that never gave one (the job's failure says which)."""
     downloaded = {video.job_id for video in videos}
-    return sum(1 for job in jobs if job.outcome in ("failed", "timed_out") and job.job_id not in downloaded)
+    return sum(1 for job in jobs if job.outcome in ("failed", "timed_out", "stuck_pending")
+               and job.job_id not in downloaded)
+
 
 def same_video_groups(videos: list[Video]) -> list[list[str]]:
     """Job ids whose verified videos (passed every check) share a SHA-256, a group per hash of two or more:

@@ -43,7 +43,9 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     # when its outcome is known; the table keeps the LAST row per (stage, level, batch, slot). A row still
     # "running" when the run has ended is shown as "interrupted" (see analysis.metrics).
     #   server_status: the last status the server reported (null: never seen)
-    #   outcome: running | succeeded | failed | timed_out | interrupted | not_submitted
+    #   outcome: running | succeeded | failed | timed_out | stuck_pending | interrupted | not_submitted
+    #     stuck_pending: `pending` past timing.pending_timeout_s while the server answered, given up before the job
+    #     timeout; a failure like timed_out, its failure "never started (stuck pending N s)"
     #   succeeded: the video was downloaded AND passed every integrity check (outcome == "succeeded")
     #   failure: why not, in words ("server said completed but the download answered 404: No video found")
     #   reported_video_seconds: the duration the SERVER reported; the decoded one is in `videos`

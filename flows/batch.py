@@ -29,7 +29,8 @@ from tasks.jobs import check_video_integrity, download_video, measure_job, recor
 from tasks.services import Services
 from tasks.store import Ledger
 
-FAILED = ("failed", "timed_out", "not_submitted")  # outcomes a service may explain (not interrupted ones)
+# outcomes a service may explain (not interrupted ones)
+FAILED = ("failed", "timed_out", "stuck_pending", "not_submitted")
 
 
 @dataclass

@@ -129,6 +129,11 @@ def server_duration(reported) -> tuple[float | None, str | None]:
     return seconds, None
 
 
+def stuck_pending_failure(pending_s: float) -> str:
+    """Why a job given up while still `pending` (the server answering all along) has no outcome."""
+    return f"never started (stuck pending {pending_s:.0f} s)"
+
+
 def stopped_failure(uploading: bool, job_id: str | None, server_status: str | None) -> str:
     """Why an interrupted job has no outcome, from what had been seen of it."""
     if job_id is None:
@@ -195,6 +200,8 @@ class Follower:
         self.path = profile.target.endpoints.status.format(job_id=row["job_id"])
         self.trace: list[dict] = []
         self.last: dict = {}
+        # from the 202 answer on; a job that answered `pending` every time since has not started
+        self.pending_since = time.monotonic() if row.get("server_status") == "pending" else None
 
     async def poll(self) -> dict:
         seconds = min(self.profile.timing.request_timeout_s, self.deadline - time.monotonic())
@@ -216,14 +223,17 @@ class Follower:
         self.trace.append(observation)
         self.ledger.record("status_trace", job_id=self.row["job_id"], stage=self.row["stage"], **observation)
         self.last = job
+        if job["status"] != "pending":
+            self.pending_since = None
         if job["status"] != self.row.get("server_status"):  # on record at once: a killed run keeps the last seen
             update_job(self.ledger, self.row, server_status=job["status"], observations=len(self.trace))
         self.row["observations"] = len(self.trace)
         return job
 
     async def until_terminal(self, interval_s: float) -> tuple[str, str] | None:
-        """Poll until a terminal status (None), else (outcome, failure): the deadline passed or the target
-        stopped answering. Interrupted at a stop request."""
+        """Poll until a terminal status (None), else (outcome, failure): the deadline passed, the target
+        stopped answering, or it answers but the job stays `pending` past timing.pending_timeout_s (a stall, given
+        up without waiting the whole job timeout). Interrupted at a stop request."""
         timing = self.profile.timing
         failing_since, error = None, None
         while time.monotonic() < self.deadline:
@@ -231,6 +241,9 @@ class Follower:
                 if (await self.poll())["status"] in TERMINAL:
                     return None
                 failing_since = None
+                pending_s = None if self.pending_since is None else time.monotonic() - self.pending_since
+                if pending_s is not None and pending_s > timing.pending_timeout_s:  # the server answers: a stall
+                    return "stuck_pending", stuck_pending_failure(pending_s)
             except (httpx.HTTPError, BadResponse) as exc:
                 failing_since, error = failing_since or time.monotonic(), f"status poll failed: {no_answer(exc)}"
                 if time.monotonic() - failing_since >= timing.poll_failure_s:

@@ -1,0 +1,109 @@
+"""A job the server accepts and then never starts: given up as `stuck_pending` once it stayed `pending` past
+timing.pending_timeout_s while the server answered, without waiting the whole job timeout, and counted as a
+failure. The target is a real HTTP server of the test's own that misbehaves so (the upstream server does it
+while the machine's CPU is at 80 % or more); what it was sent shows each upload made unique."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+from prefect import flow
+
+from analysis.metrics import compute_metrics
+from profiles.settings import load_profile
+from tasks.jobs import measure_job
+from tasks.services import Services
+from tasks.store import rebuild_tables
+from tests.stackutil import serving
+
+DOCUMENT = Path(__file__).parent.parent / "profiles" / "documents" / "short_note.txt"
+
+
+class NeverStarts(BaseHTTPRequestHandler):
+    """Accepts every upload (202, pending); its status polls answer `statuses` in turn, the last one for ever
+    (by default `pending` for ever). Every upload's body is kept in `uploads`."""
+
+    protocol_version = "HTTP/1.1"
+    statuses: list[str] = ["pending"]
+    uploads: list[bytes] = []
+    polls: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def _answer(self, code: int, job: dict) -> None:
+        body = json.dumps(job).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.lock:
+            self.uploads.append(body)
+        self._answer(202, {"job_id": str(uuid.uuid4()), "status": "pending", "progress": 0,
+                           "created_at": "2026-01-01T00:00:00+00:00"})
+
+    def do_GET(self):  # noqa: N802
+        job_id = self.path.rsplit("/", 1)[-1]
+        with self.lock:
+            seen = self.polls[job_id] = self.polls.get(job_id, 0) + 1
+        status = self.statuses[min(seen, len(self.statuses)) - 1]
+        self._answer(200, {"job_id": job_id, "status": status, "progress": 0 if status == "pending" else 10})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def target():
+    NeverStarts.uploads, NeverStarts.polls = [], {}
+    with serving(NeverStarts) as url:
+        yield url
+
+
+@flow(name="test-stalled-job")
+def one_job(profile, services: Services, run_dir: str) -> dict:
+    return measure_job(profile, services, run_dir, str(DOCUMENT), "single", 1, 0, 0, 0.1)
+
+
+def services(url: str) -> Services:  # only the server is asked anything by a job
+    return Services(server=url, tts=url, llm=url, redis="redis://127.0.0.1:1/0", llm_model="m")
+
+
+def test_a_job_left_pending_is_given_up_as_stuck_pending_and_counted(prefect_server, target, tmp_path):
+    profile = load_profile("smoke", [f'results_dir="{tmp_path}"', "timing.pending_timeout_s=1",
+                                     "timing.job_timeout_s=60"])
+    row = one_job(profile, services(target), str(tmp_path))
+    assert (row["outcome"], row["server_status"], row["succeeded"]) == ("stuck_pending", "pending", False)
+    assert re.fullmatch(r"never started \(stuck pending 1 s\)", row["failure"]), row["failure"]
+    assert 1.0 < row["total_seconds"] < 3.0  # the bound and a poll, not the 60 s job timeout
+
+    run = compute_metrics(rebuild_tables(tmp_path), {"profile": {"thresholds": {"success_rate": 0.95}}}, [])
+    assert run.single.stuck_pending == 1 and run.single.outcomes == {"stuck_pending": 1}
+    assert (run.single.success.k, run.single.success.n) == (0, 1)  # a failure: in the rate's denominator
+    assert run.single.seconds.n == 0 and run.jobs_without_video == 1  # never in job seconds
+    [job] = run.jobs
+    assert job.failure == row["failure"]
+
+    # what was sent: the document with a line carrying the job's nonce
+    [upload] = NeverStarts.uploads
+    assert DOCUMENT.read_bytes() in upload and re.search(rb"<!-- t2v-bench nonce [0-9a-f]{32} -->", upload)
+
+
+def test_a_job_that_started_is_not_a_stall_however_long_it_runs(prefect_server, target, tmp_path):
+    NeverStarts.statuses = ["pending", "processing"]
+    profile = load_profile("smoke", [f'results_dir="{tmp_path}"', "timing.pending_timeout_s=0.5",
+                                     "timing.job_timeout_s=2", "workload.unique_documents=false"])
+    try:
+        row = one_job(profile, services(target), str(tmp_path))
+    finally:
+        NeverStarts.statuses = ["pending"]
+    assert (row["outcome"], row["server_status"]) == ("timed_out", "processing"), row["failure"]
+    assert NeverStarts.uploads[0].count(DOCUMENT.read_bytes()) == 1 and b"t2v-bench nonce" not in NeverStarts.uploads[0]
