@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from analysis.conformance import conformance_rows
 from analysis.schema import TABLES, frame
 from profiles.redact import redact
 
@@ -98,10 +99,12 @@ def latest_job_rows(rows: list[dict]) -> list[dict]:
 
 
 def rebuild_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
-    """Write `<table>.parquet` for every table from the ledger and return the frames."""
+    """Write `<table>.parquet` for every table from the ledger and return the frames; the derived `conformance`
+    table is computed from the others (analysis.conformance), never read from the ledger."""
     ledger = read_ledger(run_dir)
     ledger["jobs"] = latest_job_rows(ledger["jobs"])
     frames = {name: frame(name, rows) for name, rows in ledger.items()}
+    frames["conformance"] = frame("conformance", conformance_rows(frames))
     for name, df in frames.items():
         df.write_parquet(run_dir / f"{name}.parquet")
     return frames
