@@ -286,6 +286,9 @@ class RunMetrics(BaseModel):
     # fault experiments (analysis.faults); faults_skipped says why there are none, in words
     faults: list[FaultResult] = []
     faults_skipped: str | None = None
+    # jobs the target runs at once where the profile knows it (the bundled stack's target.max_concurrent_jobs);
+    # None for an external target: a level above it measures queueing
+    max_concurrent_jobs: int | None = None
     # the raw values behind the figures (analysis.series): job seconds per level, latencies, phases, timelines
     series: Series = Series()
     checks: list[Check]
@@ -505,6 +508,12 @@ def environment_of(manifest: dict, services: pl.DataFrame) -> Environment:
     )
 
 
+def _max_concurrent_jobs(profile: dict) -> int | None:
+    """The bundled stack's limit from the run's profile; unknown (None) for an external target."""
+    target = profile.get("target") or {}
+    return target.get("max_concurrent_jobs") if target.get("bundled_stack") else None
+
+
 def plural(count: int, noun: str) -> str:
     """"1 job", "3 jobs"."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
@@ -701,6 +710,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         machine_usage=resources.machine_by_stage(samples),
         per_job_memory=resources.per_job_memory(samples, frames["jobs"], end_t),
         incidents=_incidents(frames["incidents"]),
+        max_concurrent_jobs=_max_concurrent_jobs(profile),
         identical_videos=same_video_groups(videos),
         series=compute_series(frames, start_t, {job.job_id for job in jobs if job.succeeded and job.job_id}),
         checks=stored_checks, thresholds=threshold_list, statistics_rule=RULE,
