@@ -7,10 +7,12 @@ import re
 import signal
 
 import httpx
+import pytest
 
-from stack.llm.app import document_in
 from stack.llm.planner import NARRATION_WORD_CAP, plan_scenes, render_reply, split_sentences, strip_markdown
-from tests.stackutil import service_process
+from stack.llm.prompt import document_in, is_instruction
+from stack.server.extract import extract_text
+from tests.stackutil import ROOT, service_process
 
 MARKDOWN_DOC = """\
 # Redis in Five Minutes
@@ -219,6 +221,117 @@ def test_document_is_found_between_markers():
     assert document_in("No markers at all.") == "No markers at all."
 
 
+# --- a document wrapped in instructions, without <document> tags ------------------------------------------
+
+# What a server that reaches its LLM only through the OpenAI API sends: instructions in the system
+# message AND around the document in the user message (the upstream server's prompt has no tags).
+UPSTREAM_SYSTEM = (
+    "You are an expert educational video script writer. You turn documents into engaging narrated "
+    "explainer videos made of slides and diagrams. Always answer with valid JSON only."
+)
+
+
+def upstream_prompt(document: str) -> str:
+    return f"""Create a video script from the following document. Break the content into logical scenes that \
+flow naturally from one to the next.
+
+Document:
+{document}
+
+Return a JSON array of scenes. Each scene must have:
+- id: the scene number, starting at 1
+- narration_text: what the narrator says in this scene (2-4 sentences, conversational)
+- visual_type: one of "slide", "diagram", "chart", "formula", "code"
+- visual_prompt: a description of the visual, as "Title: ...\\nKey Points:\\n- ...\\n- ..."
+
+Guidelines:
+- Keep each scene focused on one idea
+- Cover the whole document in order
+- Use simple language that is easy to follow when spoken aloud
+
+Example:
+```json
+[{{"id": 1, "narration_text": "...", "visual_type": "slide", "visual_prompt": "Title: ...\\nKey Points:\\n- ..."}}]
+```
+
+Return ONLY the JSON array, no other text."""
+
+
+ASK = ("Return a JSON array of scenes, each with id, narration_text, visual_type and visual_prompt. "
+       "Return only the JSON, no other text.")
+WRAPPINGS = {
+    "upstream": upstream_prompt,
+    "markdown-sections": lambda d: f"## Task\nTurn the document into a narrated explainer video.\n\n"
+                                   f"## Document\n{d}\n\n## Output format\n{ASK}\n",
+    "triple-quotes": lambda d: f'Convert this text into a video script:\n"""\n{d}\n"""\n{ASK}',
+    "fence": lambda d: f"Here is the content to turn into scenes:\n\n```\n{d}\n```\n\n{ASK}",
+    "begin-end-lines": lambda d: f"You are a video script writer.\n\n=== BEGIN DOCUMENT ===\n{d}\n"
+                                 f"=== END DOCUMENT ===\n\nBe concise.\n\n{ASK}",
+    "dashes": lambda d: f"Create a video script for the text between the lines.\n---\n{d}\n---\n{ASK}",
+    "no-marker": lambda d: f"Please write a short explainer video script about the following.\n\n{d}\n\n{ASK}",
+    "document-first": lambda d: f"{d}\n\nTurn the text above into a video script of 3 to 8 scenes. {ASK}",
+    "inline-label": lambda d: f"Make a video script with scenes.\nContent: {d}\n\n{ASK}",
+}
+
+
+def campaign_documents() -> dict[str, str]:
+    """The shipped documents as a server extracts them, and this file's own (markdown with code, PDF text)."""
+    folder = ROOT / "profiles" / "documents"
+    shipped = {path.name: extract_text(path.read_bytes(), path.name) for path in sorted(folder.iterdir())}
+    return shipped | {"markdown": MARKDOWN_DOC, "plain": PLAIN_DOC, "pdf-text": PDF_TEXT}
+
+
+@pytest.mark.parametrize("wrapping", WRAPPINGS)
+def test_only_the_wrapped_document_is_planned(wrapping):
+    for name, document in campaign_documents().items():
+        prompt = WRAPPINGS[wrapping](document)
+        assert normalised(document_in(prompt)) == normalised(document), name
+        assert plan_scenes(document_in(prompt)) == plan_scenes(document), name
+
+
+def test_the_short_note_is_no_longer_narrated_with_its_instructions():
+    """The upstream run: a 394-byte note became 8 scenes and ~250 s of speech. Now its 4 paragraphs,
+    every narrated sentence the note's own, and no more words than the note has."""
+    note = (ROOT / "profiles" / "documents" / "short_note.txt").read_text()
+    scenes = plan_scenes(document_in(upstream_prompt(note)))
+    assert len(scenes) == 4
+    assert_well_formed(scenes, note)
+    told = sum(len(scene["narration_text"].split()) for scene in scenes)
+    assert told <= len(note.split())
+
+
+def test_a_labelled_document_is_kept_even_where_it_reads_like_instructions():
+    document = ("Create a JSON file named settings.json for the scenes of your video.\n\n"
+                "The file is read once when the program starts. Changes take effect after a restart.")
+    prompt = f"Turn the document into a video script.\n\nDocument:\n{document}\n\n{ASK}"
+    assert document_in(prompt) == document
+
+
+def test_a_prompt_of_instructions_only_is_planned_whole():
+    prompt = "Write a short video script about the water cycle. Return only the JSON array."
+    assert document_in(prompt) == prompt
+
+
+@pytest.mark.parametrize("sentence", [
+    "Return ONLY the JSON array, no other text.",
+    "Create a video script from the following document.",
+    "- narration_text: what the narrator says in this scene",
+    "Each scene must have a title.",
+    "You are an expert educational video script writer.",
+    "Please keep it short.",
+])
+def test_sentences_to_the_model_are_instructions(sentence):
+    assert is_instruction(sentence)
+
+
+def test_sentences_of_documents_are_not_instructions():
+    for document in campaign_documents().values():
+        told = [sentence for sentence in split_sentences(normalised(strip_markdown(document)))]
+        flagged = [sentence for sentence in told if is_instruction(sentence)]
+        # PLAIN_DOC is about a text-to-video service and talks of scripts and scenes: a few, never most
+        assert len(flagged) <= max(1, len(told) // 5), flagged
+
+
 def json_block(reply: str) -> str:
     return re.search(r"```json\n(.*?)\n```", reply, re.DOTALL).group(1)
 
@@ -230,6 +343,8 @@ def test_service_process_speaks_the_ollama_subset():
         check_chat(run.http)
         check_generate(run.http)
         check_openai_chat(run.http)
+        check_openai_models(run.http)
+        check_openai_client_request(run.http)
         check_errors(run.http)
     assert run.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down cleanly
     assert run.output == b"", "logs should stay quiet: no access lines, no tracebacks"
@@ -285,6 +400,44 @@ def check_openai_chat(http: httpx.Client) -> None:
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
     refused = http.post("/v1/chat/completions", json=body | {"stream": True})
     assert refused.status_code == 400 and "stream" in refused.json()["error"]["message"]
+
+
+def check_openai_models(http: httpx.Client) -> None:
+    """GET /v1/models, where a server that only speaks OpenAI (OPENAI_BASE_URL=.../v1) looks for its model."""
+    listed = http.get("/v1/models")
+    assert listed.status_code == 200
+    assert listed.json()["object"] == "list"
+    (model,) = listed.json()["data"]
+    assert model["id"] == "extractive-planner:latest" and model["object"] == "model"
+    assert model["owned_by"] and isinstance(model["created"], int)
+    assert http.get("/v1/models/extractive-planner").json() == model
+    unknown = http.get("/v1/models/gpt-4o")
+    assert unknown.status_code == 404 and "gpt-4o" in unknown.json()["error"]["message"]
+
+
+def check_openai_client_request(http: httpx.Client) -> None:
+    """What an OpenAI client sends to {OPENAI_BASE_URL}/chat/completions with the upstream prompt:
+    a bearer key, sampling options, content as text parts; the reply must plan only the document."""
+    note = (ROOT / "profiles" / "documents" / "short_note.txt").read_text()
+    body = {
+        "model": "extractive-planner",
+        "messages": [
+            {"role": "system", "content": UPSTREAM_SYSTEM},
+            {"role": "user", "content": [{"type": "text", "text": upstream_prompt(note)}]},
+        ],
+        "temperature": 0.7, "max_tokens": 4000, "n": 1,
+    }
+    answer = http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer not-needed"})
+    assert answer.status_code == 200, answer.text
+    choice = answer.json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
+    assert json.loads(json_block(choice["message"]["content"])) == plan_scenes(note)
+    json_mode = http.post("/v1/chat/completions", json=body | {"response_format": {"type": "json_object"}}).json()
+    # OpenAI's JSON mode always answers an object: the scenes go under a key
+    assert json.loads(json_mode["choices"][0]["message"]["content"]) == {"scenes": plan_scenes(note)}
+    images = [{"type": "image_url", "image_url": {"url": "data:,"}}]
+    refused = http.post("/v1/chat/completions", json=body | {"messages": [{"role": "user", "content": images}]})
+    assert refused.status_code == 400 and "text parts" in refused.json()["error"]["message"]
 
 
 def check_errors(http: httpx.Client) -> None:

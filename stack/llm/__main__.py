@@ -7,7 +7,8 @@ from stack.serve import serve, service_parser
 
 def main(argv: list[str] | None = None) -> None:
     parser = service_parser(
-        "Ollama API subset (/api/version, /api/tags, /api/chat, /api/generate, /v1/chat/completions) "
+        "Ollama API subset (/api/version, /api/tags, /api/chat, /api/generate) and its OpenAI-style API "
+        "(/v1/models, /v1/chat/completions) "
         "whose only model, extractive-planner, cuts the prompt's document into narrated scenes."
     )
     parser.prog = "python -m stack.llm"

@@ -1,14 +1,15 @@
-"""The Ollama API subset the server talks to, answered by the extractive planner.
+"""The Ollama API subset the server talks to, and the OpenAI-style API Ollama also serves, answered
+by the extractive planner.
 
 The model is named for what it is, `extractive-planner`; asking for any other name is the
-404 a real Ollama gives for a model that is not pulled.
+404 a real Ollama gives for a model that is not pulled. A server that reaches its LLM only
+through the OpenAI API (`OPENAI_BASE_URL` ending in /v1) finds the model at GET /v1/models.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -21,10 +22,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from stack.llm import MODEL_NAME, planner
+from stack.llm.prompt import document_in
 
 MODEL_TAG = f"{MODEL_NAME}:latest"
 VERSION = "0.1.0"
-_DOCUMENT = re.compile(r"<document>\s*(.*?)\s*</document>", re.DOTALL)
+OWNER = "stack.llm"
 
 
 class BadRequest(Exception):
@@ -36,15 +38,10 @@ class BadRequest(Exception):
         self.status_code = status_code
 
 
-def document_in(text: str) -> str:
-    """The document a prompt carries: between <document> and </document>, else the whole text."""
-    found = _DOCUMENT.search(text)
-    return found.group(1) if found else text
-
-
 def create_app() -> FastAPI:
     app = FastAPI(title="extractive-planner (Ollama API subset)", docs_url=None, redoc_url=None, openapi_url=None)
     started = _iso_now()
+    started_s = int(time.time())
     # The "weights" are the planner's rules, so its source is what the digest identifies.
     digest = hashlib.sha256(Path(planner.__file__).read_bytes()).hexdigest()
 
@@ -81,6 +78,20 @@ def create_app() -> FastAPI:
             ]
         }
 
+    def openai_model() -> dict:
+        # Named as Ollama's OpenAI endpoint names a pulled model: with its tag.
+        return {"id": MODEL_TAG, "object": "model", "created": started_s, "owned_by": OWNER}
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [openai_model()]}
+
+    @app.get("/v1/models/{model:path}")
+    async def model(model: str) -> dict:
+        if model not in (MODEL_NAME, MODEL_TAG):
+            raise BadRequest(f"model '{model}' not found", status_code=404)
+        return openai_model()
+
     @app.post("/api/chat")
     async def chat(request: Request) -> Response:
         body = await _json_object(request)
@@ -88,7 +99,7 @@ def create_app() -> FastAPI:
         messages = _messages(body)
         stream = _stream(body)
         _options(body)
-        reply = await _answer(_last_user_message(messages), bool(body.get("format")))
+        reply = await _answer(_last_user_message(messages), "array" if body.get("format") else None)
         prompt_words = sum(len(message["content"].split()) for message in messages)
 
         def piece(content: str) -> dict:
@@ -105,7 +116,7 @@ def create_app() -> FastAPI:
             raise BadRequest("prompt must be a string")
         stream = _stream(body)
         _options(body)
-        reply = await _answer(prompt, bool(body.get("format")))
+        reply = await _answer(prompt, "array" if body.get("format") else None)
 
         def piece(content: str) -> dict:
             return {"model": model, "created_at": _iso_now(), "response": content}
@@ -116,7 +127,7 @@ def create_app() -> FastAPI:
     async def chat_completions(request: Request) -> dict:
         body = await _json_object(request)
         model = _model(body)
-        messages = _messages(body)
+        messages = _messages(body, text_parts=True)
         if _stream(body, default=False):
             raise BadRequest("stream is not supported here; send \"stream\": false")
         response_format = body.get("response_format")
@@ -124,7 +135,7 @@ def create_app() -> FastAPI:
             "json_object",
             "json_schema",
         )
-        reply = await _answer(_last_user_message(messages), wants_json)
+        reply = await _answer(_last_user_message(messages), "object" if wants_json else None)
         prompt_words = sum(len(message["content"].split()) for message in messages)
         completion_words = len(reply.text.split())
         return {
@@ -154,12 +165,19 @@ class _Reply:
     duration_ns: int
 
 
-async def _answer(prompt: str, bare_json: bool) -> _Reply:
-    """Plan the prompt's document: a chat-style reply, or the bare JSON array if JSON was asked for."""
+async def _answer(prompt: str, json_shape: str | None) -> _Reply:
+    """Plan the prompt's document: a chat-style reply, or bare JSON if JSON was asked for.
+
+    `json_shape` "array" gives the scenes array (Ollama's `format`); "object" gives {"scenes": [...]},
+    since OpenAI's JSON modes always answer an object.
+    """
     started = time.perf_counter_ns()
     # Planning a large document is CPU work; keep the event loop free for /api/version probes.
     scenes = await run_in_threadpool(planner.plan_scenes, document_in(prompt))
-    text = json.dumps(scenes, ensure_ascii=False) if bare_json else planner.render_reply(scenes)
+    if json_shape is None:
+        text = planner.render_reply(scenes)
+    else:
+        text = json.dumps(scenes if json_shape == "array" else {"scenes": scenes}, ensure_ascii=False)
     return _Reply(text, time.perf_counter_ns() - started)
 
 
@@ -203,14 +221,30 @@ def _model(body: dict) -> str:
     return model
 
 
-def _messages(body: dict) -> list[dict]:
+def _messages(body: dict, text_parts: bool = False) -> list[dict]:
+    """The {role, content} messages; with `text_parts` (OpenAI) content may also be a list of
+    {"type": "text", "text": ...} parts, joined here into one string."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise BadRequest("messages must be a list of {role, content} objects")
+    checked = []
     for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not all(isinstance(message.get(key), str) for key in ("role", "content")):
+        content = message.get("content") if isinstance(message, dict) else None
+        if text_parts and isinstance(content, list):
+            content = _joined_text_parts(content, index)
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not isinstance(content, str):
             raise BadRequest(f"messages[{index}] must be an object with string role and content")
-    return messages
+        checked.append({"role": message["role"], "content": content})
+    return checked
+
+
+def _joined_text_parts(parts: list, index: int) -> str:
+    texts = []
+    for part in parts:
+        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise BadRequest(f"messages[{index}].content: only text parts are understood here")
+        texts.append(part["text"])
+    return "\n".join(texts)
 
 
 def _last_user_message(messages: list[dict]) -> str:
