@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from analysis import incidents as incident_words
 from analysis import resources
-from analysis.conformance import ConformanceRule
+from analysis.conformance import ConformanceRule, conformance_rules, unreported_fields
 from analysis.faults import FaultResult
 from analysis.resources import PerJobMemory, Usage
 from analysis.schema import TABLES, empty
@@ -42,7 +42,7 @@ ENDED = ("succeeded", "failed")  # the server said the job ended (no time-out, n
 SAID_BY_THRESHOLDS = {("job_results", "succeeded"): "success rate", ("job_results", None): "success rate",
                       ("video_integrity", "ok"): "video integrity", ("video_integrity", None): "video integrity"}
 CUT_OFF_STAGE = "no end recorded: the process ended while it ran"  # a stage still "running" in a stored run
-STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential")
+STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential", "conformance")
 
 
 class Target(BaseModel):
@@ -229,6 +229,9 @@ class Check(BaseModel):
     observed: str | None
     expected: str | None
     details: str | None
+    # False: a failure is reported but does not fail the run (the conformance suite with
+    # thresholds.conformance = "warn"); checks.json written before this field existed fail the run
+    fails_run: bool = True
 
 
 class ThresholdCheck(BaseModel):
@@ -314,13 +317,16 @@ class RunMetrics(BaseModel):
         words = [check.sentence for check in self.failed_thresholds]
         stated = {check.name for check in self.thresholds}
         for check in self.checks:
-            if check.success or check.suite == "time_thresholds" or \
+            if check.success or not check.fails_run or check.suite == "time_thresholds" or \
                     SAID_BY_THRESHOLDS.get((check.suite, check.column)) in stated:
                 continue
-            where = f"{check.suite} {check.column}" if check.column else f"{check.suite}"
-            expected = check.expected or check.expectation
-            words.append(f"{where}: {check.observed or 'no observation'} (expected {expected})")
+            words.append(check_in_words(check))
         return words
+
+    def warnings_in_words(self) -> list[str]:
+        """Failed checks that do not fail the run (thresholds.conformance = "warn"), as measured against expected."""
+        return [check_in_words(check) for check in self.checks if not check.success and not check.fails_run] \
+            if self.validated else []
 
     def jobs_of(self, stage: str) -> list[Job]:
         return [job for job in self.jobs if job.stage == stage]
@@ -621,6 +627,13 @@ def threshold_checks(thresholds: dict, jobs: list[Job], latency: list[Endpoint],
     return checks
 
 
+def check_in_words(check: Check) -> str:
+    """"job_results outcome: 2 of 7 unexpected, e.g. failed (expected every job reached its end)"."""
+    where = f"{check.suite} {check.column}" if check.column else f"{check.suite}"
+    expected = check.expected or check.expectation
+    return f"{where}: {check.observed or 'no observation'} (expected {expected})"
+
+
 def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, checks: list[Check],
             failed_thresholds: list[ThresholdCheck], stage_failures: list[StageOutcome],
             failed_services: list[ServiceCheck] = ()) -> str:
@@ -639,9 +652,15 @@ def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, ch
     if not checks:
         stopped = f" (run {outcome})" if outcome and outcome != "measured" else ""
         return "not validated: no expectation results" + stopped + also
-    failed = sum(1 for check in checks if not check.success)
+    failed = sum(1 for check in checks if not check.success and check.fails_run)
+    warned = [check.suite or "?" for check in checks if not check.success and not check.fails_run]
+    if warned:  # reported, never passed off as passed, but not failing the run
+        also = f"; {plural(len(warned), 'check')} failed as a warning only ({', '.join(dict.fromkeys(warned))}: " \
+               f"not failing the run)" + also
     if not failed:
-        return f"all {len(checks)} checks passed" + (f", but {also[2:]}" if also else "")
+        passed = f"all {len(checks)} checks passed" if not warned else \
+            f"{len(checks) - len(warned)} of {len(checks)} checks passed"
+        return passed + (f", but {also[2:]}" if also else "")
     measured = "; ".join(check.sentence for check in failed_thresholds)
     return f"{failed} of {len(checks)} checks FAILED" + (f": {measured}" if measured else "") + also
 
@@ -678,8 +697,10 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     videos = _videos(frames["videos"])
     videos_passed = rate(sum(video.ok for video in videos), len(videos))
     checked = {video.job_id for video in videos}
-    stored_checks = [Check(**{name: _text(check.get(name)) for name in Check.model_fields if name != "success"},
-                           success=bool(check.get("success"))) for check in (checks or []) if isinstance(check, dict)]
+    stored_checks = [Check(**{name: _text(check.get(name)) for name in Check.model_fields
+                              if name not in ("success", "fails_run")},
+                           success=bool(check.get("success")), fails_run=check.get("fails_run") is not False)
+                     for check in (checks or []) if isinstance(check, dict)]
     without_video = jobs_without_video(jobs, videos)
     threshold_list = threshold_checks(thresholds, jobs, latency, videos_passed, without_video)
     stages = _stages(frames["stages"])
@@ -713,6 +734,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         max_concurrent_jobs=_max_concurrent_jobs(profile),
         identical_videos=same_video_groups(videos),
         series=compute_series(frames, start_t, {job.job_id for job in jobs if job.succeeded and job.job_id}),
+        conformance=conformance_rules(frames), unreported=unreported_fields(frames["status_trace"]),
         checks=stored_checks, thresholds=threshold_list, statistics_rule=RULE,
         verdict=verdict(interrupted=interrupted, outcome=outcome, interrupted_jobs=interrupted_jobs,
                         checks=stored_checks, failed_thresholds=[c for c in threshold_list if not c.passed],
