@@ -152,26 +152,62 @@ async def check_redis(url: str, min_version: str, timeout_s: float) -> dict | No
 
 
 @task(name="check-llm", cache_policy=NO_CACHE)
-async def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float) -> dict | None:
+async def check_llm(url: str, model: str, endpoints: Endpoints, timeout_s: float, api: str) -> dict | None:
+    """The LLM lists `model`: through Ollama's own API (`api` "ollama": version and tags) or, for a server that
+    speaks only the OpenAI-style API (vLLM, llama.cpp's server, LiteLLM, Ollama's /v1), its model list."""
     ends = time.monotonic() + timeout_s
+    serve = "an OpenAI-compatible LLM server" if api == "openai" else "Ollama (`ollama serve`)"
     try:
         async with http.async_client(base_url=url) as client:
-            version = (await _get_json(client, endpoints.llm_version, ends))[1].get("version")
-            status_code, tags = await _get_json(client, endpoints.llm_tags, ends)
+            paths = [endpoints.llm_models] if api == "openai" else [endpoints.llm_version, endpoints.llm_tags]
+            answers = [(path, *await _get_json(client, path, ends)) for path in paths]
     except Interrupted:
         return None
     except Late as exc:
         return _late("llm", url, exc, timeout_s)
     except httpx.HTTPError as exc:
-        return _unreachable("llm", url, exc, "start Ollama (`ollama serve`) or fix target.llm_url")
+        return _unreachable("llm", url, exc, f"start {serve} or fix target.llm_url")
     except Unexpected as exc:
-        return _row("llm", url, False, detail=str(exc), fix="check that target.llm_url points at an Ollama API")
-    models = tags.get("models") if isinstance(tags.get("models"), list) else []
+        return _row("llm", url, False, detail=str(exc), fix=_llm_api_fix(api, endpoints))
+    for path, status_code, body in answers:
+        if status_code != 200:  # a route the API does not have: the wrong API or URL, not a missing model
+            error = body.get("error") or body.get("detail")
+            said = f": {error.get('message') if isinstance(error, dict) else error}" if error else ""
+            return _row("llm", url, False, detail=f"GET {path} answered {status_code}{said}",
+                        fix=_llm_api_fix(api, endpoints))
+    listing = answers[-1][2]
+    if api == "openai":
+        return _openai_models_row(url, model, endpoints, listing)
+    version = answers[0][2].get("version")
+    models = listing.get("models") if isinstance(listing.get("models"), list) else []
     listed = [str(m.get("name") or m.get("model")) for m in models if isinstance(m, dict)]
-    if status_code != 200 or not {model, f"{model}:latest"} & set(listed):
+    if not {model, f"{model}:latest"} & set(listed):
         return _row("llm", url, False, version, f"model {model} not listed (has: {', '.join(listed) or 'none'})",
                     f"run: ollama pull {model}")
     return _row("llm", url, True, f"{version} ({model})")
+
+
+def _llm_api_fix(api: str, endpoints: Endpoints) -> str:
+    if api == "openai":
+        return (f"check that target.llm_url + target.endpoints.llm_models ({endpoints.llm_models}) is an OpenAI-style "
+                'model list ({"data": [{"id": ...}]}); a base URL ending in /v1 takes llm_models = "/models"')
+    return 'check that target.llm_url points at an Ollama API, or set target.llm_api = "openai" for an LLM ' \
+           "that speaks only the OpenAI-style API"
+
+
+def _openai_models_row(url: str, model: str, endpoints: Endpoints, listing: dict) -> dict:
+    """The check's row from an OpenAI-style model list `{"data": [{"id": "qwen3:4b", ...}]}`."""
+    path = endpoints.llm_models
+    if not isinstance(listing.get("data"), list):
+        return _row("llm", url, False, detail=f"GET {path} answered without a model list ('data'): "
+                    f"{json.dumps(listing)[:80]}", fix=_llm_api_fix("openai", endpoints))
+    listed = [str(entry["id"]) for entry in listing["data"] if isinstance(entry, dict) and entry.get("id")]
+    if not {model, f"{model}:latest"} & set(listed):
+        return _row("llm", url, False, None,
+                    f"model {model} not listed by GET {path} (has: {', '.join(listed) or 'none'})",
+                    f"serve {model} on the LLM server (Ollama: `ollama pull {model}`; vLLM: --served-model-name "
+                    f"{model}) or set target.llm_model to a listed id")
+    return _row("llm", url, True, f"OpenAI-style API ({model})")
 
 
 @task(name="check-tts", cache_policy=NO_CACHE)
@@ -237,7 +273,7 @@ def service_checks(profile: Profile, services: Services) -> dict[str, tuple[Task
     endpoints = profile.target.endpoints
     return {
         "redis": (check_redis, (services.redis, profile.target.min_redis_version, timeout)),
-        "llm": (check_llm, (services.llm, services.llm_model, endpoints, timeout)),
+        "llm": (check_llm, (services.llm, services.llm_model, endpoints, timeout, profile.target.llm_api)),
         "tts": (check_tts, (services.tts, endpoints, timeout)),
         "server": (check_server, (services.server, endpoints, timeout)),
     }

@@ -221,7 +221,7 @@ def test_a_stop_ends_a_check_of_a_silent_service_at_once_without_a_row(mute_list
     """A stop says nothing about the service: no row (None), rather than a failure it did not show."""
     url = f"http://127.0.0.1:{mute_listener}"
     args = {"server": (check_server, url, Endpoints(), 30.0), "tts": (check_tts, url, Endpoints(), 30.0),
-            "llm": (check_llm, url, "m", Endpoints(), 30.0),
+            "llm": (check_llm, url, "m", Endpoints(), 30.0, "ollama"),
             "redis": (check_redis, f"redis://127.0.0.1:{mute_listener}/0", "6.0", 30.0)}[service]
     threading.Timer(0.3, interrupt.request_stop).start()
     started = time.monotonic()
@@ -275,3 +275,60 @@ def test_a_stop_ends_a_reprobe_at_once_and_records_no_incident(target, mute_list
     found, took = timed(reprobe, profile, services, str(tmp_path), {"server": time.time() - 5})
     assert found == [] and took < 0.5 + 3 * STOP_CHECK_S
     assert read_ledger(tmp_path)["incidents"] == []
+
+
+# --- the LLM through the OpenAI-style API --------------------------------------------------------------
+
+
+class OpenAIStyleLLM(BaseHTTPRequestHandler):
+    """Only the OpenAI-style API, as vLLM or llama.cpp's server: GET /v1/models lists qwen3:4b; /other/v1/models
+    lists another model; /mute/v1/models answers 404 like an API without that route; no Ollama route at all."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        listing = {"/v1/models": ["qwen3:4b", "nomic-embed-text"], "/other/v1/models": ["llama3.2:1b"]}
+        if self.path in listing:
+            code, answer = 200, {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "library"}
+                                                            for name in listing[self.path]]}
+        else:
+            code, answer = 404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}}
+        body = json.dumps(answer).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def openai_llm():
+    with serving(OpenAIStyleLLM) as url:
+        yield url
+
+
+def test_an_openai_style_llm_passes_when_it_lists_the_model(openai_llm):
+    assert check(check_llm, openai_llm, "qwen3:4b", Endpoints(), 2.0, "openai") == {
+        "service": "llm", "url": openai_llm, "ok": True, "version": "OpenAI-style API (qwen3:4b)", "detail": "ok",
+        "fix": ""}
+    # the same server checked as Ollama fails with a line that says which setting fits it
+    ollama = check(check_llm, openai_llm, "qwen3:4b", Endpoints(), 2.0, "ollama")
+    assert not ollama["ok"] and 'set target.llm_api = "openai"' in ollama["fix"], ollama
+
+
+def test_an_openai_style_llm_without_the_model_names_what_it_has_and_how_to_fix_it(openai_llm):
+    row = check(check_llm, openai_llm, "qwen3:4b", Endpoints(llm_models="/other/v1/models"), 2.0, "openai")
+    assert not row["ok"]
+    assert row["detail"] == "model qwen3:4b not listed by GET /other/v1/models (has: llama3.2:1b)"
+    assert row["fix"] == ("serve qwen3:4b on the LLM server (Ollama: `ollama pull qwen3:4b`; vLLM: --served-model-name "
+                          "qwen3:4b) or set target.llm_model to a listed id")
+
+
+def test_an_openai_model_list_at_the_wrong_path_says_which_settings_make_the_url(openai_llm):
+    row = check(check_llm, f"{openai_llm}/v1", "qwen3:4b", Endpoints(), 2.0, "openai")  # /v1 twice
+    assert not row["ok"] and row["detail"] == "GET /v1/models answered 404: no route /v1/v1/models"
+    assert 'a base URL ending in /v1 takes llm_models = "/models"' in row["fix"]
+    assert check(check_llm, f"{openai_llm}/v1", "qwen3:4b", Endpoints(llm_models="/models"), 2.0, "openai")["ok"]
