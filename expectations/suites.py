@@ -1,4 +1,4 @@
-"""Great Expectations checks of a campaign run: three suites built from the profile's thresholds.
+"""Great Expectations checks of a campaign run: suites built from the profile's thresholds.
 
 `validate_run` takes the run's tables (polars, `analysis.schema` shapes), converts them to pandas at
 this boundary (adding the derived duration columns), validates every suite in one ephemeral GX context
@@ -38,6 +38,8 @@ AT_BOUNDARY = {
         pl.col("outcome").replace("running", "interrupted"),  # still running in a stored run: it was cut off
         pl.col("tracking_problems").replace("", None),  # "no problems" may be written as ""
     ],
+    # a rule that was not checked (0 observations) is neither kept nor failed: validate_run leaves it out
+    "conformance": [pl.when(pl.col("violations").fill_null(0) > 0).then(pl.col("rule")).alias("broken_rule")],
     "videos": [
         pl.col("ok", "opens", "hash_stable").fill_null(False),
         ((_video - _audio).abs() / pl.max_horizontal(_video, _audio)).alias("av_duration_delta"),
@@ -102,11 +104,21 @@ def time_thresholds_suite(thresholds: Thresholds, times: pd.DataFrame) -> gx.Exp
     ])
 
 
+def conformance_suite() -> gx.ExpectationSuite:
+    """Every contract rule the run could check holds: 0 violations (analysis.conformance, `conformance` table)."""
+    return _suite("conformance", [
+        gxe.ExpectColumnValuesToBeNull(column="broken_rule",
+                                       description="every contract rule checked holds (0 violations)"),
+    ])
+
+
 def validate_run(frames: dict[str, pl.DataFrame], thresholds: Thresholds) -> list[dict]:
     """Validate the run's tables against all three suites; one JSON-able outcome per expectation.
 
     A table missing from `frames` counts as empty: its row-count expectation fails, its per-row
-    expectations pass vacuously and say so, and a p95 of no values fails.
+    expectations pass vacuously and say so, and a p95 of no values fails. The conformance suite runs when
+    `frames` has a `conformance` table (a stored run always has); its outcomes carry `fails_run`: False when
+    thresholds.conformance is "warn" (a failure is reported and does not fail the run).
     """
     jobs, videos, latency = (_table(frames, name) for name in ("jobs", "videos", "latency"))
     times = _times(jobs, latency)
@@ -115,6 +127,11 @@ def validate_run(frames: dict[str, pl.DataFrame], thresholds: Thresholds) -> lis
         (job_results_suite(thresholds), jobs.to_pandas(), _source(frames, "jobs")),
         (time_thresholds_suite(thresholds, times), times, _source(frames, "jobs", "latency")),
     ]
+    if "conformance" in frames:
+        rules = _table(frames, "conformance")
+        checked = rules.filter(pl.col("observations").fill_null(0) > 0)
+        checks.append((conformance_suite(), checked.to_pandas(),
+                       f"conformance table ({checked.height} of {rules.height} rules checked)"))
     source = _quiet_context().data_sources.add_pandas("run")
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_UNEXPECTED}
     outcomes = []
@@ -124,6 +141,9 @@ def validate_run(frames: dict[str, pl.DataFrame], thresholds: Thresholds) -> lis
         )
         result = batch.validate(suite, result_format=result_format)
         outcomes += [_outcome(suite.name, check, data, described) for check in result.results]
+    for outcome in outcomes:
+        if outcome["suite"] == "conformance":
+            outcome["fails_run"] = thresholds.conformance == "fail"
     return outcomes
 
 

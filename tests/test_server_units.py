@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import re
 import wave
 from datetime import datetime, timedelta
@@ -115,6 +116,28 @@ def test_pdf_text_is_extracted():
 def test_bad_uploads_are_refused_with_a_specific_message(data, name, message):
     with pytest.raises(ExtractError, match=re.escape(message)):
         extract_text(data, name)
+
+
+GARBAGE = random.Random(9).randbytes(4096)  # what a binary file renamed .txt looks like to the server
+
+
+@pytest.mark.parametrize("data, name", [
+    (GARBAGE, "garbage.txt"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + GARBAGE[:500], "image.md"),
+    (b"\x00" * 64, "zeros.txt"),
+    (bytes(range(1, 9)) * 40, "controls.txt"),  # valid UTF-8, yet nothing but control bytes
+    ("hello".encode("utf-16-le") * 50, "no-bom-utf16.txt"),  # half of it NUL bytes
+])
+def test_binary_data_under_a_text_name_is_no_text(data, name):
+    with pytest.raises(ExtractError, match=rf"^no text: '{re.escape(name)}' is binary data, not text \(\d+%"):
+        extract_text(data, name)
+
+
+def test_text_in_other_encodings_and_with_a_stray_control_byte_is_text():
+    assert extract_text("“Quoted” – dashed".encode("cp1252"), "old.txt") == "“Quoted” – dashed"
+    assert extract_text("Grüße aus Köln".encode("utf-16"), "wide.txt") == "Grüße aus Köln"
+    page_break = "First page of the report.\fSecond page of the report, with a stray NUL.\x00 And more text."
+    assert extract_text(page_break.encode(), "pages.txt") == page_break.replace("\x00", "")
 
 
 def test_extension_check_names_the_allowed_types():

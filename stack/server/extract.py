@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
+import re
 from pathlib import PurePath
 
 from pypdf import PdfReader
 
 # Extension → how its text is read. Decided by the name only: browsers send unreliable content types.
 SUPPORTED_EXTENSIONS = {".txt": "text", ".md": "text", ".markdown": "text", ".pdf": "pdf"}
+
+# Control characters other than the whitespace ones (tab, newlines, vertical tab, form feed): text has
+# next to none, random bytes read as Windows-1252 or latin-1 are about a quarter of them.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+MAX_CONTROL_SHARE = 0.02
 
 # pypdf reports recoverable damage through logging; the outcome is reported to the user instead.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -30,11 +37,22 @@ def upload_extension(filename: str | None) -> str:
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 (a BOM is dropped) when it decodes, else latin-1, which decodes any byte string."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    """UTF-8 (a BOM is dropped) when it decodes, UTF-16 when it starts with its BOM, else Windows-1252
+    (smart quotes and dashes of old Windows files), else latin-1, which decodes any byte string."""
+    encodings = ["utf-8-sig", "cp1252", "latin-1"]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encodings.insert(0, "utf-16")
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte string")
+
+
+def control_share(text: str) -> float:
+    """The share of `text` that is control characters (whitespace ones aside): 0 for text."""
+    return (len(text) - len(_CONTROL.sub("", text))) / len(text) if text else 0.0
 
 
 def pdf_text(data: bytes) -> str:
@@ -55,7 +73,11 @@ def extract_text(data: bytes, filename: str) -> str:
     extension = upload_extension(filename)
     if not data:
         raise ExtractError(f"empty file: '{filename}' has no content")
-    text = pdf_text(data) if SUPPORTED_EXTENSIONS[extension] == "pdf" else decode_text(data)
+    is_pdf = SUPPORTED_EXTENSIONS[extension] == "pdf"
+    text = pdf_text(data) if is_pdf else decode_text(data)
+    if not is_pdf and (share := control_share(text)) > MAX_CONTROL_SHARE:
+        raise ExtractError(f"no text: '{filename}' is binary data, not text ({share:.0%} of it control bytes; "
+                           "text must be UTF-8, UTF-16 with a BOM, or Windows-1252)")
     text = text.replace("\x00", "").strip()
     if not text:
         hint = " (a scanned PDF holds images, not text)" if extension == ".pdf" else ""
