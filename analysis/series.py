@@ -33,12 +33,17 @@ class EndpointMs(BaseModel):
 
 
 class PhaseMeans(BaseModel):
-    """Mean seconds per phase of one group's verified successes (stage, and level for concurrent runs)."""
+    """Mean seconds per phase of one group's verified successes (stage, and level for concurrent runs).
+
+    A job's phases, as polled (analysis.tracking.phase_durations), split its end-to-end time; a phase no poll
+    saw got none of it (its time is counted in the phase seen before it), so it counts 0 s in the mean and
+    the means add up to the mean end-to-end time."""
 
     stage: str
     level: int | None
-    n: int  # verified successes with at least one phase measured
-    seconds: dict[str, float | None]  # phase column (queued_s …) → mean over the jobs that measured it
+    n: int  # verified successes with at least one phase seen
+    seconds: dict[str, float]  # phase column (queued_s …) → mean seconds over the n jobs
+    seen: dict[str, int]  # phase column → jobs in which it was seen
     total_seconds: float | None  # mean end-to-end seconds of the same jobs
 
 
@@ -77,7 +82,8 @@ def phase_means(stage: str, level: int | None, jobs: pl.DataFrame) -> PhaseMeans
     if not measured.height:
         return None
     return PhaseMeans(stage=stage, level=level, n=measured.height,
-                      seconds={phase: _mean(measured[phase].to_list()) for phase in PHASES},
+                      seconds={phase: float(measured[phase].fill_null(0.0).mean()) for phase in PHASES},
+                      seen={phase: measured.height - measured[phase].null_count() for phase in PHASES},
                       total_seconds=_mean(measured["total_seconds"].to_list()))
 
 

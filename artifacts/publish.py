@@ -23,8 +23,11 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from analysis.metrics import RunMetrics, metrics_of
+from artifacts.figures import write_figures
 from artifacts.html import to_html
+from artifacts.latex import write_latex_tables
 from artifacts.markdown import REPORTS, main_tables, measured, render_reports
+from artifacts.tables_csv import write_csv_tables
 
 PROGRESS_KEY = "campaign-progress"
 
@@ -58,10 +61,15 @@ def report_progress(progress_id: str | None, done: int, total_jobs: int) -> None
 
 
 def write_reports(run_dir: Path, metrics: RunMetrics | None = None) -> dict[str, str]:
-    """Render every report from the run's figures into `reports/` (md + html); returns them by file name."""
-    reports = render_reports(metrics or metrics_of(run_dir))
+    """Render every report from the run's figures into `reports/` (md + html, the figures as PNG and SVG, the
+    main tables as LaTeX and CSV); returns the reports by file name."""
+    metrics = metrics or metrics_of(run_dir)
     out = run_dir / "reports"
     out.mkdir(parents=True, exist_ok=True)
+    write_figures(metrics, out)
+    write_latex_tables(metrics, out)
+    write_csv_tables(metrics, out)
+    reports = render_reports(metrics)
     for name, markdown in reports.items():
         (out / name).write_text(markdown, encoding="utf-8")
         (out / name).with_suffix(".html").write_text(to_html(markdown, REPORTS[name].title), encoding="utf-8")

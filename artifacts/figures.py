@@ -1,0 +1,247 @@
+"""A run's figures as PNG and SVG files under `reports/figures/`, drawn from its `RunMetrics` only.
+
+Every number drawn is one RunMetrics holds (the summary figures, or `metrics.series` for the raw values a
+CDF or a timeline needs); this module computes none. A figure whose data is absent is not drawn, and
+`write_figures` returns the ones it drew, each with a caption that carries its n, for the reports to
+show (`<img>` in HTML, a link in Markdown). Matplotlib draws off screen (Agg), without pyplot's global
+state, and the files carry no date, so a run rendered twice gives the same SVG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: before anything else of matplotlib is imported
+
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from analysis.metrics import RunMetrics  # noqa: E402
+from analysis.series import PHASES  # noqa: E402
+
+FOLDER = "figures"  # under reports/
+DPI = 150
+WIDTH_IN, HEIGHT_IN = 7.0, 4.0
+PHASE_NAMES = {"queued_s": "queued", "script_s": "script", "audio_s": "audio", "visual_s": "visual",
+               "compose_s": "compose"}
+# SVG ids are random unless salted; PNG and SVG carry no creation date
+SAVE_OPTIONS = {"png": {"dpi": DPI, "metadata": {"Software": None}}, "svg": {"metadata": {"Date": None}}}
+matplotlib.rcParams["svg.hashsalt"] = "t2v-bench"
+
+
+class DrawnFigure(NamedTuple):
+    """A figure written under reports/: its paths are relative to reports/ (e.g. figures/job_time_cdf.png)."""
+
+    name: str
+    title: str
+    png: str
+    svg: str
+    caption: str
+
+
+class ConcurrencyPoint(NamedTuple):
+    """One plotted point of job time vs concurrency: a statistic of a level's verified successes, with the
+    bounds of its 95 % confidence interval where the report has one."""
+
+    level: int
+    statistic: str  # "median" | "p95"
+    value: float
+    low: float | None
+    high: float | None
+    n: int
+
+
+def concurrency_points(metrics: RunMetrics) -> list[ConcurrencyPoint]:
+    """The median of every level with a verified success and the p95 where n supports one, each with the
+    report's interval when it is the interval of that statistic."""
+    points = []
+    for group in metrics.levels:
+        figure = group.seconds
+        for statistic, value in (("median", figure.median), ("p95", figure.p95)):
+            if value is None or group.level is None:
+                continue
+            ci = figure.ci if figure.ci_of == statistic else None
+            points.append(ConcurrencyPoint(level=group.level, statistic=statistic, value=value,
+                                           low=ci.low if ci else None, high=ci.high if ci else None, n=figure.n))
+    return points
+
+
+def _n_list(pairs: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{label} n={n}" for label, n in pairs)
+
+
+def _job_time_vs_concurrency(metrics: RunMetrics, figure: Figure) -> str | None:
+    points = concurrency_points(metrics)
+    if not points:
+        return None
+    axes = figure.subplots()
+    for statistic, marker in (("median", "o"), ("p95", "s")):
+        chosen = [p for p in points if p.statistic == statistic]
+        if not chosen:
+            continue
+        low = [p.value - p.low if p.low is not None else 0.0 for p in chosen]
+        high = [p.high - p.value if p.high is not None else 0.0 for p in chosen]
+        axes.errorbar([p.level for p in chosen], [p.value for p in chosen], yerr=[low, high], marker=marker,
+                      capsize=4, label=statistic)
+        for p in chosen:
+            axes.annotate(f"n={p.n}", (p.level, p.value), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    levels = sorted({p.level for p in points})
+    limit = metrics.max_concurrent_jobs
+    queueing = limit is not None and levels[-1] > limit
+    if queueing:
+        axes.axvline(limit, color="grey", linestyle="--", linewidth=1)
+        axes.annotate(f"the target runs at most {limit} jobs at once", (limit, 0), textcoords="offset points",
+                      xytext=(4, 4), fontsize=8, color="grey")
+    axes.set_xticks(levels)
+    axes.set_xlabel("concurrent jobs (concurrency level)")
+    axes.set_ylabel("end-to-end job time (s)")
+    axes.set_ylim(bottom=0)
+    axes.legend()
+    bars = [p for p in points if p.low is not None]
+    without = sorted({p.level for p in points} - {p.level for p in bars})
+    return ("End-to-end seconds of the verified successes per concurrency level "
+            f"({_n_list([(f'level {g.level}', g.seconds.n) for g in metrics.levels if g.seconds.n])}); bars: 95 % "
+            "confidence interval of the statistic drawn (bootstrap; from n ≥ 5)"
+            + (f"; no interval at {'level' if len(without) == 1 else 'levels'} {', '.join(map(str, without))} (n < 5)"
+               if without else "") + "."
+            + (f" The target runs at most {limit} jobs at once (dashed line): levels above {limit} measure queueing."
+               if queueing else ""))
+
+
+def _job_time_cdf(metrics: RunMetrics, figure: Figure) -> str | None:
+    levels = [level for level in metrics.series.job_seconds if level.seconds]
+    if not levels:
+        return None
+    axes = figure.subplots()
+    for level in levels:
+        n = len(level.seconds)
+        axes.ecdf(level.seconds, label=f"level {level.level} (n={n})")
+    axes.set_xlabel("end-to-end job time (s)")
+    axes.set_ylabel("share of verified successes")
+    axes.legend()
+    return ("Empirical distribution (CDF) of the end-to-end seconds of the verified successes per concurrency "
+            f"level ({_n_list([(f'level {level.level}', len(level.seconds)) for level in levels])}).")
+
+
+def _group_label(stage: str, level: int | None) -> str:
+    return f"level {level}" if stage == "concurrent" else stage
+
+
+def _phases(metrics: RunMetrics, figure: Figure) -> str | None:
+    groups = metrics.series.phases
+    if not groups:
+        return None
+    axes = figure.subplots()
+    labels = [f"{_group_label(g.stage, g.level)} (n={g.n})" for g in groups]
+    rows = list(range(len(groups)))
+    left = [0.0] * len(groups)
+    for phase in PHASES:
+        widths = [g.seconds[phase] for g in groups]
+        if any(widths):
+            axes.barh(rows, widths, left=left, label=PHASE_NAMES[phase])
+            left = [a + b for a, b in zip(left, widths, strict=True)]
+    totals = [(row, g.total_seconds) for row, g in zip(rows, groups, strict=True) if g.total_seconds is not None]
+    axes.scatter([t for _, t in totals], [row for row, _ in totals], marker="D", color="black", zorder=3,
+                 label="end-to-end")
+    axes.set_yticks(rows, labels)
+    axes.invert_yaxis()
+    axes.set_xlabel("mean seconds")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    unseen = [f"{_group_label(g.stage, g.level)}: {', '.join(PHASE_NAMES[p] for p in PHASES if g.seen[p] < g.n)}"
+              for g in groups if any(g.seen[p] < g.n for p in PHASES)]
+    return ("Mean seconds per phase of the verified successes, as polled: a job's phases split its end-to-end time "
+            "(the diamond: their mean end-to-end seconds); a phase no poll saw counts 0 s, its time counted in the "
+            "phase seen before it; "
+            f"{_n_list([(_group_label(g.stage, g.level), g.n) for g in groups])}."
+            + (f" Phases not seen in every job: {'; '.join(unseen)}." if unseen else ""))
+
+
+def _shade_stages(metrics: RunMetrics, axes: Axes, labelled: bool) -> None:
+    sampled = {stage for timeline in metrics.series.timelines for stage in timeline.stage}
+    for i, span in enumerate(s for s in metrics.series.stages if s.stage in sampled):
+        end = span.end_s if span.end_s is not None else max(max(t.t) for t in metrics.series.timelines if t.t)
+        axes.axvspan(span.start_s, end, color="grey", alpha=0.08 if i % 2 else 0.16, linewidth=0)
+        if labelled:
+            axes.text((span.start_s + end) / 2, 1.02, span.stage, transform=axes.get_xaxis_transform(),
+                      ha="center", fontsize=8)
+
+
+def _resources(metrics: RunMetrics, figure: Figure) -> str | None:
+    timelines = [timeline for timeline in metrics.series.timelines if timeline.t]
+    if not timelines:
+        return None
+    cpu_axes, rss_axes = figure.subplots(2, 1, sharex=True)
+    for timeline in timelines:
+        cpu_axes.plot(timeline.t, [v if v is not None else float("nan") for v in timeline.cpu_percent],
+                      label=timeline.service, linewidth=1)
+        rss_axes.plot(timeline.t, [v if v is not None else float("nan") for v in timeline.rss_mb],
+                      label=timeline.service, linewidth=1)
+    _shade_stages(metrics, cpu_axes, labelled=True)
+    _shade_stages(metrics, rss_axes, labelled=False)
+    cores = metrics.environment.cpu_cores or metrics.machine.cpu_count
+    cpu_axes.set_ylabel("CPU % of one core")
+    rss_axes.set_ylabel("RSS (MB)")
+    rss_axes.set_xlabel("seconds since the run started")
+    cpu_axes.legend(fontsize=8, ncols=len(timelines), loc="upper left")
+    stages = list(dict.fromkeys(stage for timeline in timelines for stage in timeline.stage if stage))
+    machine = f"; the machine has {cores} cores, so at most {cores * 100} %" if cores else ""
+    return (f"CPU and resident memory (MB of 2^20 bytes) of each service at each sampling instant through the "
+            f"stages sampled ({', '.join(stages)}), shaded; {_n_list([(t.service, len(t.t)) for t in timelines])} "
+            f"samples. CPU is % of one core (100 = one core busy{machine}).")
+
+
+def _latency(metrics: RunMetrics, figure: Figure) -> str | None:
+    endpoints = metrics.series.latency_ms
+    if not endpoints:
+        return None
+    answered = [e for e in endpoints if e.ms]
+    axes = figure.subplots()
+    labels = [f"{e.endpoint}\n(n={len(e.ms)})" if e.ms else f"{e.endpoint}\n(no answer)" for e in endpoints]
+    axes.boxplot([e.ms or [float("nan")] for e in endpoints], tick_labels=labels, showfliers=True)
+    if answered:
+        axes.set_yscale("log")
+        plain = FuncFormatter(lambda value, _position: f"{value:g}")  # 0.5, not 5 × 10^-1
+        axes.yaxis.set_major_formatter(plain)
+        axes.yaxis.set_minor_formatter(plain)
+    axes.set_ylabel("answer time (ms, log scale)")
+    unanswered = [f"{e.endpoint} {e.unanswered}" for e in endpoints if e.unanswered]
+    return ("Time of each answer per API endpoint, answered probes only (box: quartiles; whiskers: 1.5 × the "
+            f"interquartile range; dots beyond); {_n_list([(e.endpoint, len(e.ms)) for e in endpoints])}."
+            + (f" Probes without the expected answer, not drawn: {', '.join(unanswered)}." if unanswered else ""))
+
+
+# name → (title, drawing function): a function returns its caption, or None when its data is absent
+FIGURES: dict[str, tuple[str, Callable[[RunMetrics, Figure], str | None]]] = {
+    "job_time_vs_concurrency": ("Job time vs concurrency", _job_time_vs_concurrency),
+    "job_time_cdf": ("Job-time distribution per concurrency level", _job_time_cdf),
+    "phases": ("Time per phase", _phases),
+    "resources": ("CPU and memory per service", _resources),
+    "api_latency": ("API latency per endpoint", _latency),
+    # success per round: drawn once a run has rounds (issue 10)
+}
+
+
+def write_figures(metrics: RunMetrics, reports_dir: Path) -> list[DrawnFigure]:
+    """Draw every figure the run has data for into `reports_dir/figures/` (PNG and SVG); returns them in order.
+    Files of a figure that is no longer drawn are removed, so the folder shows only this rendering."""
+    folder = reports_dir / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    for name, (title, draw) in FIGURES.items():
+        figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN * (1.5 if name == "resources" else 1)), layout="constrained")
+        caption = draw(metrics, figure)
+        paths = {kind: f"{FOLDER}/{name}.{kind}" for kind in SAVE_OPTIONS}
+        if caption is None:
+            for path in paths.values():
+                (reports_dir / path).unlink(missing_ok=True)
+            continue
+        figure.suptitle(title)
+        for kind, path in paths.items():
+            figure.savefig(reports_dir / path, format=kind, **SAVE_OPTIONS[kind])
+        drawn.append(DrawnFigure(name=name, title=title, png=paths["png"], svg=paths["svg"], caption=caption))
+    return drawn

@@ -1,0 +1,152 @@
+"""The main tables of a run for a paper, as raw values: one definition that the CSV and LaTeX outputs share.
+
+The same tables as the reports' (concurrency summary, API latency, video integrity, resource usage,
+per-job memory), taken from `RunMetrics` at full precision. A column's name carries its unit
+(`job_median_s`, `cpu_peak_pct_of_one_core`); a value with a 95 % confidence interval names the row key of
+its `Interval` (`ci`), which CSV writes as `<name>_ci95_low` / `<name>_ci95_high` and LaTeX prints beside
+the value. A table with no rows is not written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from analysis.metrics import RunMetrics
+from analysis.stats import Distribution, Interval
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # CSV header, with its unit: "job_median_s"
+    header: str  # LaTeX header, plain text: "median s"
+    kind: str = "text"  # artifacts.markdown.fmt's kind for LaTeX: "s", "ms", "mb", "rate", "ratio", "int", "hash"
+    ci: str | None = None  # the row key of this value's Interval, if it may have one
+    latex: bool = True  # shown in the LaTeX table (CSV has every column)
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    key: str  # file stem: "concurrency-summary"
+    title: str
+    note: str  # what the numbers are, with the statistics rule
+    columns: list[Column]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _distribution(prefix: str, unit: str, figure: Distribution) -> dict[str, Any]:
+    """The cells of a distribution: n, min, median, p95, p99, max, and the interval under the statistic it is of."""
+    cells: dict[str, Any] = {f"{prefix}_n": figure.n}
+    for statistic in ("min", "median", "mean", "p95", "p99", "max"):
+        cells[f"{prefix}_{statistic}_{unit}"] = getattr(figure, statistic)
+    for statistic in ("median", "p95"):
+        cells[f"{prefix}_{statistic}_ci"] = figure.ci if figure.ci_of == statistic else None
+    return cells
+
+
+def _distribution_columns(prefix: str, unit: str, kind: str, what: str) -> list[Column]:
+    return [
+        Column(f"{prefix}_n", f"{what} n", "int"),
+        Column(f"{prefix}_min_{unit}", f"min {unit}", kind),
+        Column(f"{prefix}_median_{unit}", f"median {unit}", kind, ci=f"{prefix}_median_ci"),
+        Column(f"{prefix}_mean_{unit}", f"mean {unit}", kind, latex=False),
+        Column(f"{prefix}_p95_{unit}", f"p95 {unit}", kind, ci=f"{prefix}_p95_ci"),
+        Column(f"{prefix}_p99_{unit}", f"p99 {unit}", kind, latex=False),
+        Column(f"{prefix}_max_{unit}", f"max {unit}", kind),
+    ]
+
+
+def _concurrency(metrics: RunMetrics) -> PaperTable:
+    rows = [{
+        "level": group.level, "jobs": group.jobs, "verified_successes": group.success.k,
+        "decided_jobs": group.success.n, "interrupted_jobs": group.interrupted,
+        "success_fraction": group.success.value, "success_ci": group.success.ci,
+        "outcomes": ", ".join(f"{count} {outcome}" for outcome, count in group.outcomes.items()),
+        **_distribution("job", "s", group.seconds),
+        "wall_s": group.wall_seconds, "jobs_per_minute": group.jobs_per_minute,
+        "video_s_per_wall_s": group.video_seconds_per_wall_second,
+    } for group in metrics.levels]
+    columns = [
+        Column("level", "level", "int"), Column("jobs", "jobs", "int"),
+        Column("verified_successes", "verified", "int"),
+        Column("decided_jobs", "decided jobs", "int", latex=False),
+        Column("interrupted_jobs", "interrupted", "int", latex=False),
+        Column("success_fraction", "success %", "rate", ci="success_ci"),
+        Column("outcomes", "outcomes", latex=False),
+        *_distribution_columns("job", "s", "s", "job s"),
+        Column("wall_s", "wall s", "s", latex=False), Column("jobs_per_minute", "jobs/min", "ratio"),
+        Column("video_s_per_wall_s", "video s / wall s", "ratio"),
+    ]
+    return PaperTable("concurrency-summary", "Concurrent runs per concurrency level",
+                      "A success is a video downloaded and verified; job seconds are those of verified successes "
+                      "only; success % of the jobs that reached an outcome (Wilson interval). "
+                      + metrics.statistics_rule, columns, rows)
+
+
+def _latency(metrics: RunMetrics) -> PaperTable:
+    rows = [{"endpoint": endpoint.endpoint, "probes": endpoint.probes,
+             **_distribution("answered", "ms", endpoint.answered),
+             "errors": endpoint.error_count, "errors_by_kind": endpoint.error_kinds or None}
+            for endpoint in metrics.latency]
+    columns = [Column("endpoint", "endpoint"), Column("probes", "probes", "int"),
+               *_distribution_columns("answered", "ms", "ms", "answered"),
+               Column("errors", "errors", "int"), Column("errors_by_kind", "errors by kind", latex=False)]
+    return PaperTable("api-latency-summary", "API latency per endpoint",
+                      "Time of each answer in ms, answered probes only; probes without the expected answer are "
+                      "counted under errors. " + metrics.statistics_rule, columns, rows)
+
+
+def _videos(metrics: RunMetrics) -> PaperTable:
+    rows = [video.model_dump() for video in metrics.videos]
+    columns = [
+        Column("job_id", "job", "hash"), Column("stage", "stage"), Column("ok", "ok"),
+        Column("frames_decoded", "frames", "int"), Column("decode_errors", "decode errors", "int"),
+        Column("video_seconds", "video s", "s"), Column("audio_seconds", "audio s", "s"),
+        Column("reported_seconds", "reported s", "s"), Column("resolution", "resolution"),
+        Column("size_bytes", "bytes", "int"), Column("sha256", "sha256", "hash"),
+        Column("hash_stable", "hash stable", latex=False), Column("problems", "problems"),
+    ]
+    return PaperTable("video-integrity", "Integrity of every downloaded video",
+                      "Each video decoded in full (PyAV): frames, decode errors, decoded video and audio seconds "
+                      "next to the server's reported seconds, size and SHA-256.", columns, rows)
+
+
+def _usage(metrics: RunMetrics) -> PaperTable:
+    rows = [{"service": usage.name, "samples": usage.samples, "cpu_mean_pct_of_one_core": usage.cpu_mean,
+             "cpu_peak_pct_of_one_core": usage.cpu_peak, "rss_mean_mb": usage.rss_mean_mb,
+             "rss_peak_mb": usage.rss_peak_mb} for usage in metrics.run_usage]
+    columns = [
+        Column("service", "service"), Column("samples", "samples", "int"),
+        Column("cpu_mean_pct_of_one_core", "CPU mean %", "pct"),
+        Column("cpu_peak_pct_of_one_core", "CPU peak %", "pct"),
+        Column("rss_mean_mb", "RSS mean MB", "mb"), Column("rss_peak_mb", "RSS peak MB", "mb"),
+    ]
+    cores = metrics.machine.cpu_count
+    return PaperTable("resource-usage", "Resource usage per service under load (single and concurrent stages)",
+                      "CPU in % of one core (100 = one core busy"
+                      + (f"; {cores} cores, so at most {cores * 100} %" if cores else "") + "); RSS in MB of 2^20 "
+                      "bytes; deployment = the services summed at each sampling instant.", columns, rows)
+
+
+def _memory(metrics: RunMetrics) -> PaperTable:
+    rows = [{"stage": row.stage, "level": row.level, "instants": row.instants,
+             "idle_rss_mb": row.baseline_rss_mb, "peak_rss_mb": row.deployment_peak_rss_mb,
+             **_distribution("per_job", "mb", row.per_job_mb), "jobs_per_gib": row.jobs_per_gib}
+            for row in metrics.per_job_memory]
+    columns = [Column("stage", "stage"), Column("level", "level", "int"), Column("instants", "instants", "int"),
+               Column("idle_rss_mb", "idle RSS MB", "mb"), Column("peak_rss_mb", "peak RSS MB", "mb"),
+               *_distribution_columns("per_job", "mb", "mb", "per-job MB"),
+               Column("jobs_per_gib", "jobs per GiB", "ratio")]
+    return PaperTable("per-job-memory", "Memory per job",
+                      "Per stage and level: the deployment's idle and peak RSS, and each job's share of the RSS "
+                      "above idle at each instant with jobs in flight, (RSS - idle) / jobs in flight, in MB. "
+                      + metrics.statistics_rule, columns, rows)
+
+
+def paper_tables(metrics: RunMetrics) -> list[PaperTable]:
+    """The main tables in report order, empty ones included (the writers skip them)."""
+    return [_concurrency(metrics), _latency(metrics), _videos(metrics), _usage(metrics), _memory(metrics)]
+
+
+def interval_of(row: dict[str, Any], column: Column) -> Interval | None:
+    return row.get(column.ci) if column.ci else None
