@@ -4,11 +4,33 @@ One `FaultResult` per experiment (a row of `faults.parquet`). An experiment has 
 hypothesis (a job succeeds and health is `healthy`); it injects a fault, watches the deployment while
 the fault lasts, restores, and measures the time until health is healthy again and until a new job
 succeeds again.
+
+The stage (tasks.faults, flows.faults) records what it saw as an `Observed`; `fault_result` makes the
+figures of it. Everything here is pure: the tests call it on recorded observations.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
+import polars as pl
 from pydantic import BaseModel
+
+from analysis.tracking import TERMINAL
+
+SERVICES = ("tts", "llm", "redis", "server")
+FAULTS = ("killed", "frozen", "slow", "restarted_with_jobs", "killed_with_jobs")
+# every experiment the bundled stack can run, in the order the stage runs them
+EXPERIMENTS = ("tts.killed", "llm.killed", "tts.frozen", "llm.frozen", "llm.slow", "redis.restarted_with_jobs",
+               "server.killed_with_jobs")
+WITH_JOBS = ("restarted_with_jobs", "killed_with_jobs")  # faults injected while jobs are in flight
+# words by which a job's error names a service (whole words, any case)
+DEPENDENCY_WORDS = {"tts": ("tts", "text-to-speech", "speech"), "llm": ("llm", "ollama", "language model"),
+                    "redis": ("redis",), "server": ("server",)}
+HEALTHY = "healthy"
+GAVE_UP = ("failed", "not_submitted")  # job outcomes that count as failed under a fault
+HUNG = ("timed_out", "stuck_pending")  # outcomes of a job that reached no terminal status within its bound
 
 
 class FaultResult(BaseModel):
@@ -26,3 +48,154 @@ class FaultResult(BaseModel):
     named_dependency: bool | None  # that error names the faulty service
     hung: bool  # a job under the fault reached no terminal status within its bound
     detail: str | None  # what happened, in words, incl. why it could not be run
+
+
+class JobSeen(BaseModel):
+    """A job of an experiment: in flight when the fault was injected, or submitted while it lasted."""
+
+    role: Literal["in_flight", "during"]
+    job_id: str | None  # None: never accepted
+    outcome: str  # as tasks.jobs measured it: succeeded | failed | timed_out | not_submitted | interrupted
+    failure: str | None
+    seconds: float | None = None  # submit → terminal status (or → given up)
+    final_status: str | None = None  # the server's status of it once the deployment had recovered (None: not asked)
+
+
+class Observed(BaseModel):
+    """What the stage saw of one experiment, every instant on the wall clock (time.time())."""
+
+    service: str
+    fault: str
+    not_run: str | None = None  # why the experiment was not run (nothing injected)
+    steady_before: str | None = None  # why the steady state did not hold before injecting (None: it held)
+    injected_at: float | None = None
+    restored_at: float | None = None
+    healthy_at: float | None = None  # health first `healthy` after restore (None: not within the bound)
+    first_success_at: float | None = None  # terminal status of the first new job verified after restore
+    recovery_bound_s: float | None = None
+    health: list[str] = []  # health in words, each probe while the fault lasted, in order
+    jobs: list[JobSeen] = []
+    notes: list[str] = []  # what else the stage saw, in words (an action's error, a job's time under a slow llm)
+
+
+# ---- words --------------------------------------------------------------------------------------
+
+def health_words(status_code: int | None, body, error: str | None = None) -> str:
+    """/health in words: "healthy", "degraded (tts_service: down)", "HTTP 503", "no answer (ConnectError)"."""
+    if status_code is None:
+        return f"no answer ({error or 'unknown'})"
+    if not isinstance(body, dict):
+        return f"HTTP {status_code}, not a JSON object"
+    status = body.get("status")
+    dependencies = body.get("dependencies") if isinstance(body.get("dependencies"), dict) else {}
+    down = [f"{name}: {state}" for name, state in dependencies.items() if state != "up"]
+    words = str(status) if status_code == 200 else f"HTTP {status_code} {status or ''}".rstrip()
+    return words + (f" ({', '.join(down)})" if down else "")
+
+
+def health_summary(seen: list[str]) -> str | None:
+    """Each distinct answer once, in the order first seen: "healthy → degraded (tts_service: down)"."""
+    return " → ".join(dict.fromkeys(seen)) or None
+
+
+def names_dependency(error: str | None, service: str) -> bool | None:
+    """Whether the error names the service (None: no error to read)."""
+    if not error:
+        return None
+    words = "|".join(re.escape(word) for word in DEPENDENCY_WORDS.get(service, (service,)))
+    return re.search(rf"(?<![\w-])({words})(?![\w-])", error, re.IGNORECASE) is not None
+
+
+def steady_state(health: str, job_outcome: str | None, job_failure: str | None = None) -> str | None:
+    """The hypothesis "health is healthy and a job succeeds": None when it holds, else why not in words."""
+    problems = []
+    if health != HEALTHY:
+        problems.append(f"health said {health}")
+    if job_outcome is not None and job_outcome != "succeeded":
+        problems.append(f"a job {job_outcome}" + (f": {job_failure}" if job_failure else ""))
+    return "; ".join(problems) or None
+
+
+# ---- figures ------------------------------------------------------------------------------------
+
+def _since(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else max(0.0, end - start)
+
+
+def is_stuck(job: JobSeen) -> bool:
+    """Accepted, and still not terminal when asked once the deployment had recovered."""
+    return job.job_id is not None and job.final_status is not None and job.final_status not in TERMINAL
+
+
+def fault_result(seen: Observed) -> FaultResult:
+    """The figures of one experiment from what the stage saw."""
+    if seen.not_run or seen.steady_before:
+        why = seen.not_run or f"the steady state did not hold before the fault: {seen.steady_before}"
+        return FaultResult(service=seen.service, fault=seen.fault, recovered=None, recovery_s=None,
+                           first_success_s=None, jobs_failed_during=0, jobs_stuck=0, health_during=None,
+                           job_error_during=None, named_dependency=None, hung=False, detail=f"not run: {why}")
+    recovery_s = _since(seen.restored_at, seen.healthy_at)
+    first_success_s = _since(seen.restored_at, seen.first_success_at)
+    failed = [job for job in seen.jobs if job.outcome in GAVE_UP]
+    # the server's words for the fault: a job submitted during it first, else one it caught in flight
+    errors = [job.failure for job in sorted(failed, key=lambda job: job.role != "during") if job.failure]
+    error = errors[0] if errors else None
+    stuck = sum(is_stuck(job) for job in seen.jobs)
+    hung = any(job.outcome in HUNG for job in seen.jobs)
+    return FaultResult(
+        service=seen.service, fault=seen.fault,
+        recovered=recovery_s is not None and first_success_s is not None,
+        recovery_s=recovery_s, first_success_s=first_success_s,
+        jobs_failed_during=len(failed), jobs_stuck=stuck,
+        health_during=health_summary(seen.health), job_error_during=error,
+        named_dependency=names_dependency(error, seen.service), hung=hung,
+        detail=_detail(seen, recovery_s, first_success_s, stuck),
+    )
+
+
+def _detail(seen: Observed, recovery_s: float | None, first_success_s: float | None, stuck: int) -> str:
+    in_flight = sum(job.role == "in_flight" for job in seen.jobs)
+    during = sum(job.role == "during" for job in seen.jobs)
+    outcomes: dict[str, int] = {}
+    for job in seen.jobs:
+        outcomes[job.outcome] = outcomes.get(job.outcome, 0) + 1
+    parts = [f"{in_flight} job(s) in flight, {during} submitted during the fault"
+             + (f" ({', '.join(f'{n} {outcome}' for outcome, n in outcomes.items())})" if outcomes else "")]
+    bound = f" within {seen.recovery_bound_s:g} s" if seen.recovery_bound_s else ""
+    parts.append(f"healthy {recovery_s:.1f} s after restore" if recovery_s is not None
+                 else f"health not healthy again{bound}")
+    parts.append(f"first verified video {first_success_s:.1f} s after restore" if first_success_s is not None
+                 else f"no new job verified{bound}")
+    if stuck:
+        parts.append(f"{stuck} job(s) still not terminal after recovery")
+    return "; ".join(parts + seen.notes)
+
+
+# ---- from a stored run --------------------------------------------------------------------------
+
+def results_of(faults: pl.DataFrame) -> list[FaultResult]:
+    """The stored `faults` rows as results, in the order they were taken."""
+    fields = FaultResult.model_fields
+    rows = faults.sort("t", nulls_last=True).iter_rows(named=True) if "t" in faults.columns else \
+        faults.iter_rows(named=True)
+    return [FaultResult(**{name: row.get(name) for name in fields}
+                        | {"jobs_failed_during": row.get("jobs_failed_during") or 0,
+                           "jobs_stuck": row.get("jobs_stuck") or 0, "hung": bool(row.get("hung"))})
+            for row in rows]
+
+
+def skipped_reason(stages: pl.DataFrame, results: list[FaultResult]) -> str | None:
+    """Why a run has no fault results, in words (None when it has some): the faults stage's own reason when
+    it was skipped or failed, else that it did not run."""
+    if results:
+        return None
+    rows = [row for row in stages.iter_rows(named=True) if row["stage"] == "faults"]
+    if not rows:
+        return "the faults stage did not run"
+    last = rows[-1]
+    if last["outcome"] == "skipped":
+        return last["detail"] or "skipped"
+    if last["outcome"] in ("failed", "interrupted", "running"):
+        return f"the faults stage {'was cut off' if last['outcome'] == 'running' else last['outcome']}" + \
+            (f": {last['detail']}" if last["detail"] else "") + " before any experiment was recorded"
+    return "the faults stage recorded no experiment"

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from analysis import incidents as incident_words
 from analysis import resources
 from analysis.conformance import ConformanceRule, conformance_rules, unreported_fields
-from analysis.faults import FaultResult
+from analysis.faults import FaultResult, results_of, skipped_reason
 from analysis.resources import PerJobMemory, Usage
 from analysis.schema import TABLES, empty
 from analysis.series import Series, compute_series
@@ -42,7 +42,7 @@ ENDED = ("succeeded", "failed")  # the server said the job ended (no time-out, n
 SAID_BY_THRESHOLDS = {("job_results", "succeeded"): "success rate", ("job_results", None): "success rate",
                       ("video_integrity", "ok"): "video integrity", ("video_integrity", None): "video integrity"}
 CUT_OFF_STAGE = "no end recorded: the process ended while it ran"  # a stage still "running" in a stored run
-STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential", "conformance")
+STAGE_ORDER = ("verification", "baseline", "single", "concurrent", "latency", "sequential", "conformance", "faults")
 
 
 class Target(BaseModel):
@@ -708,6 +708,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     samples = frames["samples"]
     targets, notes = _targets(manifest, frames["services"])
     services = [ServiceCheck(**{**row, "ok": bool(row["ok"])}) for row in frames["services"].iter_rows(named=True)]
+    faults = results_of(frames["faults"])
     return RunMetrics(
         run_id=manifest.get("run_id"),
         profile_name=manifest.get("profile_name") or profile.get("name"),
@@ -731,6 +732,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         machine_usage=resources.machine_by_stage(samples),
         per_job_memory=resources.per_job_memory(samples, frames["jobs"], end_t),
         incidents=_incidents(frames["incidents"]),
+        faults=faults, faults_skipped=skipped_reason(frames["stages"], faults),
         max_concurrent_jobs=_max_concurrent_jobs(profile),
         identical_videos=same_video_groups(videos),
         series=compute_series(frames, start_t, {job.job_id for job in jobs if job.succeeded and job.job_id}),

@@ -26,6 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from analysis.faults import EXPERIMENTS as FAULT_EXPERIMENTS
+from analysis.faults import FAULTS
+from analysis.faults import SERVICES as FAULT_SERVICES
 from analysis.video import BLACK_LUMA, SILENT_DBFS, parse_resolution
 from profiles.redact import redact_text, redact_url
 from profiles.uploads import document_problem
@@ -167,6 +170,38 @@ class Thresholds(Strict):
         return value
 
 
+class FaultCommands(Strict):
+    """Shell commands (run with `sh -c`, each within faults.action_timeout_s) that inject one fault into an
+    external deployment and end it, Chaos-Toolkit style, e.g. inject "docker kill tts", restore "docker start
+    tts". Write a secret as `$NAME` (the shell expands it when the command runs): `${NAME}` is expanded when
+    the profile is loaded, like every value, and would be stored with the run's profile."""
+
+    inject: Annotated[str, Field(min_length=1)]
+    restore: str | None = None  # None: the fault is over once `inject` returns (e.g. "systemctl restart redis")
+
+
+class Faults(Strict):
+    """The faults stage: one experiment per fault (analysis.faults), each injected, watched, restored, measured."""
+
+    # None: on for the bundled stack, off for an external target (which needs `actions` besides)
+    enabled: bool | None = None
+    # "service.fault" to run, in order; None: every one the bundled stack can do (analysis.faults.EXPERIMENTS),
+    # or, for an external target, those with actions
+    experiments: list[Literal[FAULT_EXPERIMENTS]] | None = None
+    hold_s: Positive = 5.0  # how long a killed service stays down (a job is submitted and health probed meanwhile)
+    freeze_s: Positive = 20.0  # how long a frozen service stays frozen: longer than the server's dependency timeout
+    llm_delay_s: Positive = 3.0  # the added latency of a slow llm, per request
+    # restore → healthy and → first verified video must each come within this (the GX bound on recovery_s)
+    recovery_bound_s: Positive = 60.0
+    job_bound_s: Positive = 120.0  # a job under a fault still not terminal after this hung
+    action_timeout_s: Positive = 60.0  # bound on each inject/restore command
+    # bundled stack only: the server's bound on one tts or llm request (its --tts-timeout/--llm-timeout), so a
+    # freeze of freeze_s outlasts it; an external server's own bound is what it is
+    bundled_dependency_timeout_s: Positive = 15.0
+    # external targets: service → fault → commands, e.g. [faults.actions.tts.killed]
+    actions: dict[Literal[FAULT_SERVICES], dict[Literal[FAULTS], FaultCommands]] = {}
+
+
 class Profile(Strict):
     name: str
     description: str = ""
@@ -175,6 +210,7 @@ class Profile(Strict):
     workload: Workload
     timing: Timing = Timing()
     thresholds: Thresholds = Thresholds()
+    faults: Faults = Faults()
 
 
 def _parse_value(raw: str) -> Any:
