@@ -5,11 +5,14 @@ import pytest
 from profiles.settings import ProfileError, load_profile
 
 
-@pytest.mark.parametrize("name", ["local", "seed", "smoke"])
+@pytest.mark.parametrize("name", ["local", "seed", "smoke", "upstream"])
 def test_shipped_profiles_validate(name):
     profile = load_profile(name)
     assert profile.name == name
     assert all(doc.is_file() for doc in profile.workload.documents)
+    # the stall bound must come before the job timeout, or a stuck job would wait the whole of it
+    assert profile.timing.pending_timeout_s < profile.timing.job_timeout_s
+    assert profile.workload.unique_documents  # no job is a cache hit of another by default
 
 
 def test_seed_profile_points_at_the_seed_deployment():
@@ -18,6 +21,15 @@ def test_seed_profile_points_at_the_seed_deployment():
     assert (str(target.server_url), str(target.tts_url), str(target.llm_url), str(target.redis_url)) == (
         "http://localhost:8000/", "http://localhost:4123/", "http://localhost:11434/", "redis://localhost:6379/0")
     assert target.llm_model == "qwen3:4b"
+
+
+def test_upstream_profile_points_at_the_upstream_deployment():
+    target = load_profile("upstream").target
+    assert not target.bundled_stack
+    assert (str(target.server_url), str(target.tts_url), str(target.llm_url), str(target.redis_url)) == (
+        "http://localhost:8000/", "http://localhost:4123/", "http://localhost:11434/", "redis://localhost:6379/0")
+    assert (target.llm_api, target.endpoints.llm_models, target.endpoints.tts_health) == (
+        "openai", "/v1/models", "/v1/health")
 
 
 def test_defaults_follow_the_contract_and_the_issue():
@@ -51,6 +63,8 @@ def test_overrides_are_typed():
         (["timing.poll_interval_s=nan"], "timing.poll_interval_s"),
         (["target.endpoints.download='/d/{job_id}/{other}'"], "may hold no placeholder but {job_id}"),
         (["target.min_redis_version='banana'"], "target.min_redis_version"),
+        (["target.llm_api='vllm'"], "target.llm_api: Input should be 'ollama' or 'openai'"),
+        (["timing.pending_timeout_s=0"], "timing.pending_timeout_s"),
         (["results_dir='/proc/no/such/dir'"], "results_dir: cannot create /proc/no/such/dir"),
     ],
 )
@@ -78,7 +92,7 @@ def test_bad_urls_and_missing_keys(tmp_path: Path):
 
 
 def test_unknown_profile_and_bad_toml(tmp_path: Path):
-    with pytest.raises(ProfileError, match="shipped profiles: local, seed, smoke"):
+    with pytest.raises(ProfileError, match="shipped profiles: local, seed, smoke, upstream"):
         load_profile("nope")
     broken = tmp_path / "broken.toml"
     broken.write_text("name = \n")
