@@ -1,0 +1,218 @@
+"""The paper outputs (figures, LaTeX and CSV tables) and the recorded environment, rendered from a stored run.
+
+tests/data/run is a real smoke campaign's folder (bundled stack, `--profile smoke --set
+workload.concurrency_levels=[1,2,5] --set workload.sequential_jobs=5`): its Parquet tables, manifest,
+checks and ledger, without the videos. What the figures draw is recomputed here from the Parquet tables
+and compared with what RunMetrics (and so the reports) say.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from analysis.metrics import compute_metrics, metrics_of
+from analysis.stats import distribution
+from artifacts.__main__ import main as render_main
+from artifacts.figures import FIGURES, concurrency_points, write_figures
+from artifacts.latex import escape, write_latex_tables
+from artifacts.tables_csv import write_csv_tables
+from profiles.settings import load_profile
+from tasks.run import environment, llm_digest, machine, profile_sha256
+from tests.stackutil import ROOT, service_process
+
+STORED = Path(__file__).parent / "data" / "run"
+TABLES = ("concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage", "per-job-memory")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """The stored run rendered once by `python -m artifacts RUN_DIR`, in a copy (the test data stays as shipped)."""
+    run_dir = tmp_path_factory.mktemp("outputs") / "run"
+    shutil.copytree(STORED, run_dir)
+    assert render_main([str(run_dir)]) == 0
+    return run_dir / "reports"
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return metrics_of(STORED)
+
+
+def _verified(stage: str) -> pl.DataFrame:
+    jobs = pl.read_parquet(STORED / "jobs.parquet")
+    return jobs.filter((pl.col("stage") == stage) & pl.col("succeeded") & (pl.col("outcome") == "succeeded"))
+
+
+def test_shipped_run_is_small_and_has_no_videos():
+    size = sum(path.stat().st_size for path in STORED.rglob("*") if path.is_file())
+    assert size < 1_000_000
+    assert not list(STORED.rglob("*.mp4"))
+
+
+def test_rendering_writes_every_figure_table_and_report(rendered):
+    for name in FIGURES:
+        png, svg = rendered / "figures" / f"{name}.png", rendered / "figures" / f"{name}.svg"
+        assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), png
+        assert ElementTree.parse(svg).getroot().tag.endswith("svg"), svg
+    for table in TABLES:
+        assert (rendered / "latex" / f"{table}.tex").read_text().count("\\toprule") == 1
+        assert len(list(csv.reader((rendered / "csv" / f"{table}.csv").open()))) > 1
+    assert (rendered / "integration_performance_report.md").is_file()
+    assert (rendered / "integration_performance_report.html").is_file()
+
+
+def test_write_figures_returns_what_it_drew(metrics, tmp_path):
+    drawn = write_figures(metrics, tmp_path)
+    assert [figure.name for figure in drawn] == list(FIGURES)
+    for figure in drawn:
+        assert figure.png == f"figures/{figure.name}.png" and (tmp_path / figure.png).is_file()
+        assert figure.svg == f"figures/{figure.name}.svg" and (tmp_path / figure.svg).is_file()
+        assert "n=" in figure.caption, figure
+    again = tmp_path / "again"
+    write_figures(metrics, again)
+    assert (again / drawn[0].svg).read_bytes() == (tmp_path / drawn[0].svg).read_bytes()  # no date, no random ids
+
+
+def test_nothing_measured_draws_nothing_and_writes_no_table(tmp_path):
+    empty = compute_metrics({}, {}, [])
+    assert write_figures(empty, tmp_path) == []
+    assert write_latex_tables(empty, tmp_path) == []
+    assert write_csv_tables(empty, tmp_path) == []
+    assert not list((tmp_path / "figures").iterdir())
+
+
+def test_job_time_points_are_the_parquet_medians_and_the_reports_intervals(metrics):
+    verified = _verified("concurrent")
+    points = {point.level: point for point in concurrency_points(metrics) if point.statistic == "median"}
+    assert sorted(points) == sorted(verified["level"].unique().to_list()) == [1, 2, 5]
+    for level, point in points.items():
+        seconds = verified.filter(pl.col("level") == level)["total_seconds"].to_list()
+        assert point.n == len(seconds)
+        assert point.value == pytest.approx(float(np.median(seconds)), rel=1e-12)
+        recomputed = distribution(seconds, "s")  # the stats rule, applied to the raw Parquet values
+        reported = next(group for group in metrics.levels if group.level == level).seconds
+        if len(seconds) >= 5:
+            assert (point.low, point.high) == (recomputed.ci.low, recomputed.ci.high)
+            assert (point.low, point.high) == (reported.ci.low, reported.ci.high)
+        else:
+            assert point.low is None and reported.ci is None
+
+
+def test_cdf_latency_phase_and_timeline_series_match_the_parquet_tables(metrics):
+    verified = _verified("concurrent")
+    for level in metrics.series.job_seconds:
+        expected = sorted(verified.filter(pl.col("level") == level.level)["total_seconds"].to_list())
+        assert level.seconds == expected
+
+    latency = pl.read_parquet(STORED / "latency.parquet")
+    for endpoint in metrics.series.latency_ms:
+        probes = latency.filter(pl.col("endpoint") == endpoint.endpoint)
+        answered = probes.filter(pl.col("ok") & pl.col("ms").is_not_null())["ms"].to_list()
+        assert endpoint.ms == answered
+        assert endpoint.unanswered == probes.height - len(answered)
+        shown = next(e for e in metrics.latency if e.endpoint == endpoint.endpoint).answered
+        assert shown.n == len(answered) and shown.median == pytest.approx(float(np.median(answered)))
+
+    for group in metrics.series.phases:  # a job's phases split its end-to-end time, so the means add up
+        assert sum(group.seconds.values()) == pytest.approx(group.total_seconds, rel=1e-9)
+    sequential = _verified("sequential")
+    phases = next(group for group in metrics.series.phases if group.stage == "sequential")
+    assert phases.n == sequential.height
+    assert phases.seconds["compose_s"] == pytest.approx(sequential["compose_s"].fill_null(0).mean())
+
+    samples = pl.read_parquet(STORED / "samples.parquet").filter(pl.col("service") != "machine")
+    for timeline in metrics.series.timelines:
+        rows = samples.filter(pl.col("service") == timeline.service).sort("t")
+        assert len(timeline.t) == rows.height
+        assert timeline.rss_mb == pytest.approx((rows["rss_bytes"] / 2**20).to_list())
+
+
+def test_csv_holds_full_precision_with_separate_intervals(rendered, metrics):
+    rows = list(csv.DictReader((rendered / "csv" / "concurrency-summary.csv").open()))
+    by_level = {int(row["level"]): row for row in rows}
+    level5 = next(group for group in metrics.levels if group.level == 5)
+    row = by_level[5]
+    assert float(row["job_median_s"]) == level5.seconds.median  # exact: not rounded
+    assert float(row["job_median_s_ci95_low"]) == level5.seconds.ci.low
+    assert float(row["job_median_s_ci95_high"]) == level5.seconds.ci.high
+    assert float(row["success_fraction_ci95_low"]) == level5.success.ci.low
+    assert by_level[1]["job_median_s_ci95_low"] == "" and by_level[1]["job_p95_s"] == ""  # n=1 supports neither
+    usage = next(csv.DictReader((rendered / "csv" / "resource-usage.csv").open()))
+    assert {"cpu_mean_pct_of_one_core", "rss_peak_mb"} <= set(usage)
+
+
+def test_latex_prints_values_with_their_interval(rendered, metrics):
+    text = (rendered / "latex" / "concurrency-summary.tex").read_text()
+    level5 = next(group for group in metrics.levels if group.level == 5).seconds
+    assert f"{level5.median:.2f} [{level5.ci.low:.2f}, {level5.ci.high:.2f}]" in text
+    assert "success \\%" in text and text.isascii()
+
+
+def test_latex_escapes_special_characters():
+    assert escape("50% of a_b & c#1 {x} ~ ^ \\ $") == \
+        r"50\% of a\_b \& c\#1 \{x\} \textasciitilde{} \textasciicircum{} \textbackslash{} \$"
+    assert escape("p95 ≤ 250 ms — café…") == r"p95 $\leq$ 250 ms --- cafe\ldots{}"
+    assert escape("two\nlines") == "two lines"
+
+
+@pytest.mark.skipif(not (shutil.which("pdflatex") or shutil.which("lualatex")), reason="no TeX engine installed")
+def test_latex_tables_compile(rendered, tmp_path):
+    engine = shutil.which("pdflatex") or shutil.which("lualatex")
+    inputs = "\n".join(f"\\input{{{(rendered / 'latex' / f'{table}.tex').as_posix()}}}\\par" for table in TABLES)
+    (tmp_path / "paper.tex").write_text(
+        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+        "\\usepackage[margin=5mm,landscape]{geometry}\n\\begin{document}\n\\tiny\n" + inputs + "\n\\end{document}\n")
+    done = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_stored_environment_is_in_the_metrics(metrics):
+    manifest = json.loads((STORED / "manifest.json").read_text())
+    shown = metrics.environment
+    assert shown.recorded
+    assert shown.cpu_cores == manifest["machine"]["cpu_count"] and shown.os and shown.kernel and shown.cpu_model
+    assert shown.packages["prefect"] and shown.packages["polars"] and shown.pyav_ffmpeg and shown.libav["libavcodec"]
+    assert shown.espeak_ng and shown.redis == manifest["services"]["redis"]["version"]
+    assert shown.llm_model == "extractive-planner" and len(shown.llm_digest) == 64
+    assert shown.project_version and len(shown.git_commit) == 40
+    canonical = json.dumps(manifest["profile"], sort_keys=True, separators=(",", ":")).encode()
+    assert shown.profile_sha256 == hashlib.sha256(canonical).hexdigest()  # anyone can check it
+
+
+def test_a_run_without_an_environment_says_so():
+    assert not compute_metrics({}, {"machine": {"cpu_count": 2}}, []).environment.recorded
+
+
+def test_environment_capture_holds_versions_and_no_secret():
+    profile = load_profile("smoke", ["target.bundled_stack=false", "target.server_url=http://127.0.0.1:1",
+                                     "target.tts_url=http://127.0.0.1:2", "target.llm_url=http://127.0.0.1:3",
+                                     "target.redis_url=redis://:hunter2secret@127.0.0.1:4/0"])
+    captured = environment(profile)
+    assert "hunter2secret" not in json.dumps(captured)
+    assert captured["espeak_ng"] is None  # a remote target's TTS is not this machine's eSpeak NG
+    assert captured["project"]["version"] and captured["packages"]["great_expectations"]
+    shown = json.loads(json.dumps(profile.model_dump(mode="json")).replace("hunter2secret", "***"))
+    canonical = json.dumps(shown, sort_keys=True, separators=(",", ":")).encode()
+    assert profile_sha256(profile) == hashlib.sha256(canonical).hexdigest()
+    assert machine()["cpu_count"] >= 1
+
+
+def test_llm_digest_is_read_from_the_bundled_llm():
+    planner = ROOT / "stack" / "llm" / "planner.py"
+    with service_process("stack.llm", "/api/version") as run:
+        url = str(run.http.base_url).rstrip("/")
+        assert llm_digest(url, "extractive-planner", "/api/tags", 10) == hashlib.sha256(
+            planner.read_bytes()).hexdigest()
+        assert llm_digest(url, "no-such-model", "/api/tags", 10) is None
+    assert llm_digest(url, "extractive-planner", "/api/tags", 2) is None  # stopped: no answer, no digest
