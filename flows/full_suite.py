@@ -114,7 +114,7 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
     if stopped or stages.failed or failed:
         problems = [stopped] if stopped else [*(f"stage {s}" for s in stages.failed), *failed]
         return Failed(message=redact_text("; ".join(problems)), data=run_dir)  # stage errors may echo a URL
-    warned = sum(1 for outcome in outcomes if not outcome["success"])  # here, only checks that do not fail the run
+    warned = sum(1 for outcome in outcomes if not outcome["success"] and outcome.get("fails_run") is False)
     passed = f"{len(outcomes) - warned} of {len(outcomes)} expectations passed, {warned} failed as a warning only " \
              "(thresholds.conformance = \"warn\")" if warned else f"all {len(outcomes)} expectations passed"
     return Completed(message=f"{passed}; reports in {run_dir}/reports", data=run_dir)
