@@ -70,7 +70,7 @@ def target():
 
 @flow(name="test-stalled-job")
 def one_job(profile, services: Services, run_dir: str) -> dict:
-    return measure_job(profile, services, run_dir, str(DOCUMENT), "single", 1, 0, 0, 0.1)
+    return measure_job.submit(profile, services, run_dir, str(DOCUMENT), "single", 1, 0, 0, 0.1).result()
 
 
 def services(url: str) -> Services:  # only the server is asked anything by a job
