@@ -221,7 +221,8 @@ def _status_rules(status_trace: pl.DataFrame, videos: pl.DataFrame) -> list[_Tal
                 given, now = first["created_at"], answer["created_at"]
                 changed = given is None or now is None or instant(given) != instant(now)
                 said = "in the 202 answer" if first["answer"] == "submit" else "first"
-                created.see(answer["where"], f"created_at {given!r} {said}, now {now!r}" if changed else None)
+                created.see(answer["where"], f"created_at {'missing' if given is None else repr(given)} {said}, now "
+                                             f"{'missing' if now is None else repr(now)}" if changed else None)
         finished = [answer for answer in accepted if answer["status"] in VIDEO_STATUSES]
         if finished:
             last = finished[-1]

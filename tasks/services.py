@@ -229,6 +229,9 @@ async def check_tts(url: str, endpoints: Endpoints, timeout_s: float) -> dict | 
         return _row("tts", url, False, version,
                     f"health answered {status_code} with status {health.get('status')!r}",
                     "wait for the TTS model to finish loading, or check the TTS service's log")
+    if health.get("model_loaded") is False:  # Chatterbox says so; a server may refuse to start until it is true
+        return _row("tts", url, False, version, f"GET {endpoints.tts_health} says healthy but model_loaded is false",
+                    "wait for the TTS model to finish loading, or check the TTS service's log")
     return _row("tts", url, True, version)
 
 

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -134,10 +134,11 @@ def service_process(module: str, ready_path: str, within_seconds: float = 30) ->
 
 @contextlib.contextmanager
 def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status_stalls: bool = False,
-          status_trickles: bool = False) -> Iterator[str]:
+          status_trickles: bool = False, rewrite_job: Callable[[dict], dict] | None = None) -> Iterator[str]:
     """A real HTTP server in front of `upstream` passing everything through, except: downloads answered
-    with `download_answer`, status answers that never come when `status_stalls`, and status answers whose
-    body trickles in a byte every 0.2 s (never whole within a request bound) when `status_trickles`."""
+    with `download_answer`, status answers that never come when `status_stalls`, status answers whose
+    body trickles in a byte every 0.2 s (never whole within a request bound) when `status_trickles`, and
+    every job status object (the upload's 202 answer, each status answer) passed through `rewrite_job`."""
     client = httpx.AsyncClient(base_url=upstream, timeout=30)
 
     async def forward(request: Request) -> Response:
@@ -155,6 +156,9 @@ def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         answer = await client.request(request.method, path, params=request.query_params, headers=headers,
                                       content=await request.body())
+        is_job = path == f"{API}/generate" or path.startswith(f"{API}/status/")
+        if rewrite_job and is_job and answer.status_code in (200, 202):
+            return JSONResponse(rewrite_job(answer.json()), status_code=answer.status_code)
         return Response(answer.content, status_code=answer.status_code,
                         media_type=answer.headers.get("content-type"))
 

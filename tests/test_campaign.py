@@ -15,6 +15,7 @@ import httpx
 import polars as pl
 import pytest
 
+from analysis.metrics import metrics_of
 from flows.full_suite import full_suite, main, planned_jobs
 from profiles.settings import load_profile
 from stack import running_stack
@@ -212,14 +213,25 @@ def test_served_deployment_runs_the_campaign(prefect_server, tmp_path):
     assert len(list(tmp_path.glob("*/reports/integration_performance_report.md"))) == 1
 
 
+def upstream_answer(job: dict) -> dict:
+    """A job status object as the upstream server gives it: `phase` always null, `completed` with result.video
+    null (its composer failed)."""
+    result = job.get("result")
+    return {**job, "phase": None, "result": {**result, "video": None} if isinstance(result, dict) else result}
+
+
 def test_completed_without_a_video_is_no_success_anywhere_in_the_reports(prefect_server, tmp_path):
-    """The upstream server's failure mode: jobs end `completed`, every download answers 404."""
+    """The upstream server's failure modes: jobs end `completed` without a video (result.video null, every
+    download answers 404) and no answer names a phase; its LLM is reached only as OpenAI's API. The run fails
+    on its success rate alone: the contract's broken rules are named and warned about (thresholds.conformance
+    is "warn" by default), and the missing phases are said in words."""
     with running_stack(data_dir=tmp_path / "stack") as stack, \
-            proxy(stack.urls.server, (404, {"detail": "No video found"})) as front:
+            proxy(stack.urls.server, (404, {"detail": "No video found"}), rewrite_job=upstream_answer) as front:
         urls = type("URLs", (), {"server": front, "tts": stack.urls.tts, "llm": stack.urls.llm,
                                  "redis": stack.urls.redis})
         profile = external_profile(tmp_path, urls)
-        state = full_suite(profile=str(profile), run_id="no-video", return_state=True)
+        state = full_suite(profile=str(profile), overrides=['target.llm_api="openai"'], run_id="no-video",
+                           return_state=True)
 
     assert state.is_failed() and "success rate 0.0 % (0 of 7 jobs with a verified video, 95 % CI 0.0–35.4 %) < 95 %" \
         in state.message
@@ -234,3 +246,16 @@ def test_completed_without_a_video_is_no_success_anywhere_in_the_reports(prefect
     paper = (run / "reports" / "integration_performance_report.md").read_text().split("## For a paper")[1]
     assert "0 of 2 (0.0 %) jobs delivered a verified video" in paper
     assert "No throughput can be given" in paper
+
+    assert pl.read_parquet(run / "services.parquet").filter(pl.col("service") == "llm")["ok"].to_list() == [True]
+    conformance = {row["rule"]: row for row in pl.read_parquet(run / "conformance.parquet").iter_rows(named=True)}
+    phase = conformance["a processing job names its phase (upload, script, audio, visual, compose, done)"]
+    assert phase["violations"] > 0 and "with phase null" in phase["example"]
+    video = next(row for rule, row in conformance.items() if rule.startswith("a completed job's result.video"))
+    assert video["observations"] == video["violations"] == 7 and video["example"].endswith("result.video null")
+    assert conformance["an empty upload answers 400"]["violations"] == 0  # the probes ran, through the proxy
+    (warned,) = [c for c in checks if c["suite"] == "conformance"]
+    assert not warned["success"] and warned["fails_run"] is False and "conformance" not in state.message
+    metrics = metrics_of(run)
+    assert metrics.unreported["phase"] == "the server reports no phases: time per phase not measured"
+    assert "failed as a warning only (conformance" in metrics.verdict
