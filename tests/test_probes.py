@@ -26,9 +26,10 @@ SLOW_S = 0.2
 
 
 class Target(BaseHTTPRequestHandler):
-    """/health answers at once; /slow after SLOW_S; /missing 404 (JSON); /html a page; /trickle a JSON body a
-    byte every 0.2 s for 10 s; /silent and /silent-status/<id> nothing for 10 s; /api/v1/video/status/<id> 404
-    like the contract; anything else is healthy. Every path asked for is noted in `asked`."""
+    """/health answers at once; /slow after SLOW_S; /missing 404 (JSON); /html a page; /loading a TTS model still
+    loading; /trickle a JSON body a byte every 0.2 s for 10 s; /silent and /silent-status/<id> nothing for 10 s;
+    /api/v1/video/status/<id> 404 like the contract; anything else is healthy. Every path asked for is noted in
+    `asked`."""
 
     protocol_version = "HTTP/1.1"
     asked: set[str] = set()
@@ -53,6 +54,8 @@ class Target(BaseHTTPRequestHandler):
             code, body = 404, b'{"detail": "not found"}'
         elif self.path == "/html":
             body = b"<html>hello</html>"
+        elif self.path == "/loading":  # Chatterbox's health while its model loads
+            body = json.dumps({"status": "healthy", "model_loaded": False, "device": "cpu"}).encode()
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -189,6 +192,11 @@ def test_a_hung_service_fails_its_check_at_its_bound(mute_listener):
     redis_row, took = timed(check, check_redis, f"redis://127.0.0.1:{mute_listener}/0", "6.0", 0.5)
     assert not redis_row["ok"] and took < 1.5
     assert redis_row["detail"] == "no complete answer within 0.5 s (PING and INFO were not answered in time)"
+
+
+def test_a_tts_whose_model_is_not_loaded_fails_its_check(target):
+    row = check(check_tts, target, Endpoints(tts_health="/loading"), 2.0)
+    assert not row["ok"] and row["detail"] == "GET /loading says healthy but model_loaded is false"
 
 
 def test_healthy_services_pass_their_checks(target):
