@@ -67,6 +67,7 @@ class Observed(BaseModel):
     service: str
     fault: str
     not_run: str | None = None  # why the experiment was not run (nothing injected)
+    interrupted: bool = False  # the run's stop came while it ran (the fault was restored, recovery not measured)
     steady_before: str | None = None  # why the steady state did not hold before injecting (None: it held)
     injected_at: float | None = None
     restored_at: float | None = None
@@ -136,15 +137,18 @@ def fault_result(seen: Observed) -> FaultResult:
                            job_error_during=None, named_dependency=None, hung=False, detail=f"not run: {why}")
     recovery_s = _since(seen.restored_at, seen.healthy_at)
     first_success_s = _since(seen.restored_at, seen.first_success_at)
+    recovered = None if seen.interrupted else recovery_s is not None and first_success_s is not None
     failed = [job for job in seen.jobs if job.outcome in GAVE_UP]
-    # the server's words for the fault: a job submitted during it first, else one it caught in flight
-    errors = [job.failure for job in sorted(failed, key=lambda job: job.role != "during") if job.failure]
+    # the server's words for the fault: a job it accepted first (submitted during the fault, then one caught in
+    # flight), else a refused submission (a 503's detail, or only the connection error)
+    errors = [job.failure for job in sorted(failed, key=lambda job: (job.job_id is None, job.role != "during"))
+              if job.failure]
     error = errors[0] if errors else None
     stuck = sum(is_stuck(job) for job in seen.jobs)
     hung = any(job.outcome in HUNG for job in seen.jobs)
     return FaultResult(
         service=seen.service, fault=seen.fault,
-        recovered=recovery_s is not None and first_success_s is not None,
+        recovered=recovered,
         recovery_s=recovery_s, first_success_s=first_success_s,
         jobs_failed_during=len(failed), jobs_stuck=stuck,
         health_during=health_summary(seen.health), job_error_during=error,
@@ -159,8 +163,10 @@ def _detail(seen: Observed, recovery_s: float | None, first_success_s: float | N
     outcomes: dict[str, int] = {}
     for job in seen.jobs:
         outcomes[job.outcome] = outcomes.get(job.outcome, 0) + 1
-    parts = [f"{in_flight} job(s) in flight, {during} submitted during the fault"
-             + (f" ({', '.join(f'{n} {outcome}' for outcome, n in outcomes.items())})" if outcomes else "")]
+    parts = ["interrupted by the run's stop (the fault was restored)"] if seen.interrupted else []
+    jobs = ([f"{in_flight} in flight"] if in_flight else []) + [f"{during} submitted during the fault"]
+    parts += [f"jobs: {', '.join(jobs)}"
+              + (f" ({', '.join(f'{n} {outcome}' for outcome, n in outcomes.items())})" if outcomes else "")]
     bound = f" within {seen.recovery_bound_s:g} s" if seen.recovery_bound_s else ""
     parts.append(f"healthy {recovery_s:.1f} s after restore" if recovery_s is not None
                  else f"health not healthy again{bound}")

@@ -23,7 +23,7 @@ from analysis.metrics import ENDED
 from analysis.schema import empty
 from analysis.stats import P95_MIN_N
 from analysis.video import EXPECTED_VIDEO_CODEC, parse_resolution
-from profiles.settings import Thresholds
+from profiles.settings import Faults, Thresholds
 
 QUANTILE = 0.95
 SHOWN_UNEXPECTED = 3  # unexpected values quoted in an outcome's `observed`
@@ -112,13 +112,27 @@ def conformance_suite() -> gx.ExpectationSuite:
     ])
 
 
-def validate_run(frames: dict[str, pl.DataFrame], thresholds: Thresholds) -> list[dict]:
+def fault_recovery_suite(faults: Faults) -> gx.ExpectationSuite:
+    """Every fault experiment that was run came back within the profile's bound and left no job stuck."""
+    bound = faults.recovery_bound_s
+    return _suite("fault_recovery", [
+        gxe.ExpectColumnValuesToNotBeNull(column="recovery_s", description="health healthy again after every fault"),
+        _between("recovery_s", 0, bound, f"restore → health healthy ≤ {bound:g} s"),
+        gxe.ExpectColumnValuesToNotBeNull(column="first_success_s",
+                                          description="a new job verified after every fault"),
+        _between("first_success_s", 0, bound, f"restore → first verified video ≤ {bound:g} s"),
+        _between("jobs_stuck", 0, 0, "no job left not terminal after recovery"),
+    ])
+
+
+def validate_run(frames: dict[str, pl.DataFrame], thresholds: Thresholds, faults: Faults | None = None) -> list[dict]:
     """Validate the run's tables against all three suites; one JSON-able outcome per expectation.
 
     A table missing from `frames` counts as empty: its row-count expectation fails, its per-row
     expectations pass vacuously and say so, and a p95 of no values fails. The conformance suite runs when
     `frames` has a `conformance` table (a stored run always has); its outcomes carry `fails_run`: False when
-    thresholds.conformance is "warn" (a failure is reported and does not fail the run).
+    thresholds.conformance is "warn" (a failure is reported and does not fail the run). The fault recovery
+    suite runs on the experiments of the `faults` table that were run, against `faults`' bound.
     """
     jobs, videos, latency = (_table(frames, name) for name in ("jobs", "videos", "latency"))
     times = _times(jobs, latency)
@@ -132,6 +146,9 @@ def validate_run(frames: dict[str, pl.DataFrame], thresholds: Thresholds) -> lis
         checked = rules.filter(pl.col("observations").fill_null(0) > 0)
         checks.append((conformance_suite(), checked.to_pandas(),
                        f"conformance table ({checked.height} of {rules.height} rules checked)"))
+    ran = _table(frames, "faults").filter(pl.col("recovered").is_not_null())  # not: not run, or cut by a stop
+    if faults is not None and ran.height:
+        checks.append((fault_recovery_suite(faults), ran.to_pandas(), f"faults table ({ran.height} experiments run)"))
     source = _quiet_context().data_sources.add_pandas("run")
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_UNEXPECTED}
     outcomes = []

@@ -21,6 +21,7 @@ from artifacts.publish import publish_reports, start_progress
 from flows.baseline import baseline_resources
 from flows.concurrent import concurrent_runs
 from flows.conformance import contract_conformance
+from flows.faults import fault_experiments, faults_skipped
 from flows.latency import api_latency
 from flows.lifecycle import ServerDidNotStart, StageLog, campaign_settings, graceful_stop, prefect_api
 from flows.reliability import sequential_reliability
@@ -35,7 +36,7 @@ from tasks.run import RunRefused, open_run, record_services, run_folder, store_t
 from tasks.services import services_under_test
 from tasks.store import Ledger, new_run_id, read_ledger
 
-LOAD_STAGES = ("baseline", "single", "concurrent", "latency", "sequential", "conformance")
+LOAD_STAGES = ("baseline", "single", "concurrent", "latency", "sequential", "conformance", "faults")
 STOPPING = ("%s: stopping — in-flight jobs are recorded as interrupted, then the reports are written "
             "(send it again to quit at once)")
 
@@ -100,6 +101,10 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
                     stages.run("latency", api_latency, *args, known_job_id=single.get("job_id"))
                     stages.run("sequential", sequential_reliability, *args, progress_id, total)
                     stages.run("conformance", contract_conformance, *args, known_job_id=single.get("job_id"))
+                    if skipped := faults_skipped(settings):
+                        stages.skip(("faults",), skipped)
+                    else:
+                        stages.run("faults", fault_experiments, *args)
         except Exception as exc:  # the target could not even be set up (e.g. the bundled stack did not start)
             stopped = f"campaign stopped early: {type(exc).__name__}: {exc}"
             logger.error("%s", stopped)

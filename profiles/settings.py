@@ -191,6 +191,7 @@ class Faults(Strict):
     hold_s: Positive = 5.0  # how long a killed service stays down (a job is submitted and health probed meanwhile)
     freeze_s: Positive = 20.0  # how long a frozen service stays frozen: longer than the server's dependency timeout
     llm_delay_s: Positive = 3.0  # the added latency of a slow llm, per request
+    jobs_in_flight: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] = 2  # running when a *_with_jobs fault hits
     # restore → healthy and → first verified video must each come within this (the GX bound on recovery_s)
     recovery_bound_s: Positive = 60.0
     job_bound_s: Positive = 120.0  # a job under a fault still not terminal after this hung

@@ -258,6 +258,6 @@ def store_tables(run_dir: str, outcome: str) -> dict[str, int]:
 @task(name="validate-expectations", cache_policy=NO_CACHE, timeout_seconds=PROCESSING_TIMEOUT_S)
 def validate_expectations(run_dir: str, profile: Profile) -> list[dict]:
     """Run the Great Expectations suites on the STORED tables and store their outcomes."""
-    outcomes = validate_run(load_tables(Path(run_dir)), profile.thresholds)
+    outcomes = validate_run(load_tables(Path(run_dir)), profile.thresholds, profile.faults)
     write_json(Path(run_dir) / CHECKS, outcomes)
     return outcomes

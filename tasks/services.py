@@ -64,7 +64,8 @@ def services_under_test(profile: Profile) -> Iterator[Services]:
     """The profile's services: the bundled stack started (and always stopped) here, or running ones."""
     target = profile.target
     if target.bundled_stack:
-        with running_stack(max_concurrent_jobs=target.max_concurrent_jobs) as stack:
+        with running_stack(max_concurrent_jobs=target.max_concurrent_jobs,
+                           dependency_timeout_s=profile.faults.bundled_dependency_timeout_s) as stack:
             urls = stack.urls
             yield Services(server=urls.server, tts=urls.tts, llm=urls.llm, redis=urls.redis,
                            llm_model=target.llm_model)

@@ -1,0 +1,175 @@
+"""Stage 8: error handling and recovery. One experiment per fault, each a steady-state hypothesis tested,
+a fault injected and watched, restored, and the recovery measured (analysis.faults).
+
+Per experiment: the steady state must hold first (health `healthy` and the last job verified); jobs are put
+in flight when the fault is one that hits them; the fault is injected; while it lasts a job is submitted
+and health probed; the fault is restored; then the time until health is healthy again and until a new job
+is verified, and what became of every job of the experiment (failed, hung, still not terminal: stuck).
+
+The experiments' jobs are run by the campaign's own job machinery (tasks.jobs, flows.batch) into a ledger
+of their own, `<run>/faults/` (rows, status traces, videos), so they never enter the campaign's job
+figures; their counts go to the `faults` table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from analysis.faults import WITH_JOBS, JobSeen, Observed, fault_result, steady_state
+from flows.batch import check_output, run_batch
+from profiles.settings import Profile
+from tasks.faults import (
+    Planned,
+    fault_jobs_profile,
+    inject_fault,
+    job_status,
+    plan,
+    record_fault,
+    restore_fault,
+    wait_healthy,
+    wait_processing,
+    watch_health,
+)
+from tasks.interrupt import pause, stop_requested
+from tasks.jobs import measure_job
+from tasks.services import Services
+
+STAGE = "faults"
+JOBS_FOLDER = "faults"  # in the run folder: the experiments' own ledger and videos
+
+
+def faults_skipped(profile: Profile) -> str | None:
+    """Why the stage does not run for this profile (None: it runs)."""
+    return plan(profile.faults, profile.target.bundled_stack)[1]
+
+
+@flow(name="faults")
+def fault_experiments(profile: Profile, services: Services, run_dir: str) -> list[dict]:
+    """Run the profile's fault experiments one after another; each result is recorded as it is known."""
+    planned, _ = plan(profile.faults, profile.target.bundled_stack)
+    jobs_dir = str(Path(run_dir) / JOBS_FOLDER)
+    bounded = fault_jobs_profile(profile)
+    steady: dict | None = None  # the last verified job: the steady state's job, until the next experiment
+    results = []
+    for number, item in enumerate(planned, start=1):
+        if stop_requested():
+            break
+        if item.not_run:
+            seen = Observed(service=item.service, fault=item.fault, not_run=item.not_run)
+        else:
+            if steady is None or not steady.get("succeeded"):
+                steady = verified_job(bounded, services, jobs_dir, number, batch=0)
+            seen, steady = experiment(bounded, services, jobs_dir, item, number, steady)
+        result = fault_result(seen)
+        record_fault(run_dir, result)
+        results.append(result.model_dump())
+    return results
+
+
+def verified_job(profile: Profile, services: Services, jobs_dir: str, number: int, batch: int) -> dict:
+    """One job run to its verified end (flows.batch), the experiment's `number` as its level."""
+    return run_batch(profile, services, jobs_dir, STAGE, number, batch, profile.workload.documents[:1], None, 1)[0]
+
+
+def experiment(profile: Profile, services: Services, jobs_dir: str, item: Planned, number: int,
+               steady: dict) -> tuple[Observed, dict | None]:
+    """One fault, injected, watched, restored and measured; (what was seen, the last job verified or tried)."""
+    faults = profile.faults
+    seen = Observed(service=item.service, fault=item.fault, recovery_bound_s=faults.recovery_bound_s)
+    health = watch_health(profile, services, 0.0, 0.0)
+    seen.steady_before = steady_state(health[-1] if health else "not asked", steady.get("outcome"),
+                                      steady.get("failure"))
+    if seen.steady_before:
+        return seen, None
+    document = str(profile.workload.documents[0])
+    slots = itertools.count()
+    jobs: list[tuple[str, object]] = []  # (role, future of measure_job)
+
+    def submit(role: str):
+        future = measure_job.submit(profile, services, jobs_dir, document, STAGE, number, 1, next(slots),
+                                    profile.timing.poll_interval_s)
+        jobs.append((role, future))
+        return future
+
+    if item.fault in WITH_JOBS:
+        for _ in range(faults.jobs_in_flight):
+            submit("in_flight")
+        if not wait_processing(profile, services, faults.job_bound_s):
+            seen.notes.append("no job was seen processing before the fault was injected")
+    seen.injected_at = time.time()
+    problem = inject_fault(profile, services, item)
+    try:
+        if problem:  # nothing to measure; it is still restored, in case part of it took
+            seen.not_run = f"the fault could not be injected: {problem}"
+        else:
+            during_done = threading.Event()
+            submit("during").add_done_callback(lambda _: during_done.set())
+            hold = faults.freeze_s if item.fault == "frozen" else faults.hold_s
+            # a slow llm lasts until the job under it has ended (within its bound): that job is the observation
+            longest = faults.job_bound_s if item.fault == "slow" else hold
+            seen.health = watch_health(profile, services, hold, longest, during_done.is_set)
+    finally:
+        seen.restored_at = time.time()
+        problem = restore_fault(profile, services, item)
+    if problem:
+        seen.notes.append(f"restore failed: {problem}")
+    last = None
+    if not stop_requested() and not seen.not_run:
+        seen.healthy_at, said = wait_healthy(profile, services, faults.recovery_bound_s)
+        if seen.healthy_at is None:
+            seen.notes.append(f"health last said {said}")
+        last = first_success(profile, services, jobs_dir, number, seen)
+    seen.jobs = settle(profile, services, jobs_dir, jobs)
+    seen.interrupted = stop_requested()
+    if item.fault == "slow":
+        seen.notes += slow_note(seen.jobs, steady, faults.llm_delay_s)
+    get_run_logger().info("fault %s %s: health during: %s", item.service, item.fault,
+                          " → ".join(dict.fromkeys(seen.health)) or "not probed")
+    return seen, last
+
+
+def first_success(profile: Profile, services: Services, jobs_dir: str, number: int, seen: Observed) -> dict | None:
+    """New jobs one after another from the restore on, until one is verified (its terminal status is
+    `first_success_at`) or the recovery bound has passed (at least one is tried)."""
+    ends = seen.restored_at + profile.faults.recovery_bound_s
+    row = None
+    for batch in itertools.count(2):
+        row = verified_job(profile, services, jobs_dir, number, batch)
+        if row.get("succeeded"):
+            seen.first_success_at = row.get("finished_at")
+            break
+        if time.time() >= ends or pause(profile.timing.poll_interval_s):
+            break
+    return row
+
+
+def settle(profile: Profile, services: Services, jobs_dir: str, jobs: list) -> list[JobSeen]:
+    """Every job of the experiment once it has ended or been given up (each bounded by faults.job_bound_s):
+    a video the server said it made is checked, and the server is asked what the job's status is now."""
+    settled = []
+    for role, future in jobs:
+        row = future.result(raise_on_failure=False)
+        if not isinstance(row, dict):  # the task itself broke: nothing known of the job
+            settled.append(JobSeen(role=role, job_id=None, outcome="failed", failure=f"measure-job failed: {row}"))
+            continue
+        if row.get("outcome") == "running" and not stop_requested():  # the server said it has a video
+            check_output(profile, services, jobs_dir, STAGE, row)
+        final = job_status(profile, services, row["job_id"]) if row.get("job_id") and not stop_requested() else None
+        settled.append(JobSeen(role=role, job_id=row.get("job_id"), outcome=row.get("outcome") or "failed",
+                               failure=row.get("failure"), seconds=row.get("total_seconds"), final_status=final))
+    return settled
+
+
+def slow_note(jobs: list[JobSeen], steady: dict, delay_s: float) -> list[str]:
+    """How long the job under a slow llm took, beside the steady state's job."""
+    during = [job for job in jobs if job.role == "during" and job.seconds is not None]
+    if not during:
+        return []
+    before = steady.get("total_seconds")
+    beside = f" (steady-state job {before:.1f} s)" if before is not None else ""
+    return [f"the job under a {delay_s:g} s llm delay {during[0].outcome} after {during[0].seconds:.1f} s{beside}"]
