@@ -197,17 +197,15 @@ def _resources(metrics: RunMetrics, figure: Figure) -> str | None:
 
 def _latency(metrics: RunMetrics, figure: Figure) -> str | None:
     endpoints = metrics.series.latency_ms
-    if not endpoints:
+    if not any(endpoint.ms for endpoint in endpoints):  # no answer at all: nothing to draw, the reports say why
         return None
-    answered = [e for e in endpoints if e.ms]
     axes = figure.subplots()
     labels = [f"{e.endpoint}\n(n={len(e.ms)})" if e.ms else f"{e.endpoint}\n(no answer)" for e in endpoints]
     axes.boxplot([e.ms or [float("nan")] for e in endpoints], tick_labels=labels, showfliers=True)
-    if answered:
-        axes.set_yscale("log")
-        plain = FuncFormatter(lambda value, _position: f"{value:g}")  # 0.5, not 5 × 10^-1
-        axes.yaxis.set_major_formatter(plain)
-        axes.yaxis.set_minor_formatter(plain)
+    axes.set_yscale("log")
+    plain = FuncFormatter(lambda value, _position: f"{value:g}")  # 0.5, not 5 × 10^-1
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
     axes.set_ylabel("answer time (ms, log scale)")
     unanswered = [f"{e.endpoint} {e.unanswered}" for e in endpoints if e.unanswered]
     return ("Time of each answer per API endpoint, answered probes only (box: quartiles; whiskers: 1.5 × the "

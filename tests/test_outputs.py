@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 
 from analysis.metrics import compute_metrics, metrics_of
+from analysis.schema import frame
 from analysis.stats import distribution
 from artifacts.__main__ import main as render_main
 from artifacts.figures import FIGURES, concurrency_points, write_figures
@@ -216,3 +217,39 @@ def test_llm_digest_is_read_from_the_bundled_llm():
             planner.read_bytes()).hexdigest()
         assert llm_digest(url, "no-such-model", "/api/tags", 10) is None
     assert llm_digest(url, "extractive-planner", "/api/tags", 2) is None  # stopped: no answer, no digest
+
+
+def _job(job_id, level, seconds, outcome="succeeded", **extra):
+    ended = outcome != "running"
+    return {"job_id": job_id, "stage": "concurrent", "level": level, "batch": 0, "slot": int(job_id[-1]),
+            "submitted_at": 100.0, "finished_at": 100.0 + seconds if ended else None,
+            "total_seconds": seconds if ended else None, "outcome": outcome, "succeeded": outcome == "succeeded",
+            **extra}
+
+
+def test_partial_data_draws_only_what_it_has(tmp_path):
+    """A run cut off mid-stage with no verified success, an endpoint that never answered, a service whose first
+    sample has no CPU yet: only the resource figure is drawn, every table with rows is written."""
+    jobs = [_job("j0", 2, 5.0, "failed", failure="server said failed"), _job("j1", 2, 0.0, "running")]
+    samples = [{"stage": "concurrent", "t": 101.0 + i, "service": "server", "processes": 1,
+                "cpu_percent": None if i == 0 else 50.0, "rss_bytes": 100 * 2**20} for i in range(3)]
+    latency = [{"endpoint": "status", "i": i, "t": 1.0, "ms": None, "ok": False, "error_kind": "timeout"}
+               for i in range(3)]
+    stages = [{"stage": "concurrent", "started_at": 100.0, "finished_at": None, "outcome": "running"}]
+    metrics = compute_metrics(
+        {"jobs": frame("jobs", jobs), "samples": frame("samples", samples), "latency": frame("latency", latency),
+         "stages": frame("stages", stages)},
+        {"started_at": "1970-01-01T00:01:40+00:00", "machine": {"cpu_count": 2}, "outcome": "running"}, [])
+    drawn = {figure.name: figure for figure in write_figures(metrics, tmp_path)}
+    assert set(drawn) == {"resources"}  # no verified job, no answered probe: their figures are not drawn
+    health = [{"endpoint": "health", "i": i, "t": 1.0, "ms": 2.0 + i, "ok": True} for i in range(4)]
+    answered = compute_metrics({"latency": frame("latency", health + latency)}, {}, [])
+    (figure,) = write_figures(answered, tmp_path)
+    assert figure.name == "api_latency" and "health n=4, status n=0" in figure.caption
+    assert "Probes without the expected answer, not drawn: status 3." in figure.caption
+    assert not (tmp_path / "figures" / "job_time_vs_concurrency.png").exists()
+    written = ["concurrency-summary", "api-latency-summary", "resource-usage", "per-job-memory"]  # no video
+    assert write_latex_tables(metrics, tmp_path) == [f"latex/{table}.tex" for table in written]
+    assert write_csv_tables(metrics, tmp_path) == [f"csv/{table}.csv" for table in written]
+    row = next(csv.DictReader((tmp_path / "csv" / "concurrency-summary.csv").open()))
+    assert row["job_n"] == "0" and row["job_median_s"] == "" and row["interrupted_jobs"] == "1"
