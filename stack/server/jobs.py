@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -26,15 +27,17 @@ PUBLIC_FIELDS = ("job_id", "status", "phase", "message", "progress", "created_at
                  "started_at", "completed_at", "result", "errors")
 SUMMARY_FIELDS = ("job_id", "status", "message", "progress", "updated_at")
 
-# KEYS: job hash, active set. ARGV: job id, then field/JSON-value pairs.
-# Answers {"ok", status after} | {"terminal", status} | {"missing"}.
+# KEYS: job hash, active set. ARGV: job id, the status the job must have ('' for any non-terminal one),
+# then field/JSON-value pairs.
+# Answers {"ok", status after} | {"terminal", status} | {"other", status} | {"missing"}.
 _UPDATE_LUA = """
 local terminal = {__TERMINAL__}
 local raw = redis.call('HGET', KEYS[1], 'status')
 if not raw then return {'missing'} end
 local status = cjson.decode(raw)
 if terminal[status] then return {'terminal', status} end
-for i = 2, #ARGV, 2 do
+if ARGV[2] ~= '' and status ~= ARGV[2] then return {'other', status} end
+for i = 3, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
   if field == 'progress' then
     local old = cjson.decode(redis.call('HGET', KEYS[1], 'progress') or 'null')
@@ -67,6 +70,7 @@ def seconds_between(start_iso: str, end_iso: str) -> float:
 class Outcome(Enum):
     UPDATED = "ok"
     TERMINAL = "terminal"
+    OTHER_STATUS = "other"  # not in the status the update required
     MISSING = "missing"
 
 
@@ -101,11 +105,12 @@ class JobStore:
             await pipe.execute()
         return job
 
-    async def update(self, job_id: str, **fields) -> tuple[Outcome, str | None]:
-        """Apply `fields` (and a fresh updated_at) unless the job is terminal; (outcome, status)."""
+    async def update(self, job_id: str, required_status: str = "", **fields) -> tuple[Outcome, str | None]:
+        """Apply `fields` (and a fresh updated_at) unless the job is terminal, or not in `required_status`
+        when one is given; (outcome, status)."""
         fields["updated_at"] = utc_now()
         pairs = [part for field, value in fields.items() for part in (field, json.dumps(value))]
-        answer = await self._update(keys=[job_key(job_id), ACTIVE_KEY], args=[job_id, *pairs])
+        answer = await self._update(keys=[job_key(job_id), ACTIVE_KEY], args=[job_id, required_status, *pairs])
         outcome = Outcome(answer[0].decode())
         return outcome, answer[1].decode() if len(answer) > 1 else None
 
@@ -142,8 +147,11 @@ class JobStore:
     async def unqueue(self, job_id: str) -> None:
         await self.redis.lrem(QUEUE_KEY, 0, job_id)
 
-    async def recover(self, interrupted_message: str) -> tuple[int, int]:
-        """After a restart: fail jobs left processing, re-queue pending jobs missing from the queue.
+    async def recover(self, interrupted_message: str,
+                      held: Callable[[str], bool] = lambda _job_id: False) -> tuple[int, int]:
+        """Settle the jobs no worker holds: fail those left processing, re-queue pending ones missing
+        from the queue. After a restart nothing is held; after a Redis outage `held` names the jobs
+        this server's workers still hold (running, or with an outcome waiting to be written).
 
         Assumes one server per Redis database: a job processing here was this server's.
         Returns (failed, requeued).
@@ -153,6 +161,8 @@ class JobStore:
         failed, requeue = 0, []
         for job_id in job_ids:
             status = await self.status(job_id)
+            if held(job_id):  # asked after the await: a worker may have taken the job meanwhile
+                continue
             if status == "processing":
                 outcome, _ = await self.finish(job_id, "failed", interrupted_message, [interrupted_message])
                 failed += outcome is Outcome.UPDATED

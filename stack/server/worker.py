@@ -7,7 +7,7 @@ import contextlib
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -24,15 +24,95 @@ from stack.server.slides import save_slide
 QUEUE_WAIT_S = 1.0
 CANCEL_POLL_S = 0.3
 REDIS_RETRY_S = 1.0
+# Writing an outcome Redis could not take: first retry after the shortest delay, doubling up to the longest.
+SETTLE_RETRY_MIN_S = 0.5
+SETTLE_RETRY_MAX_S = 5.0
 SHUTDOWN_WRITE_TIMEOUT_S = 2.0
 RESTART_MESSAGE = "interrupted: the server restarted while this job was processing"
 STOP_MESSAGE = "interrupted: the server stopped while this job was processing"
+LOST_MESSAGE = "interrupted: redis was unavailable and the server lost track of this job"
 
 log = logging.getLogger("stack.server.worker")
 
 
 class JobCancelled(Exception):
     """The job turned terminal under the worker (cancelled): stop without writing anything."""
+
+
+@dataclass
+class Finish:
+    """A terminal write (the arguments of JobStore.finish), and the video to delete should the job
+    have turned terminal otherwise (cancelled) before it is written."""
+
+    status: str
+    message: str
+    errors: list[str]
+    result: dict | None = None
+    fields: dict = field(default_factory=dict)
+    video: Path | None = None
+
+
+class Outcomes:
+    """Every job's terminal write, kept until Redis has taken it.
+
+    A job whose outcome could not be written (Redis restarting) would otherwise stay "processing"
+    until the server restarts. The outcome is kept and written in the background once Redis answers
+    again (retries back off from SETTLE_RETRY_MIN_S to SETTLE_RETRY_MAX_S, and go on until written:
+    dropping it would lose the job's result). After any Redis trouble the jobs no worker holds (a
+    claim or a queue pop lost in the outage) are settled as a restart settles them.
+    """
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.unwritten: dict[str, Finish] = {}
+        self.running: set[str] = set()
+        self._trouble = asyncio.Event()
+
+    def held(self, job_id: str) -> bool:
+        return job_id in self.running or job_id in self.unwritten
+
+    def redis_failed(self) -> None:
+        """Something met a Redis error: look for unwritten outcomes and lost jobs once it answers."""
+        self._trouble.set()
+
+    async def record(self, job_id: str, finish: Finish) -> Outcome | None:
+        """Write the outcome now; None when Redis is down and it is kept for the background."""
+        try:
+            return await self._write(job_id, finish)
+        except RedisError as exc:
+            log.warning("job %s: %s, not recorded yet (redis: %s); retrying in the background",
+                        job_id, finish.status, exc)
+            self.unwritten[job_id] = finish
+            self.redis_failed()
+            return None
+
+    async def _write(self, job_id: str, finish: Finish) -> Outcome:
+        outcome, _ = await self.store.finish(job_id, finish.status, finish.message, finish.errors, finish.result,
+                                             **finish.fields)
+        if outcome is not Outcome.UPDATED and finish.video is not None:  # cancelled while it waited
+            finish.video.unlink(missing_ok=True)
+        return outcome
+
+    async def run(self) -> None:
+        delay = SETTLE_RETRY_MIN_S
+        while True:
+            await self._trouble.wait()
+            self._trouble.clear()  # before the work: trouble met during it calls for another round
+            try:
+                for job_id, finish in list(self.unwritten.items()):
+                    outcome = await self._write(job_id, finish)
+                    del self.unwritten[job_id]
+                    log.info("job %s: %s recorded once redis answered again (%s)", job_id, finish.status,
+                             outcome.name.lower())
+                failed, requeued = await self.store.recover(LOST_MESSAGE, self.held)
+                if failed or requeued:
+                    log.info("after redis trouble: %d lost job(s) failed, %d re-queued", failed, requeued)
+                delay = SETTLE_RETRY_MIN_S
+            except RedisError as exc:
+                log.warning("outcomes wait for redis (next try in %.1f s): %s", delay, exc)
+                self._trouble.set()
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, SETTLE_RETRY_MAX_S)
 
 
 @dataclass
@@ -47,16 +127,28 @@ class Tally:
 class Pipeline:
     """One job from its extracted text to its MP4, reporting phase and progress along the way."""
 
-    def __init__(self, settings: Settings, store: JobStore, http: httpx.AsyncClient, job_id: str) -> None:
+    def __init__(self, settings: Settings, store: JobStore, http: httpx.AsyncClient, outcomes: Outcomes,
+                 job_id: str) -> None:
         self.settings = settings
         self.store = store
         self.http = http
+        self.outcomes = outcomes
         self.job_id = job_id
         self.tally = Tally()
+        self.progress_unrecorded = False  # Redis refused the last progress update (logged once)
         self.work = settings.work_dir(job_id)
 
     async def _advance(self, phase: str, progress: int, message: str) -> None:
-        outcome, _ = await self.store.update(self.job_id, phase=phase, progress=progress, message=message)
+        try:
+            outcome, _ = await self.store.update(self.job_id, phase=phase, progress=progress, message=message)
+        except RedisError as exc:
+            # Progress only informs: a Redis outage does not stop the work, only its outcome waits for Redis.
+            if not self.progress_unrecorded:
+                log.warning("job %s: progress not recorded from %d%% on (redis: %s)", self.job_id, progress, exc)
+            self.progress_unrecorded = True
+            self.outcomes.redis_failed()
+            return
+        self.progress_unrecorded = False
         if outcome is not Outcome.UPDATED:
             raise JobCancelled
 
@@ -130,21 +222,15 @@ class Pipeline:
                 "resolution": "1280x720",
                 "format": "mp4",
             }
-            outcome, _ = await self.store.finish(
-                self.job_id, "completed", f"video ready: {len(scenes)} scenes, {video.duration_seconds:.1f} s",
-                [], self._result(facts, started, []), phase="done", progress=100)
-            if outcome is not Outcome.UPDATED:  # cancelled while the last frames were written
-                output.unlink(missing_ok=True)
+            outcome = await self.outcomes.record(self.job_id, Finish(
+                "completed", f"video ready: {len(scenes)} scenes, {video.duration_seconds:.1f} s", [],
+                self._result(facts, started, []), {"phase": "done", "progress": 100}, video=output))
+            if outcome not in (Outcome.UPDATED, None):  # cancelled while the last frames were written
                 raise JobCancelled
             log.info("job %s: completed, %d scenes, %.1f s of video in %.1f s", self.job_id,
                      len(scenes), video.duration_seconds, time.monotonic() - started)
         except JobCancelled:
             log.info("job %s: cancelled, stopped", self.job_id)
-        except RedisError as exc:
-            # Redis failed mid-job; if it is back already, do not leave the job "processing".
-            log.warning("job %s: redis error: %s", self.job_id, exc)
-            with contextlib.suppress(RedisError):
-                await self._fail(f"redis: {exc}", started)
         except (DependencyError, ScriptError, ComposeError, OSError) as exc:
             await self._fail(str(exc), started)
         except Exception as exc:
@@ -155,8 +241,8 @@ class Pipeline:
 
     async def _fail(self, error: str, started: float) -> None:
         log.info("job %s: failed: %s", self.job_id, error)
-        await self.store.finish(self.job_id, "failed", f"failed: {error}", [error],
-                                self._result(None, started, [error]))
+        await self.outcomes.record(self.job_id, Finish("failed", f"failed: {error}", [error],
+                                                       self._result(None, started, [error])))
 
 
 class Workers:
@@ -166,10 +252,12 @@ class Workers:
         self.settings = settings
         self.store = store
         self.http = http
+        self.outcomes = Outcomes(store)
 
     async def run(self) -> None:
         await self._recover()
         async with asyncio.TaskGroup() as group:
+            group.create_task(self.outcomes.run())
             for _ in range(self.settings.max_concurrent_jobs):
                 group.create_task(self._loop())
 
@@ -190,27 +278,35 @@ class Workers:
             try:
                 job_id = await self.store.next_queued(QUEUE_WAIT_S)
                 if job_id is not None:
-                    await self._process(job_id)
+                    self.outcomes.running.add(job_id)  # at once: a sweep must not re-queue it meanwhile
+                    try:
+                        await self._process(job_id)
+                    finally:
+                        self.outcomes.running.discard(job_id)
             except RedisError as exc:
                 log.warning("redis error in a worker: %s", exc)
+                self.outcomes.redis_failed()  # a job popped or claimed in the outage may be lost
                 await asyncio.sleep(REDIS_RETRY_S)
             except Exception:
                 # A worker must outlive any one job's bug, or the queue would silently stall.
                 log.exception("worker error")
+                self.outcomes.redis_failed()  # settles the job it may have dropped
 
     async def _cancelled(self, job_id: str) -> bool:
         try:
             return await self.store.status(job_id) == "cancelled"
         except RedisError:
+            self.outcomes.redis_failed()
             return False  # the pipeline meets the outage itself at its next write
 
     async def _process(self, job_id: str) -> None:
-        outcome, status = await self.store.update(job_id, status="processing", phase="script", progress=5,
-                                                  message="writing the script", started_at=utc_now())
+        # Only a pending job is claimed: one re-queued after an outage may have been taken already.
+        outcome, status = await self.store.update(job_id, "pending", status="processing", phase="script",
+                                                  progress=5, message="writing the script", started_at=utc_now())
         if outcome is not Outcome.UPDATED:
             log.info("job %s: skipped (%s)", job_id, status or "no such job")
             return
-        pipeline = asyncio.create_task(Pipeline(self.settings, self.store, self.http, job_id).run())
+        pipeline = asyncio.create_task(Pipeline(self.settings, self.store, self.http, self.outcomes, job_id).run())
         try:
             # Watch for a cancel while the pipeline waits on something long (LLM, TTS, ffmpeg).
             while not pipeline.done():
