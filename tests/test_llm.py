@@ -398,8 +398,14 @@ def check_openai_chat(http: httpx.Client) -> None:
     assert json.loads(json_block(content)) == plan_scenes(MARKDOWN_DOC)
     usage = answer["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
-    refused = http.post("/v1/chat/completions", json=body | {"stream": True})
-    assert refused.status_code == 400 and "stream" in refused.json()["error"]["message"]
+    streamed = http.post("/v1/chat/completions", json=body | {"stream": True})
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = [line.removeprefix("data: ") for line in streamed.text.split("\n\n") if line]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
+    assert "".join(chunk["choices"][0]["delta"].get("content", "") for chunk in chunks) == content
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
 
 def check_openai_models(http: httpx.Client) -> None:

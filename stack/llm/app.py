@@ -124,12 +124,11 @@ def create_app() -> FastAPI:
         return _respond(piece, reply, len(prompt.split()), stream)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> dict:
+    async def chat_completions(request: Request) -> Response:
         body = await _json_object(request)
         model = _model(body)
         messages = _messages(body, text_parts=True)
-        if _stream(body, default=False):
-            raise BadRequest("stream is not supported here; send \"stream\": false")
+        stream = _stream(body, default=False)
         response_format = body.get("response_format")
         wants_json = isinstance(response_format, dict) and response_format.get("type") in (
             "json_object",
@@ -138,21 +137,33 @@ def create_app() -> FastAPI:
         reply = await _answer(_last_user_message(messages), "object" if wants_json else None)
         prompt_words = sum(len(message["content"].split()) for message in messages)
         completion_words = len(reply.text.split())
-        return {
+        head = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-            "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
             "system_fingerprint": f"fp_{digest[:8]}",
+        }
+        usage = {
+            "prompt_tokens": prompt_words,
+            "completion_tokens": completion_words,
+            "total_tokens": prompt_words + completion_words,
+        }
+        if stream:  # server-sent events: the whole content in one chunk, then the finish, then [DONE]
+            chunk = head | {"object": "chat.completion.chunk"}
+            events = [
+                chunk | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": reply.text},
+                                      "finish_reason": None}]},
+                chunk | {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            ]
+            lines = [f"data: {json.dumps(event, ensure_ascii=False)}\n\n" for event in events]
+            return Response("".join(lines) + "data: [DONE]\n\n", media_type="text/event-stream")
+        return JSONResponse(head | {
+            "object": "chat.completion",
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": "stop"}
             ],
-            "usage": {
-                "prompt_tokens": prompt_words,
-                "completion_tokens": completion_words,
-                "total_tokens": prompt_words + completion_words,
-            },
-        }
+            "usage": usage,
+        })
 
     return app
 
