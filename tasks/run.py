@@ -19,6 +19,7 @@ import httpx
 import psutil
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import ValidationError
 
 from expectations.suites import validate_run
 from profiles.redact import install_log_redaction, redact, secrets_in
@@ -237,11 +238,14 @@ def record_services(run_dir: str, services: Services, checks: list[dict]) -> Non
     model's digest where its API gives one (Ollama's model list does)."""
     versions = {row["service"]: row.get("version") for row in checks}
     shown = services.model_dump(mode="json")
-    manifest = read_json(Path(run_dir) / MANIFEST, {})
-    profile = Profile.model_validate(manifest["profile"])  # as open_run stored it: the URLs are in `services`
+    try:  # the profile as open_run stored it, secrets masked (the real URLs are in `services`)
+        profile = Profile.model_validate(read_json(Path(run_dir) / MANIFEST, {}).get("profile"))
+    except ValidationError:  # a masked secret its validator refuses: no digest rather than no run
+        profile = None
     usable = any(row["service"] == "llm" and row.get("ok") for row in checks)
     digest = llm_digest(services.llm, services.llm_model, profile.target.endpoints.llm_tags,
-                        profile.timing.verify_timeout_s) if usable and profile.target.llm_api == "ollama" else None
+                        profile.timing.verify_timeout_s) \
+        if usable and profile is not None and profile.target.llm_api == "ollama" else None
     update_manifest(run_dir, services={
         name: {"url": shown[name], "version": versions.get(name)} for name in ("server", "tts", "llm", "redis")
     } | {"llm_model": services.llm_model, "llm_digest": digest})

@@ -28,7 +28,8 @@ from artifacts.figures import FIGURES, concurrency_points, write_figures
 from artifacts.latex import escape, write_latex_tables
 from artifacts.tables_csv import write_csv_tables
 from profiles.settings import load_profile
-from tasks.run import environment, llm_digest, machine, profile_sha256
+from tasks.run import environment, llm_digest, machine, open_run, profile_sha256, record_services
+from tasks.services import Services
 from tests.stackutil import ROOT, service_process
 
 STORED = Path(__file__).parent / "data" / "run"
@@ -209,13 +210,21 @@ def test_environment_capture_holds_versions_and_no_secret():
     assert machine()["cpu_count"] >= 1
 
 
-def test_llm_digest_is_read_from_the_bundled_llm():
+def test_the_manifest_records_the_bundled_llms_digest(tmp_path):
+    """open_run records the environment, record_services the digest the LLM's model list gives (the bundled
+    stand-in's digest is the sha256 of its planner's source)."""
     planner = ROOT / "stack" / "llm" / "planner.py"
+    profile = load_profile("smoke", [f"results_dir={tmp_path}"])
+    run_dir = Path(open_run.fn(profile, "digest-run"))
     with service_process("stack.llm", "/api/version") as run:
         url = str(run.http.base_url).rstrip("/")
-        assert llm_digest(url, "extractive-planner", "/api/tags", 10) == hashlib.sha256(
-            planner.read_bytes()).hexdigest()
+        services = Services(server="http://127.0.0.1:1", tts="http://127.0.0.1:2", llm=url,
+                            redis="redis://127.0.0.1:3/0", llm_model="extractive-planner")
+        record_services.fn(str(run_dir), services, [{"service": "llm", "ok": True, "version": "0.1.0"}])
         assert llm_digest(url, "no-such-model", "/api/tags", 10) is None
+    recorded = json.loads((run_dir / "manifest.json").read_text())
+    assert recorded["services"]["llm_digest"] == hashlib.sha256(planner.read_bytes()).hexdigest()
+    assert recorded["environment"]["profile_sha256"] == profile_sha256(profile)
     assert llm_digest(url, "extractive-planner", "/api/tags", 2) is None  # stopped: no answer, no digest
 
 
