@@ -12,30 +12,39 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel
 
+from analysis.conformance import ConformanceRule
+from analysis.faults import FaultResult
 from analysis.metrics import (
     Endpoint,
     Incident,
+    Job,
     JobGroup,
     RunMetrics,
-    StageOutcome,
     ci_text,
     ended_without_video,
     plural,
     videos_sentence,
 )
-from analysis.stats import Distribution, Rate
+from analysis.stats import CI_MIN_N, P95_MIN_N, P99_MIN_N, Distribution, Rate
+
+if TYPE_CHECKING:  # drawing needs matplotlib; rendering only reads a drawn figure's fields
+    from artifacts.figures import DrawnFigure
 
 MISSING = "—"
+NOT_REPORTED = "not reported"
+OUTCOME_WORDS = {"stuck_pending": "never started (stuck pending)"}  # a job outcome where its name is not words
 DECIMALS = {"s": 2, "ms": 1, "pct": 1, "mb": 1, "ratio": 2}
 NUMERIC = {*DECIMALS, "rate", "int"}
 HASH_PREFIX = 12
+PHASES = ("script", "audio", "visual", "compose")  # the job table's phase columns (<phase>_s), after queued
 VALUE_WIDTH = 160  # GX observed/expected/details are free-form: keep table cells readable
 CPU_SCALE = "CPU is in % of one core (100 = one core busy; the machine has {cores} cores, so at most {top} %)."
 
@@ -119,7 +128,17 @@ def success_text(group: JobGroup) -> str:
     if not group.success.n:
         return (f"no verified figure: {plural(group.interrupted, 'job')} interrupted" if group.interrupted
                 else "no job was run")
-    return f"{rate_text(group.success)} verified{not_counted(group)}"
+    return f"{rate_text(group.success)} verified{stuck_text(group)}{not_counted(group)}"
+
+
+def stuck_text(group: JobGroup) -> str:
+    """"; 1 never started (stuck pending)": jobs the server left pending are failures, named apart from the rest."""
+    return f"; {group.stuck_pending} {OUTCOME_WORDS['stuck_pending']}" if group.stuck_pending else ""
+
+
+def outcomes_text(group: JobGroup) -> str:
+    """"2 succeeded, 1 timed_out, 1 never started (stuck pending)"."""
+    return ", ".join(f"{count} {OUTCOME_WORDS.get(outcome, outcome)}" for outcome, count in group.outcomes.items())
 
 
 def headline(figure: Distribution) -> str:
@@ -139,6 +158,11 @@ class Column:
     header: str
     key: str
     kind: str = "text"
+    reports: str | None = None  # the server's status field it shows (RunMetrics.unreported names the missing ones)
+
+
+def _shown_cell(value, column: Column, unreported: dict[str, str]) -> str:
+    return NOT_REPORTED if _missing(value) and column.reports in unreported else fmt(value, column.kind)
 
 
 def _cell(text: str) -> str:
@@ -150,15 +174,18 @@ def field(row: dict | BaseModel, key: str):
     return row.get(key) if isinstance(row, dict) else getattr(row, key, None)
 
 
-def table(columns: list[Column], rows: list[dict | BaseModel], none: str = "No data.") -> str:
-    """A Markdown table (numbers right-aligned), or `none` in italics when there are no rows."""
+def table(columns: list[Column], rows: list[dict | BaseModel], none: str = "No data.",
+          unreported: dict[str, str] | None = None) -> str:
+    """A Markdown table (numbers right-aligned), or `none` in italics when there are no rows. An empty cell of a
+    column whose server field is `unreported` reads "not reported" instead of "—"."""
     if not rows:
         return f"_{none}_"
     lines = [
         "| " + " | ".join(column.header for column in columns) + " |",
         "|" + "|".join("---:" if column.kind in NUMERIC else "---" for column in columns) + "|",
     ]
-    lines += ["| " + " | ".join(_cell(fmt(field(row, c.key), c.kind)) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(_shown_cell(field(row, c.key), c, unreported or {})) for c in columns) + " |"
+              for row in rows]
     return "\n".join(lines)
 
 
@@ -183,11 +210,10 @@ def _distribution_cells(prefix: str, figure: Distribution) -> dict:
 
 
 def group_row(group: JobGroup) -> dict:
-    outcomes = ", ".join(f"{count} {outcome}" for outcome, count in group.outcomes.items())
     return {
         "level": group.level, "jobs": group.jobs, "successes": group.success.k, "success_rate": group.success.value,
         "success_ci": ci_text(group.success.ci, _shown("rate")) if group.success.ci else None,
-        "outcomes": outcomes, **_distribution_cells("s_", group.seconds), "wall_s": group.wall_seconds,
+        "outcomes": outcomes_text(group), **_distribution_cells("s_", group.seconds), "wall_s": group.wall_seconds,
         "jobs_per_minute": group.jobs_per_minute, "video_s_per_wall_s": group.video_seconds_per_wall_second,
     }
 
@@ -216,7 +242,7 @@ LATENCY_COLUMNS = [Column("endpoint", "endpoint"), Column("probes", "probes", "i
 VIDEO_COLUMNS = [
     Column("job", "job_id"), Column("stage", "stage"), Column("ok", "ok"), Column("frames", "frames_decoded", "int"),
     Column("decode errors", "decode_errors", "int"), Column("video s", "video_seconds", "s"),
-    Column("audio s", "audio_seconds", "s"), Column("reported s", "reported_seconds", "s"),
+    Column("audio s", "audio_seconds", "s"), Column("reported s", "reported_seconds", "s", "video.duration_seconds"),
     Column("resolution", "resolution"), Column("size bytes", "size_bytes", "int"),
     Column("sha256", "sha256", "hash"), Column("hash stable", "hash_stable"), Column("problems", "problems"),
 ]
@@ -228,10 +254,10 @@ USAGE_COLUMNS = [
 JOB_COLUMNS = [
     Column("job", "job_id"), Column("document", "document", "name"), Column("outcome", "outcome"),
     Column("server status", "server_status"), Column("end-to-end s", "total_seconds", "s"),
-    Column("queued s", "queued_s", "s"), Column("script s", "script_s", "s"), Column("audio s", "audio_s", "s"),
-    Column("visual s", "visual_s", "s"), Column("compose s", "compose_s", "s"),
-    Column("server s", "processing_seconds", "s"), Column("reported video s", "reported_video_seconds", "s"),
-    Column("decoded video s", "decoded_video_seconds", "s"), Column("scenes", "scenes", "int"),
+    Column("queued s", "queued_s", "s"), *(Column(f"{phase} s", f"{phase}_s", "s", "phase") for phase in PHASES),
+    Column("server s", "processing_seconds", "s", "processing_time_seconds"),
+    Column("reported video s", "reported_video_seconds", "s", "video.duration_seconds"),
+    Column("decoded video s", "decoded_video_seconds", "s"), Column("scenes", "scenes", "int", "script_scenes"),
     Column("failure", "failure"),
 ]
 BATCH_COLUMNS = [Column("level", "level", "int"), Column("batch", "batch", "int")]
@@ -325,9 +351,14 @@ def targets_text(metrics: RunMetrics) -> str:
 
 
 def machine_text(metrics: RunMetrics) -> str:
-    machine = metrics.machine
+    machine, env = metrics.machine, metrics.environment
     if machine == type(machine)():
         return MISSING
+    if env.recorded:
+        physical = f" ({env.cpu_physical_cores} physical)" if env.cpu_physical_cores else ""
+        system = ", ".join(part for part in (env.os, env.kernel, env.architecture) if part) or MISSING
+        return (f"{fmt(machine.hostname)}: {fmt(env.cpu_model)}, {fmt(env.cpu_cores, 'int')} CPU cores{physical}, "
+                f"{fmt(env.memory_mb, 'mb')} MB memory; {system}; Python {fmt(env.python)}")
     return (f"{fmt(machine.hostname)}: {fmt(machine.platform)}, Python {fmt(machine.python)}, "
             f"{fmt(machine.cpu_count, 'int')} CPU cores, {fmt(machine.memory_mb, 'mb')} MB memory")
 
@@ -370,6 +401,173 @@ def incident_item(incident: Incident) -> str:
     return f"{item}; its log's last lines:\n\n" + _fenced(incident.log_tail, indent="  ")
 
 
+# ---- reader's notes: why a cell is empty, what a figure measures ---------------------------------
+
+def percentile_note(figures: list[Distribution]) -> str:
+    """Why a percentile or interval cell is empty, when one of them is: too few values, not a lost measurement."""
+    if not any(figure.p99 is None or figure.ci is None for figure in figures):
+        return ""
+    return (f"An empty p95, p99 or 95 % CI cell means too few values for that statistic (p95 from n ≥ {P95_MIN_N}, "
+            f"p99 from n ≥ {P99_MIN_N}, an interval from n ≥ {CI_MIN_N}), not a missing measurement; a row with "
+            "n = 0 had no value to summarise.")
+
+
+def queueing_note(metrics: RunMetrics) -> str:
+    """"Levels above 2 measure queueing" where the target's limit is known (the bundled stack's) and a level
+    exceeds it; nothing for an external target, whose limit is unknown."""
+    limit = metrics.max_concurrent_jobs
+    above = [group.level for group in metrics.levels if limit and group.level and group.level > limit]
+    if not above:
+        return ""
+    return (f"The bundled stack runs at most {plural(limit, 'job')} at once (profile `target.max_concurrent_jobs`): "
+            f"levels above {limit} ({', '.join(map(str, above))}) measure queueing as well as generation, their job "
+            "time includes the wait for a free slot.")
+
+
+def unreported_notes(metrics: RunMetrics, columns: list[Column], rows: list[dict | BaseModel]) -> list[str]:
+    """"The server reports no phases: time per phase not measured.": for each server field a table shows that the
+    server never filled in and that no row of the table has a value of either."""
+    empty = {column.reports for column in columns if column.reports in metrics.unreported}
+    empty -= {column.reports for column in columns for row in rows if not _missing(field(row, column.key))}
+    return [_first_up(words) + "." for name, words in metrics.unreported.items() if name in empty]
+
+
+def job_table_notes(metrics: RunMetrics, jobs: list[Job]) -> list[str]:
+    """Why cells of a job table are empty: the server fields it never reports, and a phase no poll saw."""
+    notes = unreported_notes(metrics, JOB_COLUMNS, jobs)
+    phases = [f"{phase}_s" for phase in PHASES]
+    if "phase" not in metrics.unreported and any(
+            job.total_seconds is not None and any(getattr(job, name) is None for name in phases) for job in jobs):
+        notes.append("An empty phase cell (—): no status poll saw the job in that phase (shorter than the polling "
+                     "interval, or never reached).")
+    return notes
+
+
+# ---- contract conformance, identical videos, faults ----------------------------------------------
+
+CONFORMANCE_COLUMNS = [Column("rule", "rule"), Column("source", "source"),
+                       Column("observations", "observations", "int"), Column("violations", "violations", "int"),
+                       Column("result", "result"), Column("example", "example")]
+FAULT_COLUMNS = [
+    Column("service", "service"), Column("fault", "fault"), Column("recovered", "recovered"),
+    Column("healthy again s", "recovery_s", "s"), Column("first success s", "first_success_s", "s"),
+    Column("jobs failed during", "jobs_failed_during", "int"), Column("jobs stuck", "jobs_stuck", "int"),
+    Column("hung", "hung"), Column("health during", "health_during"),
+    Column("job error named the service", "named_dependency"), Column("job error during", "job_error_during"),
+    Column("detail", "detail"),
+]
+# how a fault reads in a sentence, after the service's name
+FAULT_WORDS = {"killed": "was killed and restarted", "frozen": "was frozen (SIGSTOP) and resumed",
+               "slow": "was made slow and restored", "restarted_with_jobs": "was restarted with jobs in flight",
+               "killed_with_jobs": "was killed with jobs in flight and restarted"}
+
+
+def rule_result(rule: ConformanceRule) -> str:
+    """A rule never observed was not checked: it neither held nor failed."""
+    return "not checked" if not rule.checked else "holds" if rule.holds else "VIOLATED"
+
+
+def conformance_rows(metrics: RunMetrics) -> list[dict]:
+    return [{**rule.model_dump(), "result": rule_result(rule)} for rule in metrics.conformance]
+
+
+def conformance_summary(metrics: RunMetrics) -> str:
+    """"5 of 7 checked contract rules hold; 2 rules not checked (no observation)."."""
+    if not metrics.conformance:
+        return "No contract rule was checked in this run."
+    checked = [rule for rule in metrics.conformance if rule.checked]
+    unchecked = len(metrics.conformance) - len(checked)
+    if not checked:
+        return f"No contract rule could be checked (0 observations of each of the {len(metrics.conformance)} rules)."
+    held = sum(rule.holds for rule in checked)
+    beside = f"; {plural(unchecked, 'rule')} not checked (no observation)" if unchecked else ""
+    return f"{held} of {len(checked)} checked contract rules hold{beside}."
+
+
+def _listed(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def identical_video_sentences(metrics: RunMetrics) -> list[str]:
+    return [f"Jobs {_listed(group)} produced byte-identical videos (the same SHA-256): a server-side cache hit? If so "
+            "their job times measure the cache, not a generation (`workload.unique_documents` makes every upload "
+            "unique)." for group in metrics.identical_videos]
+
+
+def _fault_name(fault: FaultResult) -> str:
+    return f"{fault.service} {FAULT_WORDS.get(fault.fault, f'had the fault {fault.fault}')}"
+
+
+def fault_sentence(fault: FaultResult) -> str:
+    """"After tts was killed and restarted, the server reported healthy again after 2.10 s and the first new job
+    succeeded after 9.80 s."; a fault that could not be injected says why."""
+    if fault.recovered is None:
+        why = fault.detail or "no detail was recorded"
+        return f"The experiment where {_fault_name(fault)} could not be run: {why}."
+    health = (f"the server reported healthy again after {fmt(fault.recovery_s, 's')} s" if fault.recovery_s is not None
+              else "the server never reported healthy again")
+    job = (f"the first new job succeeded after {fmt(fault.first_success_s, 's')} s"
+           if fault.first_success_s is not None else "no new job succeeded")
+    verdict = "" if fault.recovered else "the deployment did not recover: "
+    return f"After {_fault_name(fault)}, {verdict}{health} and {job}."
+
+
+def fault_during_sentence(fault: FaultResult) -> str:
+    """What the deployment did while the fault lasted: what health said, jobs failed and whether their error
+    named the service, hung jobs, jobs left stuck."""
+    if fault.recovered is None:
+        return ""
+    said = f"health said {fault.health_during!r}" if fault.health_during else "health said nothing"
+    failed = plural(fault.jobs_failed_during, "job") + " failed"
+    if fault.named_dependency is not None and fault.jobs_failed_during:
+        failed += f" and the job error {'named' if fault.named_dependency else 'did not name'} {fault.service}"
+    hung = "; a job under the fault hung (no terminal status within its bound)" if fault.hung else ""
+    stuck = (f"{plural(fault.jobs_stuck, 'job')} stayed stuck after recovery" if fault.jobs_stuck
+             else "no job was left stuck")
+    return f"While the fault lasted, {said} and {failed}{hung}; {stuck}."
+
+
+def faults_summary(metrics: RunMetrics) -> str:
+    if not metrics.faults:
+        return (f"No fault was injected: {metrics.faults_skipped}." if metrics.faults_skipped else
+                "No fault experiment was recorded in this run.")
+    run = [fault for fault in metrics.faults if fault.recovered is not None]
+    recovered = sum(bool(fault.recovered) for fault in run)
+    skipped = len(metrics.faults) - len(run)
+    return (f"The deployment recovered from {recovered} of {plural(len(run), 'injected fault')}"
+            + (f"; {plural(skipped, 'experiment')} could not be run" if skipped else "") + ".")
+
+
+# ---- the environment and figures -----------------------------------------------------------------
+
+def software_text(metrics: RunMetrics) -> str:
+    """Library, FFmpeg, eSpeak NG, Redis and LLM versions, or why they are unknown."""
+    env = metrics.environment
+    if not env.recorded:
+        return "not recorded (the run was made by a version that did not record its environment)"
+    parts = [f"{name} {version or 'not installed'}" for name, version in env.packages.items()]
+    parts += [f"PyAV's FFmpeg {env.pyav_ffmpeg}"] if env.pyav_ffmpeg else []
+    parts += ([f"eSpeak NG {env.espeak_ng}" + (f" ({env.espeak_ng_source})" if env.espeak_ng_source else "")]
+              if env.espeak_ng else [])
+    parts += [f"the stack's ffmpeg {env.stack_ffmpeg}"] if env.stack_ffmpeg else []
+    parts += [f"Redis {env.redis}"] if env.redis else []
+    if env.llm_model:
+        digest = f" (digest {fmt(env.llm_digest, 'hash')})" if env.llm_digest else ""
+        parts.append(f"LLM model {env.llm_model}{digest}")
+    return ", ".join(parts) or MISSING
+
+
+def project_text(metrics: RunMetrics) -> str:
+    """"t2v-bench 0.1.0 at commit 0123456789ab (with uncommitted changes); profile sha256 abcdef012345"."""
+    env = metrics.environment
+    if not env.recorded:
+        return "not recorded"
+    commit = (f"commit {fmt(env.git_commit, 'hash')}" + (" (with uncommitted changes)" if env.git_dirty else "")
+              if env.git_commit else "not from a git checkout")
+    return f"t2v-bench {fmt(env.project_version)} at {commit}; profile sha256 {fmt(env.profile_sha256, 'hash')}"
+
+
 # ---- for a paper ----------------------------------------------------------------------------------
 
 def response_time_sentence(metrics: RunMetrics) -> str:
@@ -377,9 +575,8 @@ def response_time_sentence(metrics: RunMetrics) -> str:
     if group is None or not group.jobs:
         return "No single request was run, so no response time can be given."
     if not group.seconds.n:
-        outcome = ", ".join(f"{count} {outcome}" for outcome, count in group.outcomes.items())
-        return f"The single video generation request delivered no verified video ({outcome}), so no response time " \
-               f"can be given."
+        return (f"The single video generation request delivered no verified video ({outcomes_text(group)}), so no "
+                "response time can be given.")
     return (f"A single video generation request delivered a verified video in {fmt(group.seconds.median, 's')} "
             f"seconds ({plural(group.seconds.n, 'request')}).")
 
@@ -391,7 +588,8 @@ def _verified_sentence(lead: str, group: JobGroup) -> str:
         return (f"{lead}, no success rate can be given: {plural(group.interrupted, 'job')} interrupted by the run's "
                 "stop.")
     return (f"{lead}, {rate_text(group.success)} jobs delivered a verified video"
-            + (f"; job time {headline(group.seconds)}" if group.seconds.n else "") + not_counted(group, "job") + ".")
+            + (f"; job time {headline(group.seconds)}" if group.seconds.n else "") + stuck_text(group)
+            + not_counted(group, "job") + ".")
 
 
 def concurrency_sentences(metrics: RunMetrics) -> list[str]:
@@ -457,31 +655,33 @@ def integrity_sentence(metrics: RunMetrics) -> str:
 class Report:
     title: str
     measures: tuple[str, ...] = ()  # the stages whose measurements it reports (none: always published)
+    figures: tuple[str, ...] = ()  # the figures it shows (artifacts.figures names), when they were drawn
 
 
+PERFORMANCE_FIGURES = ("job_time_vs_concurrency", "job_time_cdf", "phases", "api_latency")
 # each report's template is artifacts/templates/<file name>.j2
 REPORTS: dict[str, Report] = {
-    "integration_performance_report.md": Report("Integration performance report", ("single", "concurrent", "latency")),
+    "integration_performance_report.md": Report("Integration performance report", ("single", "concurrent", "latency"),
+                                                PERFORMANCE_FIGURES),
     "integration_reliability_report.md": Report("Integration reliability report"),
-    "integration_resources_report.md": Report("Integration resources report", ("baseline", "single", "concurrent")),
+    "integration_resources_report.md": Report("Integration resources report", ("baseline", "single", "concurrent"),
+                                              ("resources",)),
+    "contract_conformance_report.md": Report("Contract conformance report", ("conformance",)),
     "test_service_verification.md": Report("Test: service verification"),
-    "test_baseline_resources.md": Report("Test: baseline resources", ("baseline",)),
-    "test_single_request.md": Report("Test: single request", ("single",)),
-    "test_concurrent_runs.md": Report("Test: concurrent runs", ("concurrent",)),
-    "test_api_latency.md": Report("Test: API latency", ("latency",)),
+    "test_baseline_resources.md": Report("Test: baseline resources", ("baseline",), ("resources",)),
+    "test_single_request.md": Report("Test: single request", ("single",), ("phases",)),
+    "test_concurrent_runs.md": Report("Test: concurrent runs", ("concurrent",),
+                                      ("job_time_vs_concurrency", "job_time_cdf")),
+    "test_api_latency.md": Report("Test: API latency", ("latency",), ("api_latency",)),
     "test_sequential_reliability.md": Report("Test: sequential reliability", ("sequential",)),
     "test_video_integrity.md": Report("Test: video integrity", ("single", "concurrent", "sequential")),
+    "test_error_recovery.md": Report("Test: error handling and recovery", ("faults",)),
 }
 
-# what the templates call: the formatting helpers and sentences above, by name
+# what the templates call: this module's formatting helpers, sentences and column lists, by name
 _TEMPLATE_GLOBALS = {
     name: value for name, value in globals().items()
-    if name.isupper() and name.endswith("_COLUMNS") or name in {
-        "table", "fmt", "rate_text", "success_text", "headline", "interval", "cpu_scale", "job_rows", "memory_rows", "concurrent_job_rows", "tracking_rows", "failed_job_rows", "check_rows",
-        "targets_text", "machine_text", "threshold_line", "endpoint_sentence", "videos_line", "incident_item",
-        "response_time_sentence", "concurrency_sentences", "throughput_sentence", "resource_sentence",
-        "latency_sentence", "sequential_sentence", "integrity_sentence",
-    }
+    if not name.startswith("_") and (name.endswith("_COLUMNS") or getattr(value, "__module__", None) == __name__)
 }
 
 
@@ -492,16 +692,20 @@ def _environment() -> Environment:
                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                               keep_trailing_newline=True)
     environment.globals.update(_TEMPLATE_GLOBALS)
-    environment.filters.update(fmt=fmt, plural=plural, group_row=group_row, endpoint_row=endpoint_row)
+    environment.filters.update(fmt=fmt, plural=plural, first_up=_first_up, group_row=group_row,
+                               endpoint_row=endpoint_row)
     return environment
 
 
 TEMPLATES = _environment()
 
 
-def render_reports(metrics: RunMetrics) -> dict[str, str]:
-    """Every report as Markdown, keyed by file name."""
-    return {name: TEMPLATES.get_template(f"{name}.j2").render(m=metrics, title=report.title)
+def render_reports(metrics: RunMetrics, figures: Sequence[DrawnFigure] = ()) -> dict[str, str]:
+    """Every report as Markdown, keyed by file name; `figures` are the ones drawn (artifacts.figures), each
+    linked from the reports about it."""
+    return {name: TEMPLATES.get_template(f"{name}.j2").render(
+                m=metrics, title=report.title,
+                shown_figures=[figure for figure in figures if figure.name in report.figures])
             for name, report in REPORTS.items()}
 
 
@@ -512,5 +716,6 @@ def measured(metrics: RunMetrics, report: Report) -> bool:
         "baseline": bool(metrics.baseline_usage), "single": bool(metrics.jobs_of("single")),
         "concurrent": bool(metrics.levels), "latency": bool(metrics.latency),
         "sequential": bool(metrics.jobs_of("sequential")),
+        "conformance": any(rule.checked for rule in metrics.conformance), "faults": bool(metrics.faults),
     }
     return not report.measures or any(held.get(stage) for stage in report.measures)

@@ -66,10 +66,10 @@ def write_reports(run_dir: Path, metrics: RunMetrics | None = None) -> dict[str,
     metrics = metrics or metrics_of(run_dir)
     out = run_dir / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    write_figures(metrics, out)
+    figures = write_figures(metrics, out)
     write_latex_tables(metrics, out)
     write_csv_tables(metrics, out)
-    reports = render_reports(metrics)
+    reports = render_reports(metrics, figures)
     for name, markdown in reports.items():
         (out / name).write_text(markdown, encoding="utf-8")
         (out / name).with_suffix(".html").write_text(to_html(markdown, REPORTS[name].title), encoding="utf-8")

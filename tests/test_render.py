@@ -5,10 +5,13 @@ import re
 
 import pytest
 
+from analysis.conformance import ConformanceRule
+from analysis.faults import FaultResult
 from analysis.metrics import compute_metrics
 from analysis.resources import MB
 from analysis.schema import frame
 from artifacts.console import console_summary
+from artifacts.figures import DrawnFigure
 from artifacts.html import to_html
 from artifacts.markdown import REPORTS, fmt, main_tables, measured, render_reports
 from artifacts.publish import artifact_key, published_key
@@ -17,6 +20,7 @@ REPORT_NAMES = {
     "integration_performance_report.md", "integration_reliability_report.md", "integration_resources_report.md",
     "test_service_verification.md", "test_baseline_resources.md", "test_single_request.md",
     "test_concurrent_runs.md", "test_api_latency.md", "test_sequential_reliability.md", "test_video_integrity.md",
+    "contract_conformance_report.md", "test_error_recovery.md",
 }
 NOT_A_FIGURE = re.compile(r"\b(None|nan|NaN|inf)\b")
 SERVICES = ("server", "tts", "llm", "redis")
@@ -386,3 +390,170 @@ def test_small_wording_an_instant_an_interrupted_stage_no_service_checked():
     assert "no detail was recorded" not in paper
     assert "0 of 0 services" not in reports["test_service_verification.md"]
     assert "No service was checked." in reports["test_service_verification.md"]
+
+
+# ---- issue 9, 11 and 12 sections: contract conformance, missing fields, cache hits, faults, notes, environment ----
+
+def _rule(rule, observations, violations, example=None, source="observed"):
+    return ConformanceRule(rule=rule, source=source, observations=observations, violations=violations,
+                           example=example)
+
+
+def test_contract_conformance_says_not_checked_never_passed(good_metrics):
+    metrics = good_metrics.model_copy(update={"conformance": [
+        _rule("progress never decreases", 40, 0),
+        _rule("created_at stays as the 202 answer gave it", 12, 3, "job conc-3a: created_at rewritten"),
+        _rule("cancelling a finished job answers 409", 0, 0, "no job finished before the probes", "probe"),
+    ]})
+    reports = render_reports(metrics)
+    report = reports["contract_conformance_report.md"]
+    assert "1 of 2 checked contract rules hold; 1 rule not checked (no observation)." in report
+    assert "| progress never decreases | observed | 40 | 0 | holds | — |" in report
+    assert "| created_at stays as the 202 answer gave it | observed | 12 | 3 | VIOLATED | job conc-3a: " in report
+    assert "| cancelling a finished job answers 409 | probe | 0 | 0 | not checked | no job finished" in report
+    for main in ("integration_performance_report.md", "integration_reliability_report.md"):
+        assert "## Contract conformance\n\n1 of 2 checked contract rules hold" in reports[main]
+        assert ("- VIOLATED (3 of 12): created_at stays as the 202 answer gave it; e.g. job conc-3a: created_at "
+                "rewritten") in reports[main]
+    assert "  contract:         1 of 2 checked contract rules hold; 1 rule not checked (no observation).\n" in \
+        console_summary(metrics, "/runs/x")
+    assert measured(metrics, REPORTS["contract_conformance_report.md"])
+    unchecked = good_metrics.model_copy(update={"conformance": [_rule("cancelling a finished job answers 409", 0, 0)]})
+    assert not measured(unchecked, REPORTS["contract_conformance_report.md"])
+    assert "No contract rule could be checked (0 observations of each of the 1 rules)." in \
+        render_reports(unchecked)["contract_conformance_report.md"]
+
+
+def test_fields_the_server_never_reports_are_named_instead_of_dashed():
+    bare = {"script_s": None, "audio_s": None, "visual_s": None, "compose_s": None, "processing_seconds": None}
+    frames = {"jobs": frame("jobs", [job("s1", "single", 0.0, 10.0, **bare)])}
+    phases = "the server reports no phases: time per phase not measured"
+    processing = "the server reports no processing time: only the time seen from outside is measured"
+    metrics = compute_metrics(frames, manifest(), []).model_copy(
+        update={"unreported": {"phase": phases, "processing_time_seconds": processing,
+                               "script_scenes": "the server reports no scene count"}})
+    text = render_reports(metrics)["test_single_request.md"]
+    # the job's row: queued measured; phases and server s "not reported"; scenes were reported, so no claim
+    assert "| s1 | one_page.md | succeeded | completed | 10.00 | 0.50 | not reported | not reported | not reported " \
+           "| not reported | not reported | 10.00 | — | 3 | — |" in text
+    assert ("The server reports no phases: time per phase not measured. The server reports no processing time: only "
+            "the time seen from outside is measured.") in text
+    assert "scene count" not in text
+    # when phases are reported, an unseen phase is explained, not blamed on the server
+    seen = compute_metrics({"jobs": frame("jobs", [job("s1", "single", 0.0, 10.0, script_s=None)])}, manifest(), [])
+    assert "An empty phase cell (—): no status poll saw the job in that phase" in \
+        render_reports(seen)["test_single_request.md"]
+
+
+def test_identical_videos_are_flagged_as_a_possible_cache_hit(good_metrics):
+    metrics = good_metrics.model_copy(update={"identical_videos": [["conc-3a", "conc-3b", "seq-1"]]})
+    text = render_reports(metrics)["test_video_integrity.md"]
+    assert "Jobs conc-3a, conc-3b and seq-1 produced byte-identical videos (the same SHA-256): a server-side cache " \
+           "hit?" in text
+    distinct = good_metrics.model_copy(update={"identical_videos": []})
+    assert "byte-identical" not in render_reports(distinct)["test_video_integrity.md"]
+
+
+def _fault(service, fault, **changes):
+    return FaultResult(**{"service": service, "fault": fault, "recovered": True, "recovery_s": 2.1,
+                          "first_success_s": 9.8, "jobs_failed_during": 1, "jobs_stuck": 0,
+                          "health_during": "degraded (tts_service: down)", "job_error_during": "TTS unreachable",
+                          "named_dependency": True, "hung": False, "detail": None, **changes})
+
+
+def test_error_handling_and_recovery_table_and_paper_sentences(good_metrics):
+    faults = [_fault("tts", "killed"),
+              _fault("llm", "frozen", recovered=False, recovery_s=None, first_success_s=None, jobs_stuck=2,
+                     named_dependency=False, hung=True, health_during=None),
+              _fault("redis", "restarted_with_jobs", recovered=None, recovery_s=None, first_success_s=None,
+                     jobs_failed_during=0, health_during=None, job_error_during=None, named_dependency=None,
+                     detail="no redis restart action in the profile")]
+    reports = render_reports(good_metrics.model_copy(update={"faults": faults}))
+    text = reports["test_error_recovery.md"]
+    assert "The deployment recovered from 1 of 2 injected faults; 1 experiment could not be run." in text
+    assert ("| tts | killed | yes | 2.10 | 9.80 | 1 | 0 | no | degraded (tts_service: down) | yes | TTS unreachable "
+            "| — |") in text
+    sentence = ("After tts was killed and restarted, the server reported healthy again after 2.10 s and the first new "
+                "job succeeded after 9.80 s.")
+    assert (f"- {sentence} While the fault lasted, health said 'degraded (tts_service: down)' and 1 job failed and "
+            "the job error named tts; no job was left stuck.") in text
+    assert ("- After llm was frozen (SIGSTOP) and resumed, the deployment did not recover: the server never reported "
+            "healthy again and no new job succeeded. While the fault lasted, health said nothing and 1 job failed and "
+            "the job error did not name llm; a job under the fault hung (no terminal status within its bound); 2 jobs "
+            "stayed stuck after recovery.") in text
+    assert ("The experiment where redis was restarted with jobs in flight could not be run: no redis restart action "
+            "in the profile.") in text
+    summary = console_summary(good_metrics.model_copy(update={"faults": faults}), "/runs/x")
+    assert "  faults:           The deployment recovered from 1 of 2 injected faults; 1 experiment could not be run." \
+        in summary
+    assert "## Error handling and recovery" in reports["integration_reliability_report.md"]
+    assert f"- {sentence}\n" in reports["integration_performance_report.md"].split("## For a paper", 1)[1]
+    skipped = render_reports(good_metrics.model_copy(update={"faults_skipped": "the target names no fault actions"}))
+    assert "No fault was injected: the target names no fault actions." in skipped["test_error_recovery.md"]
+    assert "- No fault was injected, so no recovery figure can be given: the target names no fault actions." in \
+        skipped["integration_performance_report.md"]
+
+
+def test_jobs_stuck_pending_are_named_beside_the_rate():
+    stuck = "never started (stuck pending 30 s)"
+    jobs = [job("c1", "concurrent", 0.0, 5.0, level=2), job("c2", "concurrent", 0.0, 30.0, "stuck_pending", level=2,
+                                                             slot=1, failure=stuck)]
+    metrics = compute_metrics({"jobs": frame("jobs", jobs)}, manifest(), [])
+    text = render_reports(metrics)["integration_performance_report.md"]
+    assert "| 1 succeeded, 1 never started (stuck pending) |" in text
+    assert ("With 2 concurrent jobs, 1 of 2 (50.0 %) jobs delivered a verified video; job time median 5.00 s (min "
+            "5.00, max 5.00, n=1); 1 never started (stuck pending).") in text
+    assert "concurrency 2:    1 of 2 (50.0 %) verified; 1 never started (stuck pending); job time" in \
+        console_summary(metrics, "/runs/x")
+
+
+def test_levels_above_the_bundled_stacks_limit_are_said_to_measure_queueing(good_metrics):
+    bundled = manifest(profile={**manifest()["profile"], "target": {"bundled_stack": True, "max_concurrent_jobs": 2}})
+    text = render_reports(compute_metrics(*good_run()[:1], bundled, []))["test_concurrent_runs.md"]
+    assert ("The bundled stack runs at most 2 jobs at once (profile `target.max_concurrent_jobs`): levels above 2 (3) "
+            "measure queueing") in text
+    external = manifest(profile={**manifest()["profile"], "target": {"bundled_stack": False, "max_concurrent_jobs": 2}})
+    assert "queueing" not in render_reports(compute_metrics(*good_run()[:1], external, []))["test_concurrent_runs.md"]
+    assert "queueing" not in render_reports(good_metrics)["test_concurrent_runs.md"]  # no target in the profile
+    # why a percentile cell is empty
+    assert "An empty p95, p99 or 95 % CI cell means too few values for that statistic (p95 from n ≥ 20" in text
+
+
+def test_every_header_carries_the_environment():
+    machine = {**manifest()["machine"], "cpu_model": "AMD EPYC 7B13", "cpu_physical_cores": 1,
+               "os": "Debian GNU/Linux 12 (bookworm)", "kernel": "Linux 6.1.0", "architecture": "x86_64",
+               "python_implementation": "CPython"}
+    environment = {"packages": {"prefect": "3.8.8", "polars": "1.20.0", "httpx": None}, "pyav_ffmpeg": "7.1",
+                   "espeak_ng": {"version": "1.51", "source": "/usr/bin/espeak-ng"}, "stack_ffmpeg": "n7.1",
+                   "project": {"version": "0.1.0", "commit": "0123456789abcdef" * 2 + "01234567", "dirty": True},
+                   "profile_sha256": "fe" * 32}
+    services = {**manifest()["services"], "llm_digest": "sha256:" + "ab" * 32}
+    metrics = compute_metrics({}, manifest(machine=machine, environment=environment, services=services), [])
+    for name, text in render_reports(metrics).items():
+        assert ("- **Machine:** bench: AMD EPYC 7B13, 2 CPU cores (1 physical), 8192.0 MB memory; Debian GNU/Linux 12 "
+                "(bookworm), Linux 6.1.0, x86_64; Python 3.11.9 (CPython)") in text, name
+        assert ("- **Software:** prefect 3.8.8, polars 1.20.0, httpx not installed, PyAV's FFmpeg 7.1, eSpeak NG 1.51 "
+                "(/usr/bin/espeak-ng), the stack's ffmpeg n7.1, Redis 1.0, LLM model extractive-planner (digest "
+                "sha256:ababa)") in text, name
+        assert ("- **Project:** t2v-bench 0.1.0 at commit 0123456789ab (with uncommitted changes); profile sha256 "
+                "fefefefefefe") in text, name
+    older = render_reports(compute_metrics({}, manifest(), []))["test_api_latency.md"]
+    assert "- **Software:** not recorded (the run was made by a version that did not record its environment)" in older
+
+
+def test_figures_are_linked_from_markdown_and_shown_in_html(good_metrics):
+    drawn = [DrawnFigure(name="job_time_vs_concurrency", title="Job time vs concurrency",
+                         png="figures/job_time_vs_concurrency.png", svg="figures/job_time_vs_concurrency.svg",
+                         caption="End-to-end seconds per level (level 1 n=1, level 3 n=2)."),
+             DrawnFigure(name="resources", title="CPU and memory per service", png="figures/resources.png",
+                         svg="figures/resources.svg", caption="CPU and RSS per service.")]
+    reports = render_reports(good_metrics, drawn)
+    performance = reports["integration_performance_report.md"]
+    item = ("- [Job time vs concurrency](figures/job_time_vs_concurrency.png) ([SVG](figures/job_time_vs_concurrency"
+            ".svg)): End-to-end seconds per level (level 1 n=1, level 3 n=2).")
+    assert item in performance and performance.endswith(item + "\n")
+    assert "resources.png" not in performance and "figures/resources.png" in reports["integration_resources_report.md"]
+    assert "## Figures" not in reports["test_service_verification.md"]
+    page = to_html(performance, "Performance")
+    assert '<img src="figures/job_time_vs_concurrency.png" alt="Job time vs concurrency" />' in page
+    assert '<a href="figures/job_time_vs_concurrency.svg">SVG</a>' in page
