@@ -307,6 +307,13 @@ def test_a_labelled_document_is_kept_even_where_it_reads_like_instructions():
     assert document_in(prompt) == document
 
 
+def test_a_document_ending_in_its_own_instructions_section_keeps_it():
+    recipe = ("Simple Bread\n\nThis bread needs only four things and a warm kitchen.\n\nInstructions:\n"
+              "1. Mix the flour, water, salt and yeast.\n2. Let the dough rest for two hours.\n"
+              "3. Bake at 230 degrees for forty minutes.")
+    assert document_in(upstream_prompt(recipe)) == recipe
+
+
 def test_a_prompt_of_instructions_only_is_planned_whole():
     prompt = "Write a short video script about the water cycle. Return only the JSON array."
     assert document_in(prompt) == prompt

@@ -11,6 +11,7 @@ label when the prompt has one. Pure functions, so every rule is unit tested.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -21,12 +22,15 @@ _DOCUMENT_NOUNS = frozenset(
     "document documents content contents text article input source material note notes transcript passage "
     "essay paper report file".split()
 )
-# Labels that open instructions; a block right under one is instructions too ("Guidelines:\n- Be brief").
+# Labels that open instructions ("Output format:", "## Task").
 _INSTRUCTION_LABELS = re.compile(
     r"^(?:(?:your\s+)?task|instructions?|guidelines?|rules|constraints|important|notes? for you|"
     r"(?:output|response|answer|json)\s+format|format|schema|structure|examples?(?:\s+output)?|"
     r"each scene(?:\s+\w+){0,3})$"
 )
+# Those only prompts use: a block right under one is instructions too ("Guidelines:\n- Be brief"). Not
+# "Instructions:" or "Rules:", which documents use as well (a recipe's steps, a game's rules).
+_PROMPT_LABELS = re.compile(r"^(?:guidelines|constraints|(?:output|response|answer|json)\s+format|schema|your\s+task)$")
 _LABEL_WORDS = 8
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})\s*([\w+-]*)")
 _QUOTES = ('"""', "'''")
@@ -247,7 +251,7 @@ def _weights(blocks: list[_Block]) -> list[int]:
     for block in blocks:
         if block.kind in ("label", "rule"):
             weights.append(-1)
-            under_instructions = block.kind == "label" and bool(_INSTRUCTION_LABELS.match(block.text))
+            under_instructions = block.kind == "label" and bool(_PROMPT_LABELS.match(block.text))
             continue
         text = block.text.strip()
         if block.kind == "fence" and (block.info == "json" or text[:1] in "[{"):
@@ -297,7 +301,7 @@ def _heaviest_run(weights: list[int], start: int) -> tuple[int, int] | None:
     if start:
         if start >= len(weights):
             return None
-        totals = [sum(weights[start : last + 1]) for last in range(start, len(weights))]
+        totals = list(itertools.accumulate(weights[start:]))
         return start, start + totals.index(max(totals))
     best: tuple[int, int, int] | None = None  # total, first, last
     total, first = 0, 0
