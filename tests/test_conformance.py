@@ -350,3 +350,52 @@ def test_an_accepted_empty_upload_is_recorded_against_the_contract(tmp_path):
     assert empty["violations"] == 1 and "answered 202" in empty["example"]
     assert cancelled[-1] == f"/api/v1/video/cancel/{job_id}"  # after the cancel probes: the job nobody wants ended
     assert found['an error answer is JSON with a "detail"']["violations"] >= 1
+
+
+def test_every_status_answer_is_recorded_whole_and_a_wrongly_typed_one_says_why(tmp_path):
+    """tasks.jobs records the 202 answer and each poll with what the rules need, a rejected answer included."""
+    import asyncio
+    from http.server import BaseHTTPRequestHandler
+
+    from tasks import http
+    from tasks.http import BadResponse
+    from tasks.jobs import Follower
+    from tasks.store import Ledger
+    from tests.stackutil import serving
+
+    answers = [{"job_id": JOB, "status": "processing", "phase": None, "progress": 40,
+                "created_at": "2026-11-27T02:23:28", "updated_at": "2026-11-27T02:23:29", "message": "working",
+                "result": None, "errors": ["tts slow"]},
+               {"job_id": JOB, "status": "processing", "progress": "50"}]
+
+    class Server(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            data = json.dumps(answers.pop(0)).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    profile = campaign_profile(tmp_path)
+    ledger = Ledger.of(tmp_path)
+    row = {"job_id": JOB, "stage": "single", "level": None, "batch": 0, "slot": 0}
+
+    async def follow(url: str) -> None:
+        async with http.async_client(base_url=url) as client:
+            follower = Follower(client, profile, ledger, row, time.monotonic() + 30)
+            follower.submitted({"job_id": JOB, "status": "pending", "created_at": CREATED, "result": None})
+            await follower.poll()
+            with pytest.raises(BadResponse):
+                await follower.poll()
+
+    with serving(Server) as url:
+        asyncio.run(follow(url))
+    submitted, polled, rejected = read_ledger(tmp_path)["status_trace"]
+    assert submitted["answer"] == "submit" and submitted["created_at"] == CREATED and submitted["result"] is None
+    assert polled["answer"] == "poll" and "rejected" not in polled and polled["message"] == "working"
+    assert polled["updated_at"] == "2026-11-27T02:23:29" and json.loads(polled["errors"]) == ["tts slow"]
+    assert rejected["status"] == "processing" and rejected["progress"] is None and "'50'" in rejected["rejected"]
