@@ -496,7 +496,9 @@ def identical_video_sentences(metrics: RunMetrics) -> list[str]:
 
 
 def _fault_name(fault: FaultResult) -> str:
-    return f"{fault.service} {FAULT_WORDS.get(fault.fault, f'had the fault {fault.fault}')}"
+    """"tts was killed and restarted", "the server was killed with jobs in flight and restarted"."""
+    service = "the server" if fault.service == "server" else fault.service
+    return f"{service} {FAULT_WORDS.get(fault.fault, f'had the fault {fault.fault}')}"
 
 
 def fault_sentence(fault: FaultResult) -> str:
@@ -518,8 +520,8 @@ def fault_during_sentence(fault: FaultResult) -> str:
     named the service, hung jobs, jobs left stuck."""
     if fault.recovered is None:
         return ""
-    said = f"health said {fault.health_during!r}" if fault.health_during else "health said nothing"
-    failed = plural(fault.jobs_failed_during, "job") + " failed"
+    said = f"health said '{fault.health_during}'" if fault.health_during else "health said nothing"
+    failed = plural(fault.jobs_failed_during, "job") + " failed" if fault.jobs_failed_during else "no job failed"
     if fault.named_dependency is not None and fault.jobs_failed_during:
         failed += f" and the job error {'named' if fault.named_dependency else 'did not name'} {fault.service}"
     hung = "; a job under the fault hung (no terminal status within its bound)" if fault.hung else ""

@@ -487,6 +487,10 @@ def test_error_handling_and_recovery_table_and_paper_sentences(good_metrics):
     assert "  faults:           The deployment recovered from 1 of 2 injected faults; 1 experiment could not be run." \
         in summary
     assert "## Error handling and recovery" in reports["integration_reliability_report.md"]
+    server = render_reports(good_metrics.model_copy(update={"faults": [
+        _fault("server", "killed_with_jobs", jobs_failed_during=0, named_dependency=None)]}))["test_error_recovery.md"]
+    assert "After the server was killed with jobs in flight and restarted, the server reported healthy" in server
+    assert "health said 'degraded (tts_service: down)' and no job failed; no job was left stuck." in server
     assert f"- {sentence}\n" in reports["integration_performance_report.md"].split("## For a paper", 1)[1]
     skipped = render_reports(good_metrics.model_copy(update={"faults_skipped": "the target names no fault actions"}))
     assert "No fault was injected: the target names no fault actions." in skipped["test_error_recovery.md"]
