@@ -271,6 +271,7 @@ WRAPPINGS = {
     "no-marker": lambda d: f"Please write a short explainer video script about the following.\n\n{d}\n\n{ASK}",
     "document-first": lambda d: f"{d}\n\nTurn the text above into a video script of 3 to 8 scenes. {ASK}",
     "inline-label": lambda d: f"Make a video script with scenes.\nContent: {d}\n\n{ASK}",
+    "bracket-lines": lambda d: f"Turn this into scenes.\n\n[DOCUMENT]\n{d}\n[END]\n\n{ASK}",
 }
 
 
@@ -305,6 +306,11 @@ def test_a_labelled_document_is_kept_even_where_it_reads_like_instructions():
                 "The file is read once when the program starts. Changes take effect after a restart.")
     prompt = f"Turn the document into a video script.\n\nDocument:\n{document}\n\n{ASK}"
     assert document_in(prompt) == document
+
+
+def test_a_bold_title_is_the_documents_not_a_marker():
+    report = "**Field Report**\n\nThe river rose two metres overnight. Farmers moved their cattle uphill."
+    assert document_in(WRAPPINGS["no-marker"](report)) == report
 
 
 def test_a_document_ending_in_its_own_instructions_section_keeps_it():

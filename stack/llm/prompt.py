@@ -34,8 +34,9 @@ _PROMPT_LABELS = re.compile(r"^(?:guidelines|constraints|(?:output|response|answ
 _LABEL_WORDS = 8
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})\s*([\w+-]*)")
 _QUOTES = ('"""', "'''")
-# A rule line: punctuation with at most a few framing words ("---", "=== BEGIN DOCUMENT ===", "[END]").
-_RULE = re.compile(r"^\s*[-=*_#~<>\[\]|+]{3,}\s*$|^\s*[-=*#~<>\[\]|+]+\s*([a-z ]{0,40}?)\s*[-=*#~<>\[\]|+]+\s*$",
+# A rule line: punctuation with at most a few framing words ("---", "=== BEGIN DOCUMENT ===", "[END]");
+# not "**Notes**", which is bold text.
+_RULE = re.compile(r"^\s*[-=*_#~<>\[\]|+]{3,}\s*$|^\s*[-=#~<>\[\]|+]+\s*([a-z ]{0,40}?)\s*[-=#~<>\[\]|+]+\s*$",
                    re.IGNORECASE)
 _END_WORDS = frozenset({"end", "stop", "finish"})
 _BEGIN_WORDS = frozenset({"begin", "start"})
