@@ -1,0 +1,262 @@
+"""Fault injection and recovery: the figures of recorded observations (pure), the experiment plan, the
+fault commands of an external target, and real faults against the bundled stack and its supervisor."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from analysis.faults import (
+    EXPERIMENTS,
+    JobSeen,
+    Observed,
+    fault_result,
+    health_words,
+    names_dependency,
+    results_of,
+    skipped_reason,
+    steady_state,
+)
+from analysis.metrics import compute_metrics
+from analysis.schema import frame
+from profiles.redact import register_secrets
+from profiles.settings import Faults, load_profile
+from stack import running_stack
+from stack.launcher import SERVICES, free_port
+from tasks.faults import _run_command, plan
+from tasks.services import Services
+from tasks.store import read_ledger
+from tests.stackutil import submit, wait_for, wait_until
+
+DOCS = Path(__file__).parent.parent / "profiles" / "documents"
+SHORT = (DOCS / "short_note.txt").read_bytes()
+T0 = 1_800_000_000.0
+
+
+# ---- the figures of an experiment, from what was seen (pure) -------------------------------------------
+
+def test_health_in_words():
+    degraded = {"status": "degraded", "dependencies": {"tts_service": "down", "llm_service": "up", "redis": "up"}}
+    assert health_words(200, degraded) == "degraded (tts_service: down)"
+    assert health_words(200, {"status": "healthy", "dependencies": {"tts_service": "up"}}) == "healthy"
+    assert health_words(503, {"detail": "redis unavailable"}) == "HTTP 503"
+    assert health_words(200, None) == "HTTP 200, not a JSON object"
+    assert health_words(None, None, "ConnectError") == "no answer (ConnectError)"
+
+
+def test_a_job_error_names_its_dependency_by_whole_word():
+    assert names_dependency("server reported failed: tts: cannot reach http://127.0.0.1:4123 (ConnectError)", "tts")
+    assert names_dependency("llm: no answer from http://x/api/chat within 5 s", "llm")
+    assert names_dependency("upload answered HTTP 503: redis unavailable: Error 111", "redis")
+    assert names_dependency("interrupted: the server restarted while this job was processing", "server")
+    assert not names_dependency("server reported failed: llm: request failed", "tts")
+    assert not names_dependency("submit failed: ConnectError: All connection attempts failed", "server")
+    assert not names_dependency("the settings of attsx were wrong", "tts")  # a word, not a piece of one
+    assert names_dependency(None, "tts") is None
+
+
+def test_the_steady_state_hypothesis():
+    assert steady_state("healthy", "succeeded") is None
+    assert steady_state("degraded (redis: down)", "succeeded") == "health said degraded (redis: down)"
+    assert steady_state("healthy", "failed", "tts: cannot reach") == "a job failed: tts: cannot reach"
+
+
+def killed_tts(**changes) -> Observed:
+    """A recorded tts kill: the job under it failed naming the tts; health healthy 1.5 s and a verified video
+    4 s after the restore."""
+    seen = Observed(
+        service="tts", fault="killed", injected_at=T0, restored_at=T0 + 2.0, healthy_at=T0 + 3.5,
+        first_success_at=T0 + 6.0, recovery_bound_s=30,
+        health=["healthy", "degraded (tts_service: down)", "degraded (tts_service: down)"],
+        jobs=[JobSeen(role="during", job_id="j1", outcome="failed", seconds=1.1, final_status="failed",
+                      failure="server reported failed: tts: cannot reach http://127.0.0.1:1 (ConnectError)")],
+    )
+    return seen.model_copy(update=changes)
+
+
+def test_a_recovered_fault_in_figures():
+    result = fault_result(killed_tts())
+    assert result.recovered is True
+    assert result.recovery_s == pytest.approx(1.5) and result.first_success_s == pytest.approx(4.0)
+    assert result.jobs_failed_during == 1 and result.jobs_stuck == 0 and not result.hung
+    assert result.health_during == "healthy → degraded (tts_service: down)"
+    assert result.job_error_during.startswith("server reported failed: tts: cannot reach")
+    assert result.named_dependency is True
+    assert result.detail == ("jobs: 1 submitted during the fault (1 failed); healthy 1.5 s after restore; "
+                             "first verified video 4.0 s after restore")
+
+
+def test_no_recovery_within_the_bound_and_jobs_left_stuck():
+    stuck = [JobSeen(role="in_flight", job_id=f"j{i}", outcome="timed_out", failure="timed out after 20 s",
+                     final_status="processing") for i in range(2)]
+    refused = JobSeen(role="during", job_id=None, outcome="not_submitted",
+                      failure="submit failed: upload answered HTTP 503: redis unavailable")
+    seen = killed_tts(service="redis", fault="restarted_with_jobs", healthy_at=None, first_success_at=None,
+                      jobs=[*stuck, refused], health=["degraded (redis: down)"])
+    result = fault_result(seen)
+    assert result.recovered is False and result.recovery_s is None and result.first_success_s is None
+    assert result.jobs_stuck == 2 and result.hung
+    assert result.jobs_failed_during == 1  # the refused one; the stuck ones hung
+    assert result.job_error_during == "submit failed: upload answered HTTP 503: redis unavailable"
+    assert result.named_dependency is True
+    assert "health not healthy again within 30 s" in result.detail and "2 job(s) still not terminal" in result.detail
+
+
+def test_the_servers_own_words_come_before_a_refused_submission():
+    """A server killed with jobs in flight: the accepted jobs' error (the server's) is the one quoted."""
+    jobs = [JobSeen(role="in_flight", job_id="j1", outcome="failed", final_status="failed",
+                    failure="server reported failed: interrupted: the server restarted while this job was processing"),
+            JobSeen(role="during", job_id=None, outcome="not_submitted",
+                    failure="submit failed: ConnectError: All connection attempts failed")]
+    result = fault_result(killed_tts(service="server", fault="killed_with_jobs", jobs=jobs))
+    assert "the server restarted" in result.job_error_during and result.named_dependency is True
+    assert result.jobs_failed_during == 2
+
+
+def test_an_experiment_not_run_or_cut_short_claims_no_recovery():
+    missing = "no commands under [faults.actions.llm.frozen]"
+    not_run = fault_result(Observed(service="llm", fault="frozen", not_run=missing))
+    assert not_run.recovered is None and not_run.detail == f"not run: {missing}"
+    unsteady = fault_result(Observed(service="tts", fault="killed", steady_before="health said degraded (redis: down)"))
+    assert unsteady.recovered is None and "steady state did not hold before the fault" in unsteady.detail
+    cut = fault_result(killed_tts(interrupted=True, healthy_at=None, first_success_at=None))
+    assert cut.recovered is None and cut.detail.startswith("interrupted by the run's stop")
+
+
+def test_stored_results_and_why_there_are_none():
+    rows = [{"t": T0 + 1, **fault_result(killed_tts()).model_dump()}]
+    results = results_of(frame("faults", rows))
+    assert len(results) == 1 and results[0].recovery_s == pytest.approx(1.5)
+    stages = frame("stages", [{"stage": "faults", "outcome": "skipped", "detail": "faults.enabled = false"}])
+    assert skipped_reason(stages, []) == "faults.enabled = false"
+    assert skipped_reason(frame("stages", []), []) == "the faults stage did not run"
+    assert skipped_reason(stages, results) is None
+    metrics = compute_metrics({"faults": frame("faults", rows)}, {}, [])
+    assert metrics.faults == results and metrics.faults_skipped is None
+    skipped = compute_metrics({"stages": stages}, {}, [])
+    assert skipped.faults == [] and skipped.faults_skipped == "faults.enabled = false"
+
+
+# ---- the plan, and the commands of an external target -------------------------------------------------
+
+def test_plan_bundled_external_and_off():
+    planned, skipped = plan(Faults(), bundled=True)
+    assert skipped is None and [repr(p) for p in planned] == list(EXPERIMENTS)
+    assert "off for an external target" in plan(Faults(), bundled=False)[1]
+    assert plan(Faults(enabled=False), bundled=True) == ([], "faults.enabled = false")
+    assert "no fault commands" in plan(Faults(enabled=True), bundled=False)[1]
+    external = Faults(enabled=True, actions={"tts": {"killed": {"inject": "docker kill tts", "restore": "x"}}})
+    planned, skipped = plan(external, bundled=False)
+    assert skipped is None and [repr(p) for p in planned] == ["tts.killed"] and planned[0].not_run is None
+    listed = external.model_copy(update={"experiments": ["tts.killed", "llm.frozen"]})
+    planned, _ = plan(listed, bundled=False)
+    assert planned[1].not_run == "no commands under [faults.actions.llm.frozen] for an external target"
+
+
+def test_a_fault_command_is_bounded_and_its_output_masked():
+    assert _run_command("faults.actions.tts.killed.inject", "true", 5, stop_aware=True) is None
+    register_secrets(["hunter2-secret"])
+    failed = _run_command("faults.actions.tts.killed.inject", "echo login hunter2-secret refused; exit 3", 5, True)
+    assert failed == "faults.actions.tts.killed.inject: exited 3: login *** refused"
+    started = time.monotonic()
+    late = _run_command("faults.actions.redis.restarted_with_jobs.restore", "sleep 30", 0.5, stop_aware=False)
+    assert late == "faults.actions.redis.restarted_with_jobs.restore: not done within 0.5 s (stopped)"
+    assert time.monotonic() - started < 5
+
+
+# ---- the supervisor: one service at a time, the others keep running --------------------------------
+
+def healthy(client: httpx.Client) -> dict:
+    return client.get("/health").json()
+
+
+def test_one_service_killed_frozen_slowed_and_back_while_the_others_run(tmp_path):
+    with running_stack(data_dir=tmp_path, dependency_timeout_s=3) as stack, \
+            httpx.Client(base_url=stack.urls.server, timeout=30) as client:
+        others = {name: pid for name, pid in stack.pids().items() if name != "tts"}
+        stack.kill_service("tts")
+        died = stack.exit_of("tts")
+        assert died is not None and died.exit_code == -signal.SIGKILL
+        wait_until(lambda: healthy(client)["dependencies"]["tts_service"] == "down", 10, "health to see the tts down")
+        assert {name: pid for name, pid in stack.pids().items()} == others  # nobody else was touched
+        stack.start_service("tts")
+        assert stack.exit_of("tts") is None
+        wait_until(lambda: healthy(client)["status"] == "healthy", 10, "health to recover")
+
+        stack.freeze_service("llm", 30)
+        llm = psutil.Process(stack.pids()["llm"])
+        wait_until(lambda: llm.status() == psutil.STATUS_STOPPED, 5, "the llm to be stopped")  # signals are async
+        assert stack.state()["llm"] == "frozen"
+        job = wait_for(client, submit(client, "frozen.txt", SHORT).json()["job_id"], timeout=30)
+        assert job["status"] == "failed" and "llm: no answer" in " ".join(job["errors"])  # the 3 s bound
+        stack.resume_service("llm")
+        wait_until(lambda: llm.status() != psutil.STATUS_STOPPED, 5, "the llm to run again")
+
+        stack.slow_llm(1.0)
+        started = time.monotonic()
+        assert httpx.get(f"{stack.llm_proxy.url}/api/version", timeout=10).status_code == 200
+        assert time.monotonic() - started >= 1.0
+        stack.slow_llm(0)
+        wait_until(lambda: healthy(client)["status"] == "healthy", 10, "health to recover")
+        assert wait_for(client, submit(client, "again.txt", SHORT).json()["job_id"])["status"] == "completed"
+
+
+def test_the_cli_keeps_the_others_running_and_takes_actions(tmp_path):
+    ports = [arg for name in SERVICES for arg in (f"--{name}-port", str(free_port()))]
+    server_port = ports[ports.index("--server-port") + 1]
+    proc = subprocess.Popen([sys.executable, "-m", "stack", *ports, "--data-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def act(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "stack", *args, "--server-port", server_port],
+                              capture_output=True, text=True, timeout=90)
+
+    try:
+        assert proc.stdout.readline().startswith("ready ")
+        assert act("kill", "tts").stdout.strip() == "stack: tts: exited (code -9)"
+        line = proc.stderr.readline()
+        assert line.startswith("stack: tts exited (code -9); the others keep running")
+        status = act("status")
+        assert status.returncode == 0 and "server: running" in status.stdout and "tts: exited" in status.stdout
+        assert act("restart", "tts").stdout.strip() == "stack: tts: running"
+        wrong = act("slow", "tts", "--seconds", "1")
+        assert wrong.returncode == 1 and "only the llm can be made slow" in wrong.stderr
+        assert httpx.get(f"http://127.0.0.1:{server_port}/health", timeout=5).json()["dependencies"]["redis"] == "up"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    gone = act("status")
+    assert gone.returncode == 2 and "no running stack listens" in gone.stderr
+
+
+# ---- a real experiment, as the stage runs it ---------------------------------------------------------
+
+def test_a_tts_kill_is_measured_against_the_bundled_stack(prefect_server, tmp_path):
+    from flows.faults import JOBS_FOLDER, fault_experiments
+
+    profile = load_profile("smoke", [f'results_dir="{tmp_path}"', 'faults.experiments=["tts.killed"]'])
+    with running_stack(data_dir=tmp_path / "stack", dependency_timeout_s=5) as stack:
+        services = Services(server=stack.urls.server, tts=stack.urls.tts, llm=stack.urls.llm,
+                            redis=stack.urls.redis, llm_model=profile.target.llm_model)
+        run_dir = tmp_path / "run"
+        [result] = fault_experiments(profile, services, str(run_dir))
+        assert stack.state()["tts"] == "running"
+    assert result["service"] == "tts" and result["fault"] == "killed" and result["recovered"] is True
+    assert 0 < result["recovery_s"] < profile.faults.recovery_bound_s
+    assert result["recovery_s"] <= result["first_success_s"] < profile.faults.recovery_bound_s
+    assert result["jobs_failed_during"] == 1 and result["jobs_stuck"] == 0 and not result["hung"]
+    assert result["named_dependency"] is True and "tts" in result["job_error_during"]
+    assert "degraded (tts_service: down)" in result["health_during"]
+    ledger = read_ledger(run_dir)
+    assert [row["service"] for row in ledger["faults"]] == ["tts"] and ledger["jobs"] == []  # jobs kept apart
+    fault_jobs = read_ledger(run_dir / JOBS_FOLDER)["jobs"]
+    assert {row["stage"] for row in fault_jobs} == {"faults"}
+    print(json.dumps({key: result[key] for key in ("recovery_s", "first_success_s")}))
