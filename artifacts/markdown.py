@@ -293,12 +293,15 @@ def main_tables(metrics: RunMetrics) -> dict[str, list[dict]]:
         "video-integrity": (VIDEO_COLUMNS, metrics.videos),
         "resource-usage": (USAGE_COLUMNS, metrics.run_usage),
         "per-job-memory": (MEMORY_COLUMNS, memory_rows(metrics)),
+        # a run that checked no rule has no conformance table to publish (its rules all read "not checked")
+        "contract-conformance": (CONFORMANCE_COLUMNS, conformance_rows(metrics)
+                                 if any(rule.checked for rule in metrics.conformance) else []),
+        "fault-recovery": (FAULT_COLUMNS, metrics.faults),
     }
     return {
         key: [{c.header: plain(field(row, c.key), c.kind) for c in columns} for row in rows]
         for key, (columns, rows) in tables.items()
     }
-
 
 
 

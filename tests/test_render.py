@@ -346,7 +346,7 @@ def test_html_is_a_complete_page_with_tables_and_no_raw_markup(good_reports):
 def test_main_tables_for_prefect_artifacts(good_metrics):
     tables = main_tables(good_metrics)
     assert set(tables) == {"concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage",
-                           "per-job-memory"}
+                           "per-job-memory", "contract-conformance", "fault-recovery"}
     level3 = tables["concurrency-summary"][1]
     assert level3["level"] == 3 and level3["success %"] == 66.7 and level3["median s"] == 15.0
     assert level3["p95 s"] is None
@@ -417,6 +417,9 @@ def test_contract_conformance_says_not_checked_never_passed(good_metrics):
                 "rewritten") in reports[main]
     assert "  contract:         1 of 2 checked contract rules hold; 1 rule not checked (no observation).\n" in \
         console_summary(metrics, "/runs/x")
+    assert main_tables(metrics)["contract-conformance"][2] == {
+        "rule": "cancelling a finished job answers 409", "source": "probe", "observations": 0, "violations": 0,
+        "result": "not checked", "example": "no job finished before the probes"}
     assert measured(metrics, REPORTS["contract_conformance_report.md"])
     unchecked = good_metrics.model_copy(update={"conformance": [_rule("cancelling a finished job answers 409", 0, 0)]})
     assert not measured(unchecked, REPORTS["contract_conformance_report.md"])
@@ -483,7 +486,9 @@ def test_error_handling_and_recovery_table_and_paper_sentences(good_metrics):
             "stayed stuck after recovery.") in text
     assert ("The experiment where redis was restarted with jobs in flight could not be run: no redis restart action "
             "in the profile.") in text
-    summary = console_summary(good_metrics.model_copy(update={"faults": faults}), "/runs/x")
+    with_faults = good_metrics.model_copy(update={"faults": faults})
+    assert main_tables(with_faults)["fault-recovery"][0]["healthy again s"] == 2.1
+    summary = console_summary(with_faults, "/runs/x")
     assert "  faults:           The deployment recovered from 1 of 2 injected faults; 1 experiment could not be run." \
         in summary
     assert "## Error handling and recovery" in reports["integration_reliability_report.md"]
