@@ -67,7 +67,8 @@ def tabular(table: PaperTable, run_id: str | None) -> str:
     lines = [
         f"% {comment(table.title)} (run {comment(run_id or 'unknown')}); needs \\usepackage{{booktabs}}",
         *(f"% {line}" for line in _wrapped(comment(table.note))),
-        "% A value with [low, high] carries its 95 % confidence interval; --- is not measured or not supported by n.",
+        *(["% A value with [low, high] carries its 95 % confidence interval; --- is not measured or not supported "
+           "by n."] if any(column.ci for column in columns) else ["% --- is not recorded or does not apply."]),
         f"\\begin{{tabular}}{{{align}}}",
         "\\toprule",
         " & ".join(escape(column.header) for column in columns) + " \\\\",

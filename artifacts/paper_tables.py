@@ -1,7 +1,7 @@
 """The main tables of a run for a paper, as raw values: one definition that the CSV and LaTeX outputs share.
 
 The same tables as the reports' (concurrency summary, API latency, video integrity, resource usage,
-per-job memory), taken from `RunMetrics` at full precision. A column's name carries its unit
+per-job memory), and the run's environment, taken from `RunMetrics` at full precision. A column's name carries its unit
 (`job_median_s`, `cpu_peak_pct_of_one_core`); a value with a 95 % confidence interval names the row key of
 its `Interval` (`ci`), which CSV writes as `<name>_ci95_low` / `<name>_ci95_high` and LaTeX prints beside
 the value. A table with no rows is not written.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.metrics import RunMetrics
+from analysis.resources import MB
 from analysis.stats import Distribution, Interval
 
 
@@ -143,9 +144,39 @@ def _memory(metrics: RunMetrics) -> PaperTable:
                       + metrics.statistics_rule, columns, rows)
 
 
+def environment_rows(metrics: RunMetrics) -> list[dict[str, Any]]:
+    """What the run was taken with, one item a row; none for a run that did not record its environment."""
+    env = metrics.environment
+    if not env.recorded:
+        return []
+    items = {
+        "CPU model": env.cpu_model, "CPU cores (logical)": env.cpu_cores,
+        "CPU cores (physical)": env.cpu_physical_cores,
+        "memory bytes": round(env.memory_mb * MB) if env.memory_mb is not None else None, "OS": env.os,
+        "kernel": env.kernel, "architecture": env.architecture, "Python": env.python,
+        **{f"{name} version": version for name, version in env.packages.items()},
+        "PyAV's FFmpeg": env.pyav_ffmpeg, **{name: version for name, version in env.libav.items()},
+        "eSpeak NG (bundled TTS)": env.espeak_ng, "ffmpeg (bundled stack)": env.stack_ffmpeg,
+        "Redis": env.redis, "LLM model": env.llm_model, "LLM digest": env.llm_digest,
+        "project version": env.project_version, "git commit": env.git_commit,
+        "uncommitted changes": env.git_dirty, "profile sha256": env.profile_sha256,
+        "started": env.started_at, "finished": env.finished_at,
+    }
+    return [{"item": item, "value": value} for item, value in items.items()]
+
+
+def _environment(metrics: RunMetrics) -> PaperTable:
+    return PaperTable("environment", "Environment of the run",
+                      "As recorded in the run's manifest at its start; a missing value was not found or does not "
+                      "apply (the bundled stack's programs for a remote target).",
+                      [Column("item", "item"), Column("value", "value")], environment_rows(metrics))
+
+
 def paper_tables(metrics: RunMetrics) -> list[PaperTable]:
-    """The main tables in report order, empty ones included (the writers skip them)."""
-    return [_concurrency(metrics), _latency(metrics), _videos(metrics), _usage(metrics), _memory(metrics)]
+    """The reports' main tables in report order, then the environment; empty ones included (the writers skip
+    them)."""
+    return [_concurrency(metrics), _latency(metrics), _videos(metrics), _usage(metrics), _memory(metrics),
+            _environment(metrics)]
 
 
 def interval_of(row: dict[str, Any], column: Column) -> Interval | None:

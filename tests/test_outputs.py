@@ -26,6 +26,8 @@ from analysis.stats import distribution
 from artifacts.__main__ import main as render_main
 from artifacts.figures import FIGURES, concurrency_points, write_figures
 from artifacts.latex import escape, write_latex_tables
+from artifacts.markdown import main_tables
+from artifacts.paper_tables import paper_tables
 from artifacts.tables_csv import write_csv_tables
 from profiles.settings import load_profile
 from tasks.run import environment, llm_digest, machine, open_run, profile_sha256, record_services
@@ -33,7 +35,8 @@ from tasks.services import Services
 from tests.stackutil import ROOT, service_process
 
 STORED = Path(__file__).parent / "data" / "run"
-TABLES = ("concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage", "per-job-memory")
+TABLES = ("concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage", "per-job-memory",
+          "environment")
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,10 @@ def test_rendering_writes_every_figure_table_and_report(rendered):
         assert len(list(csv.reader((rendered / "csv" / f"{table}.csv").open()))) > 1
     assert (rendered / "integration_performance_report.md").is_file()
     assert (rendered / "integration_performance_report.html").is_file()
+
+
+def test_every_main_table_of_the_reports_is_exported(metrics):
+    assert [table.key for table in paper_tables(metrics)] == [*main_tables(metrics), "environment"]
 
 
 def test_write_figures_returns_what_it_drew(metrics, tmp_path):
