@@ -304,7 +304,6 @@ def main_tables(metrics: RunMetrics) -> dict[str, list[dict]]:
     }
 
 
-
 STAGE_COLUMNS = [Column("stage", "stage"), Column("outcome", "outcome"), Column("seconds", "seconds", "s"),
                  Column("detail", "detail")]
 SERVICE_COLUMNS = [Column("service", "service"), Column("url", "url"), Column("ok", "ok"),
