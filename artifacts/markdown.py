@@ -340,6 +340,16 @@ def failed_job_rows(metrics: RunMetrics) -> list[dict]:
     return failed + [job.model_dump() for job in metrics.jobs if not job.succeeded and job.stage not in JOB_STAGES]
 
 
+def services_line(metrics: RunMetrics) -> str:
+    ok = sum(service.ok for service in metrics.services)
+    return f"{ok} of {len(metrics.services)} services answered as the contract expects; no load is sent otherwise."
+
+
+def checks_line(metrics: RunMetrics) -> str:
+    passed = sum(check.success for check in metrics.checks)
+    return f"{passed} passed, {len(metrics.checks) - passed} failed."
+
+
 def check_rows(metrics: RunMetrics) -> list[dict]:
     return [{**check.model_dump(), "result": "pass" if check.success else "FAIL"} for check in metrics.checks]
 
