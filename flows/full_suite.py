@@ -56,7 +56,8 @@ Overrides = Annotated[Sequence[str], Field(examples=[["workload.sequential_jobs=
 
 @flow(name="full-suite")
 def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overrides = (), run_id: str = ""):
-    """Verify the target, then measure it: baseline, single, concurrent, latency, reliability; check; report.
+    """Verify the target, then measure it: baseline, single, concurrent, latency, reliability, conformance,
+    faults; check; report.
 
     Args:
         profile: The campaign's settings: one of the profiles shipped in profiles/ (`local` starts the bundled
@@ -143,7 +144,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m flows.full_suite",
         description="Run the text-to-video integration campaign (verification, baseline, single, concurrent, "
-        "API latency, sequential reliability; Great Expectations checks; Markdown reports) as Prefect flows.",
+        "API latency, sequential reliability, contract conformance, faults and recovery; Great Expectations checks; "
+        "Markdown reports) as Prefect flows.",
         epilog="Examples: python -m flows.full_suite --profile smoke\n"
         "          python -m flows.full_suite --profile seed --set workload.concurrency_levels=[1,2]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
