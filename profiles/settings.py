@@ -179,6 +179,11 @@ class FaultCommands(Strict):
     inject: Annotated[str, Field(min_length=1)]
     restore: str | None = None  # None: the fault is over once `inject` returns (e.g. "systemctl restart redis")
 
+    @field_serializer("inject", "restore", when_used="json")
+    def _shown_masked(self, command: str | None) -> str | None:
+        # JSON is what leaves the process (manifest, Prefect parameters): known secrets and URL passwords masked
+        return None if command is None else redact_text(command)
+
 
 class Faults(Strict):
     """The faults stage: one experiment per fault (analysis.faults), each injected, watched, restored, measured."""

@@ -4,8 +4,8 @@ A fault is injected into the bundled stack through its launcher (`stack.launcher
 freeze, slow the llm), and into an external deployment by the profile's commands
 (`[faults.actions.<service>.<fault>]`, run with `sh -c`, each within faults.action_timeout_s; only the
 setting's name is logged, never the command, which may carry a secret). Every wait is bounded and ends at a
-stop request, except a restore: leaving the target broken would be worse than finishing it within its
-bound (a second Ctrl-C still quits at once).
+stop request, except a restore command: leaving an external target broken would be worse than finishing
+it within its bound (a second Ctrl-C still quits at once).
 """
 
 from __future__ import annotations
@@ -149,7 +149,8 @@ def inject_fault(profile: Profile, services: Services, planned: Planned) -> str 
 
 @task(name="restore-fault", cache_policy=NO_CACHE, task_run_name="restore-{planned}")
 def restore_fault(profile: Profile, services: Services, planned: Planned) -> str | None:
-    """End the fault (start, resume, remove the delay); None when done, else why not. Not cut by a stop."""
+    """End the fault (start, resume, remove the delay); None when done, else why not. A command is not cut by a
+    stop (an external target must not be left broken); a bundled service's start is (the stack stops next)."""
     faults, service, fault = profile.faults, planned.service, planned.fault
     if planned.commands is not None:
         if planned.commands.restore is None:
@@ -163,7 +164,7 @@ def restore_fault(profile: Profile, services: Services, planned: Planned) -> str
         elif fault == "slow":
             stack.slow_llm(0.0)
         else:
-            stack.start_service(service)
+            stack.start_service(service, stop_requested)
     except StackError as exc:
         return str(exc).splitlines()[0]
     return None
@@ -202,7 +203,7 @@ def watch_health(profile: Profile, services: Services, at_least_s: float, at_mos
             elapsed = time.monotonic() - started
             if elapsed >= at_most_s or (elapsed >= at_least_s and done()):
                 break
-            if pause(min(profile.timing.poll_interval_s, max(at_least_s - elapsed, 0.0) or COMMAND_POLL_S * 5)):
+            if pause(profile.timing.poll_interval_s):
                 break
     return seen
 
