@@ -167,6 +167,8 @@ def _detail(seen: Observed, recovery_s: float | None, first_success_s: float | N
     jobs = ([f"{in_flight} in flight"] if in_flight else []) + [f"{during} submitted during the fault"]
     parts += [f"jobs: {', '.join(jobs)}"
               + (f" ({', '.join(f'{n} {outcome}' for outcome, n in outcomes.items())})" if outcomes else "")]
+    if seen.interrupted:  # recovery was not waited for: nothing to say of it
+        return "; ".join(parts + seen.notes)
     bound = f" within {seen.recovery_bound_s:g} s" if seen.recovery_bound_s else ""
     parts.append(f"healthy {recovery_s:.1f} s after restore" if recovery_s is not None
                  else f"health not healthy again{bound}")

@@ -128,7 +128,8 @@ def test_an_experiment_not_run_or_cut_short_claims_no_recovery():
     unsteady = fault_result(Observed(service="tts", fault="killed", steady_before="health said degraded (redis: down)"))
     assert unsteady.recovered is None and "steady state did not hold before the fault" in unsteady.detail
     cut = fault_result(killed_tts(interrupted=True, healthy_at=None, first_success_at=None))
-    assert cut.recovered is None and cut.detail.startswith("interrupted by the run's stop")
+    assert cut.recovered is None and cut.detail == ("interrupted by the run's stop (the fault was restored); "
+                                                    "jobs: 1 submitted during the fault (1 failed)")
 
 
 def test_stored_results_and_why_there_are_none():
