@@ -1,9 +1,10 @@
 """The main tables of a run for a paper, as raw values: one definition that the CSV and LaTeX outputs share.
 
 The same tables as the reports' (concurrency summary, API latency, video integrity, resource usage,
-per-job memory), and the run's environment, taken from `RunMetrics` at full precision. A column's name carries its unit
-(`job_median_s`, `cpu_peak_pct_of_one_core`); a value with a 95 % confidence interval names the row key of
-its `Interval` (`ci`), which CSV writes as `<name>_ci95_low` / `<name>_ci95_high` and LaTeX prints beside
+per-job memory, contract conformance, fault recovery), and the run's environment, taken from
+`RunMetrics` at full precision. A column's name carries its unit (`job_median_s`,
+`cpu_peak_pct_of_one_core`); a value with a 95 % confidence interval names the row key of its
+`Interval` (`ci`), which CSV writes as `<name>_ci95_low` / `<name>_ci95_high` and LaTeX prints beside
 the value. A table with no rows is not written.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from analysis.metrics import RunMetrics
 from analysis.resources import MB
 from analysis.stats import Distribution, Interval
+from artifacts.markdown import rule_result
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,34 @@ def _memory(metrics: RunMetrics) -> PaperTable:
                       + metrics.statistics_rule, columns, rows)
 
 
+def _conformance(metrics: RunMetrics) -> PaperTable:
+    # a run that checked no rule has no table (its rules would all read "not checked"), as in the reports
+    checked = any(rule.checked for rule in metrics.conformance)
+    rows = [{**rule.model_dump(), "result": rule_result(rule)} for rule in metrics.conformance] if checked else []
+    columns = [Column("rule", "rule"), Column("source", "source"), Column("observations", "observations", "int"),
+               Column("violations", "violations", "int"), Column("result", "result"),
+               Column("example", "example", latex=False)]
+    return PaperTable("contract-conformance", "Conformance to the API contract",
+                      "Each rule of the contract as the run saw it: observed on the campaign's own traffic or probed "
+                      "by a request made to check it; a rule with 0 observations was not checked.", columns, rows)
+
+
+def _faults(metrics: RunMetrics) -> PaperTable:
+    rows = [fault.model_dump() for fault in metrics.faults]
+    columns = [
+        Column("service", "service"), Column("fault", "fault"), Column("recovered", "recovered"),
+        Column("recovery_s", "healthy again s", "s"), Column("first_success_s", "first success s", "s"),
+        Column("jobs_failed_during", "jobs failed", "int"), Column("jobs_stuck", "jobs stuck", "int"),
+        Column("hung", "hung"), Column("named_dependency", "error named it"),
+        Column("health_during", "health during", latex=False),
+        Column("job_error_during", "job error during", latex=False), Column("detail", "detail", latex=False),
+    ]
+    return PaperTable("fault-recovery", "Recovery from injected faults",
+                      "Per experiment: seconds from restoring the service until health is healthy again and until a "
+                      "new job delivers a verified video; jobs under the fault that failed, or were not terminal "
+                      "once the deployment recovered.", columns, rows)
+
+
 def environment_rows(metrics: RunMetrics) -> list[dict[str, Any]]:
     """What the run was taken with, one item a row; none for a run that did not record its environment."""
     env = metrics.environment
@@ -176,7 +206,7 @@ def paper_tables(metrics: RunMetrics) -> list[PaperTable]:
     """The reports' main tables in report order, then the environment; empty ones included (the writers skip
     them)."""
     return [_concurrency(metrics), _latency(metrics), _videos(metrics), _usage(metrics), _memory(metrics),
-            _environment(metrics)]
+            _conformance(metrics), _faults(metrics), _environment(metrics)]
 
 
 def interval_of(row: dict[str, Any], column: Column) -> Interval | None:

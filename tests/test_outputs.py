@@ -1,8 +1,8 @@
 """The paper outputs (figures, LaTeX and CSV tables) and the recorded environment, rendered from a stored run.
 
 tests/data/run is a real smoke campaign's folder (bundled stack, `--profile smoke --set
-workload.concurrency_levels=[1,2,5] --set workload.sequential_jobs=5`): its Parquet tables, manifest,
-checks and ledger, without the videos. What the figures draw is recomputed here from the Parquet tables
+workload.concurrency_levels=[1,2,5] --set workload.sequential_jobs=5`, fault experiments included): its
+Parquet tables, manifest, checks and ledger, without the videos and the fault stage's own ledger. What the figures draw is recomputed here from the Parquet tables
 and compared with what RunMetrics (and so the reports) say.
 """
 
@@ -36,7 +36,7 @@ from tests.stackutil import ROOT, service_process
 
 STORED = Path(__file__).parent / "data" / "run"
 TABLES = ("concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage", "per-job-memory",
-          "environment")
+          "contract-conformance", "fault-recovery", "environment")
 
 
 @pytest.fixture(scope="module")
