@@ -2,8 +2,9 @@
 
 tests/data/run is a real smoke campaign's folder (bundled stack, `--profile smoke --set
 workload.concurrency_levels=[1,2,5] --set workload.sequential_jobs=5`, fault experiments included): its
-Parquet tables, manifest, checks and ledger, without the videos and the fault stage's own ledger. What the figures draw is recomputed here from the Parquet tables
-and compared with what RunMetrics (and so the reports) say.
+Parquet tables, manifest, checks and ledger, without the videos and the fault stage's own ledger. What
+the figures draw is recomputed here from the Parquet tables and compared with what RunMetrics (and so
+the reports) say.
 """
 
 from __future__ import annotations
