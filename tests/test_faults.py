@@ -210,27 +210,41 @@ def test_one_service_killed_frozen_slowed_and_back_while_the_others_run(tmp_path
         assert wait_for(client, submit(client, "again.txt", SHORT).json()["job_id"])["status"] == "completed"
 
 
-def test_the_cli_keeps_the_others_running_and_takes_actions(tmp_path):
-    ports = [arg for name in SERVICES for arg in (f"--{name}-port", str(free_port()))]
-    server_port = ports[ports.index("--server-port") + 1]
-    proc = subprocess.Popen([sys.executable, "-m", "stack", *ports, "--data-dir", str(tmp_path)],
+def test_the_cli_keeps_the_others_running_and_fault_commands_use_it(prefect_server, tmp_path):
+    """`python -m stack` as an external target: the stage's fault commands are its control actions."""
+    from flows.faults import fault_experiments
+
+    ports = {name: free_port() for name in SERVICES}
+    proc = subprocess.Popen([sys.executable, "-m", "stack", *(f"--{name}-port={port}" for name, port in ports.items()),
+                             "--data-dir", str(tmp_path / "stack"), "--dependency-timeout", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    control = f"{sys.executable} -m stack --server-port {ports['server']}"
 
     def act(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "stack", *args, "--server-port", server_port],
-                              capture_output=True, text=True, timeout=90)
+        return subprocess.run([*control.split(), *args], capture_output=True, text=True, timeout=90)
 
+    urls = {"server_url": f"http://127.0.0.1:{ports['server']}", "tts_url": f"http://127.0.0.1:{ports['tts']}",
+            "llm_url": f"http://127.0.0.1:{ports['llm']}", "redis_url": f"redis://127.0.0.1:{ports['redis']}/0"}
+    profile = load_profile("smoke", [
+        f'results_dir="{tmp_path}"', "target.bundled_stack=false",
+        *(f'target.{key}="{url}"' for key, url in urls.items()),
+        "faults.enabled=true", f'faults.actions.tts.killed.inject="{control} kill tts"',
+        f'faults.actions.tts.killed.restore="{control} start tts"'])
+    services = Services(server=urls["server_url"], tts=urls["tts_url"], llm=urls["llm_url"], redis=urls["redis_url"],
+                        llm_model=profile.target.llm_model)
     try:
         assert proc.stdout.readline().startswith("ready ")
-        assert act("kill", "tts").stdout.strip() == "stack: tts: exited (code -9)"
-        line = proc.stderr.readline()
-        assert line.startswith("stack: tts exited (code -9); the others keep running")
+        [result] = fault_experiments(profile, services, str(tmp_path / "run"))
+        assert result["service"] == "tts" and result["fault"] == "killed" and result["recovered"] is True
+        assert result["named_dependency"] is True and result["jobs_stuck"] == 0
+        assert 0 < result["recovery_s"] <= result["first_success_s"] < profile.faults.recovery_bound_s
+        assert proc.stderr.readline().startswith("stack: tts exited (code -9); the others keep running")
+
         status = act("status")
-        assert status.returncode == 0 and "server: running" in status.stdout and "tts: exited" in status.stdout
-        assert act("restart", "tts").stdout.strip() == "stack: tts: running"
+        assert status.returncode == 0 and status.stdout.strip() == \
+            "stack: redis: running; llm: running; tts: running; server: running"
         wrong = act("slow", "tts", "--seconds", "1")
         assert wrong.returncode == 1 and "only the llm can be made slow" in wrong.stderr
-        assert httpx.get(f"http://127.0.0.1:{server_port}/health", timeout=5).json()["dependencies"]["redis"] == "up"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
