@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 from prefect import get_run_logger, task
@@ -36,14 +37,16 @@ COMMAND_OUTPUT_CHARS = 300  # of a failed command's output, quoted (masked) in t
 FREEZE_MARGIN_S = 30.0  # a frozen bundled service is resumed by its launcher's timer this long after freeze_s
 
 
+@dataclass(frozen=True)
 class Planned:
     """One experiment to run: which service and fault, and how (the bundled stack, or the profile's commands)."""
 
-    def __init__(self, service: str, fault: str, commands: FaultCommands | None = None,
-                 not_run: str | None = None) -> None:
-        self.service, self.fault, self.commands, self.not_run = service, fault, commands, not_run
+    service: str
+    fault: str
+    commands: FaultCommands | None = None
+    not_run: str | None = None  # why it cannot be run
 
-    def __repr__(self) -> str:
+    def __str__(self) -> str:
         return f"{self.service}.{self.fault}"
 
 

@@ -150,13 +150,13 @@ def test_stored_results_and_why_there_are_none():
 
 def test_plan_bundled_external_and_off():
     planned, skipped = plan(Faults(), bundled=True)
-    assert skipped is None and [repr(p) for p in planned] == list(EXPERIMENTS)
+    assert skipped is None and [str(p) for p in planned] == list(EXPERIMENTS)
     assert "off for an external target" in plan(Faults(), bundled=False)[1]
     assert plan(Faults(enabled=False), bundled=True) == ([], "faults.enabled = false")
     assert "no fault commands" in plan(Faults(enabled=True), bundled=False)[1]
     external = Faults(enabled=True, actions={"tts": {"killed": {"inject": "docker kill tts", "restore": "x"}}})
     planned, skipped = plan(external, bundled=False)
-    assert skipped is None and [repr(p) for p in planned] == ["tts.killed"] and planned[0].not_run is None
+    assert skipped is None and [str(p) for p in planned] == ["tts.killed"] and planned[0].not_run is None
     listed = external.model_copy(update={"experiments": ["tts.killed", "llm.frozen"]})
     planned, _ = plan(listed, bundled=False)
     assert planned[1].not_run == "no commands under [faults.actions.llm.frozen] for an external target"
