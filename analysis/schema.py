@@ -3,15 +3,30 @@
 Every measurement is appended to the run's ledger (`measurements.jsonl`) as it is taken, tagged with
 its table name; at the end each table becomes `runs/<run-id>/<table>.parquet` with exactly these
 columns, so reports and expectations read one fixed shape even when a stage produced no rows.
+
+Rounds: a campaign repeats its load stages in rounds (profile `[campaign]`), so every recorded table has
+  round    the campaign's round the row was taken in (1-based). Stages run once (verification, baseline,
+           conformance, faults) carry the round they ran in: verification and baseline 1, conformance and faults
+           the last round. `services` is re-verified at the start of every round from round 2 on (and at the
+           start of a resumed campaign, whose stack is new), so it has rows per round.
+  attempt  which start of the campaign took the row: 1, then +1 for each `--resume` (or retry from Prefect). A
+           stage cut by a crash and run again on resume is two sets of rows, told apart by attempt.
+Both are stamped by the run's ledger (tasks.store.Ledger), never by the code that measures. A stored run from
+before rounds existed has neither: it reads as round 1, attempt 1 (`conform`). `conformance` is derived over
+the whole campaign (a contract rule holds for the target, not per round) and has neither.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+ROUND_COLUMNS: dict[str, pl.DataType] = {"round": pl.Int64, "attempt": pl.Int64}
+
 TABLES: dict[str, dict[str, pl.DataType]] = {
     # a row per stage as it starts (running) and as it ends: completed | failed (detail says why; the next
-    # stage still runs) | interrupted | skipped (e.g. no load after a failed verification); the last row counts
+    # stage still runs) | interrupted | skipped (e.g. no load after a failed verification); the last row per
+    # (round, stage) counts. A stage of a round whose last row is completed or failed is kept on resume; one cut
+    # (running, interrupted) is run again.
     "stages": {
         "stage": pl.String, "started_at": pl.Float64, "finished_at": pl.Float64, "outcome": pl.String,
         "detail": pl.String,
@@ -40,8 +55,9 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "answer": pl.String, "rejected": pl.String,
     },
     # one row per job under test. A row is recorded when the job is submitted (outcome "running") and again
-    # when its outcome is known; the table keeps the LAST row per (stage, level, batch, slot). A row still
-    # "running" when the run has ended is shown as "interrupted" (see analysis.metrics).
+    # when its outcome is known; the table keeps the LAST row per (round, attempt, stage, level, batch, slot). A
+    # row still "running" when the run has ended is shown as "interrupted" (see analysis.metrics); one cut by a
+    # crash is recorded "interrupted" when the campaign is resumed, and its re-run is a row of the next attempt.
     #   server_status: the last status the server reported (null: never seen)
     #   outcome: running | succeeded | failed | timed_out | stuck_pending | interrupted | not_submitted
     #     stuck_pending: `pending` past timing.pending_timeout_s while the server answered, given up before the job
@@ -88,6 +104,14 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "probe": pl.String, "method": pl.String, "path": pl.String, "t": pl.Float64, "status_code": pl.Int64,
         "expected": pl.Int64, "ok": pl.Boolean, "body": pl.String, "detail": pl.String,
     },
+    # a wait for services found unreachable when a round was about to start (profile campaign.retries and
+    # retry_wait_s): one row per wait, from when the re-verification found them down (started_at) to when they
+    # all answered again or the wait's bound was reached (ended_at); services: the ones down, comma-separated;
+    # recovered: they all answered within the wait; detail: what the re-verification said of each
+    "downtime": {
+        "started_at": pl.Float64, "ended_at": pl.Float64, "seconds": pl.Float64, "services": pl.String,
+        "recovered": pl.Boolean, "detail": pl.String,
+    },
     # DERIVED, never recorded: every contract rule as this run saw it, computed from the tables above by
     # analysis.conformance.conformance_rows when the tables are stored (rebuilt with them)
     "conformance": {
@@ -109,16 +133,32 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "named_dependency": pl.Boolean, "hung": pl.Boolean, "detail": pl.String,
     },
 }
+DERIVED = ("conformance",)  # computed from the other tables, never recorded
+# every recorded table carries the round and attempt it was taken in (first, so a glance at a table shows them)
+TABLES = {name: columns if name in DERIVED else {**ROUND_COLUMNS, **columns} for name, columns in TABLES.items()}
 
 
 def empty(table: str) -> pl.DataFrame:
     return pl.DataFrame(schema=TABLES[table])
 
 
+def conform(table: str, df: pl.DataFrame) -> pl.DataFrame:
+    """A stored frame in the table's current schema: a column it lacks (a run stored before the column existed)
+    is added, null, except round and attempt, which a run from before rounds had only one of: 1."""
+    schema = TABLES[table]
+    missing = [pl.lit(1 if name in ROUND_COLUMNS else None, dtype=dtype).alias(name)
+               for name, dtype in schema.items() if name not in df.columns]
+    if missing:
+        df = df.with_columns(missing)
+    df = df.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+    return df.with_columns([pl.col(name).fill_null(1) for name in ROUND_COLUMNS if name in schema])
+
+
 def frame(table: str, rows: list[dict]) -> pl.DataFrame:
-    """Rows (dicts, possibly missing columns) as a frame of the table's exact schema."""
+    """Rows (dicts, possibly missing columns) as a frame of the table's exact schema (a row without round or
+    attempt, recorded before rounds existed, is round 1, attempt 1)."""
     schema = TABLES[table]
     if not rows:
         return empty(table)
     columns = {name: [row.get(name) for row in rows] for name in schema}
-    return pl.DataFrame(columns, schema=schema, strict=False)
+    return conform(table, pl.DataFrame(columns, schema=schema, strict=False))

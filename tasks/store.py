@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from analysis.conformance import conformance_rows
-from analysis.schema import TABLES, frame
+from analysis.schema import ROUND_COLUMNS, TABLES, conform, frame
 from profiles.redact import redact
 
 LEDGER = "measurements.jsonl"
@@ -29,7 +29,10 @@ def new_run_id() -> str:
 
 
 class Ledger:
-    """Append-only JSON-lines record of one run, shared by every thread of the process."""
+    """Append-only JSON-lines record of one run, shared by every thread of the process.
+
+    It carries where the campaign is: `round` (set by the flow as each round starts) and `attempt` (1, +1 per
+    resume), stamped on every row recorded unless the row gives its own, so no measuring code passes them on."""
 
     _open: dict[Path, Ledger] = {}
     _registry_lock = threading.Lock()
@@ -40,6 +43,25 @@ class Ledger:
         self._lock = threading.Lock()
         self._file = (run_dir / LEDGER).open("a", encoding="utf-8")
         self._counts: dict[str, int] = dict.fromkeys(TABLES, 0)
+        self._round, self._attempt = 1, 1
+        # a ledger inside a run's folder (the fault experiments' faults/) is in that run's round and attempt
+        self._run: Ledger | None = None
+
+    @property
+    def round(self) -> int:
+        return self._run.round if self._run else self._round
+
+    @round.setter
+    def round(self, value: int) -> None:
+        self._round = value
+
+    @property
+    def attempt(self) -> int:
+        return self._run.attempt if self._run else self._attempt
+
+    @attempt.setter
+    def attempt(self, value: int) -> None:
+        self._attempt = value
 
     @classmethod
     def of(cls, run_dir: str | Path) -> Ledger:
@@ -47,13 +69,17 @@ class Ledger:
         key = Path(run_dir).resolve()
         with cls._registry_lock:
             if key not in cls._open or cls._open[key]._file.closed:
-                cls._open[key] = cls(key)
+                ledger = cls(key)
+                ledger._run = next((run for folder, run in cls._open.items()
+                                    if folder in key.parents and not run._file.closed), None)
+                cls._open[key] = ledger
             return cls._open[key]
 
     def record(self, table: str, **row) -> None:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
-        line = redact(json.dumps({"table": table, **row}, default=str))  # nothing secret is written
+        stamp = {name: getattr(self, name) for name in ROUND_COLUMNS if row.get(name) is None}
+        line = redact(json.dumps({"table": table, **row, **stamp}, default=str))  # nothing secret is written
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -85,15 +111,22 @@ def read_ledger(run_dir: Path) -> dict[str, list[dict]]:
     return rows
 
 
-JOB_KEY = ("stage", "level", "batch", "slot")
+# a job is one slot of one batch of a stage, in one round, in one attempt of the campaign: a stage cut by a crash
+# and run again on resume gives new rows (attempt + 1), so the cut job stays recorded as interrupted
+JOB_KEY = ("round", "attempt", "stage", "level", "batch", "slot")
+
+
+def job_key(row: dict) -> tuple:
+    """A job row's key; a row from before rounds existed is round 1, attempt 1."""
+    return tuple(row.get(name) or 1 if name in ROUND_COLUMNS else row.get(name) for name in JOB_KEY)
 
 
 def latest_job_rows(rows: list[dict]) -> list[dict]:
     """One row per job: a job is recorded when submitted and again as its outcome becomes known, so each
-    (stage, level, batch, slot) is its rows merged in order, later fields winning; first-seen order is kept."""
+    JOB_KEY is its rows merged in order, later fields winning; first-seen order is kept."""
     merged: dict[tuple, dict] = {}
     for row in rows:
-        key = tuple(row.get(name) for name in JOB_KEY)
+        key = job_key(row)
         merged[key] = {**merged.get(key, {}), **row}
     return list(merged.values())
 
@@ -113,7 +146,9 @@ def rebuild_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
 def load_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
     """The stored tables of a run (Parquet), each with its schema even when empty."""
     paths = {name: run_dir / f"{name}.parquet" for name in TABLES}
-    return {name: pl.read_parquet(path) if path.exists() else frame(name, []) for name, path in paths.items()}
+    # conform: a run stored before a column existed (round, attempt) still reads in today's shape
+    return {name: conform(name, pl.read_parquet(path)) if path.exists() else frame(name, [])
+            for name, path in paths.items()}
 
 
 def write_json(path: Path, data) -> None:

@@ -41,3 +41,39 @@ def test_reports_render_again_from_a_cut_short_run(tmp_path, capsys):
 def test_rendering_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
     assert render_again([str(tmp_path)]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_every_row_carries_the_round_and_attempt_the_ledger_is_in(tmp_path):
+    ledger = Ledger.of(tmp_path)
+    ledger.record("latency", endpoint="health", i=0, ms=1.0)
+    ledger.round, ledger.attempt = 2, 3
+    ledger.record("latency", endpoint="health", i=0, ms=2.0)
+    ledger.record("latency", endpoint="health", i=1, ms=3.0, round=1)  # a row that gives its own round keeps it
+    Ledger.of(tmp_path / "faults").record("faults", service="tts", fault="killed")  # a run's sub-ledger follows it
+    latency = rebuild_tables(tmp_path)["latency"]
+    assert latency.select("round", "attempt", "ms").rows() == [(1, 1, 1.0), (2, 3, 2.0), (1, 3, 3.0)]
+    [fault] = read_ledger(tmp_path / "faults")["faults"]
+    assert (fault["round"], fault["attempt"]) == (2, 3)
+
+
+def test_a_job_cut_by_a_crash_and_its_rerun_on_resume_are_two_rows(tmp_path):
+    ledger = Ledger.of(tmp_path)
+    ledger.round = 2
+    key = {"stage": "concurrent", "level": 2, "batch": 0, "slot": 1}
+    ledger.record("jobs", job_id="cut", outcome="running", **key)  # then kill -9
+    ledger.record("jobs", job_id="done", outcome="running", **{**key, "round": 1})
+    ledger.record("jobs", outcome="succeeded", succeeded=True, **{**key, "round": 1})
+    ledger.attempt = 2  # resumed: the cut job is closed, then its stage is run again
+    ledger.record("jobs", outcome="interrupted", **key, attempt=1)
+    ledger.record("jobs", job_id="rerun", outcome="succeeded", succeeded=True, **key)
+    jobs = rebuild_tables(tmp_path)["jobs"]
+    assert jobs.select("job_id", "round", "attempt", "outcome").rows() == [
+        ("cut", 2, 1, "interrupted"), ("done", 1, 1, "succeeded"), ("rerun", 2, 2, "succeeded")]
+
+
+def test_a_run_stored_before_rounds_reads_as_round_one(tmp_path):
+    old = pl.DataFrame({"stage": ["single"], "outcome": ["completed"]})
+    old.write_parquet(tmp_path / "stages.parquet")
+    (tmp_path / LEDGER).write_text('{"table": "jobs", "job_id": "a", "stage": "single", "outcome": "succeeded"}\n')
+    assert load_tables(tmp_path)["stages"].select("round", "attempt", "stage").rows() == [(1, 1, "single")]
+    assert rebuild_tables(tmp_path)["jobs"].select("round", "attempt").rows() == [(1, 1)]
