@@ -28,9 +28,11 @@ from analysis import resources
 from analysis.conformance import ConformanceRule, conformance_rules, unreported_fields
 from analysis.faults import FaultResult, results_of, skipped_reason
 from analysis.resources import PerJobMemory, Usage
-from analysis.schema import TABLES, empty
+from analysis.retention import PRUNED, pruned_sentence
+from analysis.schema import TABLES, conform, empty
 from analysis.series import Series, compute_series
 from analysis.stats import RULE, Distribution, Interval, Rate, distribution, rate
+from analysis.trends import SuccessTrend, Trend, linear_trend, success_trend
 from tasks.store import CHECKS, MANIFEST, load_tables, read_json
 
 INTERRUPTED = "interrupted"
@@ -92,6 +94,7 @@ class Environment(BaseModel):
 
 class StageOutcome(BaseModel):
     stage: str
+    round: int = 1  # the campaign's round it ran in (a stage run once carries the round it ran in)
     outcome: str  # completed | failed | interrupted | skipped
     seconds: float | None
     detail: str | None
@@ -109,6 +112,7 @@ class ServiceCheck(BaseModel):
 class Job(BaseModel):
     job_id: str | None
     stage: str
+    round: int = 1
     level: int | None
     batch: int | None
     document: str | None
@@ -247,6 +251,63 @@ class ThresholdCheck(BaseModel):
     sentence: str  # "p95 health 15040.6 ms > 250 ms (n=20)"
 
 
+class RoundFigures(BaseModel):
+    """One round of a campaign: the same figures by the same rules as the pooled ones, from its rows only."""
+
+    round: int
+    seconds: float | None  # from its first stage's start to its last stage's end (None: no stage with both)
+    jobs: int  # jobs under test (single, concurrent, sequential)
+    interrupted_jobs: int
+    success: Rate  # verified successes of its jobs that reached an outcome
+    single: JobGroup | None
+    levels: list[JobGroup]
+    sequential: JobGroup | None
+    latency: list[Endpoint]
+    usage: list[Usage]  # per service, then the deployment, over its single and concurrent stages' samples
+    downtime_s: float | None = None  # seconds services were unreachable before it started (None: no wait)
+
+
+class Downtime(BaseModel):
+    """A wait for unreachable services before a round (the `downtime` table), in words."""
+
+    round: int  # the round that was about to start
+    started_at: float | None
+    ended_at: float | None
+    seconds: float | None  # None: the wait was cut off (no end recorded)
+    services: list[str]
+    recovered: bool | None  # they all answered again within the wait
+    detail: str | None
+    sentence: str  # "tts was unreachable for 42.0 s before round 3; it answered again"
+
+
+class Rounds(BaseModel):
+    """A campaign's rounds. RunMetrics' other figures are POOLED: every round's values together as one sample
+    (the rounds as repeats of one experiment), each with its n and, from n >= 5, its 95 % CI. Here: each round's
+    own figures, the pooled success rate, and trends across rounds, each with its test and a sentence (analysis.
+    trends). A run of one round (or one stored before rounds) has count 1 and nothing per round or trend: its
+    figures are that round's. Downtime is listed whatever the count."""
+
+    count: int = 1
+    per_round: list[RoundFigures] = []  # empty below 2 rounds
+    pooled_success: Rate = Rate(k=0, n=0)  # verified successes of every round's jobs that reached an outcome
+    success_trend: SuccessTrend | None = None  # Cochran–Armitage over rounds
+    job_time_trends: list[Trend] = []  # per concurrency level: the rounds' median job seconds
+    latency_trends: list[Trend] = []  # per endpoint: the rounds' median ms of answered probes
+    rss_trends: list[Trend] = []  # per service and the deployment: the rounds' mean RSS MB under load (a leak)
+    downtime: list[Downtime] = []
+
+    @property
+    def trends(self) -> list[Trend]:
+        """Every slope: job time, latency drift, RSS (the success trend is apart: a test of proportions)."""
+        return [*self.job_time_trends, *self.latency_trends, *self.rss_trends]
+
+    @property
+    def significant(self) -> list[str]:
+        """The sentences of the significant trends, success first."""
+        success = [self.success_trend.sentence] if self.success_trend and self.success_trend.significant else []
+        return success + [trend.sentence for trend in self.trends if trend.significant]
+
+
 class RunMetrics(BaseModel):
     run_id: str | None
     profile_name: str | None
@@ -292,8 +353,12 @@ class RunMetrics(BaseModel):
     # jobs the target runs at once where the profile knows it (the bundled stack's target.max_concurrent_jobs);
     # None for an external target: a level above it measures queueing
     max_concurrent_jobs: int | None = None
+    # "videos pruned on … by retention, hashes and integrity rows kept" (analysis.retention); None: videos kept
+    videos_pruned: str | None = None
     # the raw values behind the figures (analysis.series): job seconds per level, latencies, phases, timelines
     series: Series = Series()
+    # a campaign's rounds: per-round figures, trends across them, downtime (the figures above are pooled)
+    rounds: Rounds = Rounds()
     checks: list[Check]
     thresholds: list[ThresholdCheck]
     statistics_rule: str
@@ -376,7 +441,7 @@ def _jobs(frames: dict[str, pl.DataFrame]) -> list[Job]:
         succeeded = bool(row["succeeded"]) and outcome == "succeeded"
         from_trace = row["server_status"] is None and row["last_status"] is not None
         jobs.append(Job(
-            job_id=row["job_id"], stage=row["stage"] or "—", level=row["level"], batch=row["batch"],
+            job_id=row["job_id"], stage=row["stage"] or "—", round=row["round"], level=row["level"], batch=row["batch"],
             document=row["document"], outcome=outcome,
             server_status=row["last_status"] if from_trace else row["server_status"], status_from_trace=from_trace,
             succeeded=succeeded, failure=row["failure"], total_seconds=row["total_seconds"],
@@ -475,18 +540,20 @@ def _incidents(incidents: pl.DataFrame) -> list[Incident]:
 
 
 def _stages(stages: pl.DataFrame) -> list[StageOutcome]:
-    """A stage's last row: it is recorded "running" as it starts and again as it ends, so a stage that was
-    under way when the process died (kill -9) is still there, shown as interrupted."""
-    last = {row["stage"]: row for row in stages.iter_rows(named=True)}
+    """A stage's last row in each round: it is recorded "running" as it starts and again as it ends, so a stage
+    that was under way when the process died (kill -9) is still there, shown as interrupted; one run again on
+    resume has a later row. In round order, then the campaign's stage order."""
+    last = {(row["round"], row["stage"]): row for row in stages.iter_rows(named=True)}
     rows = [
-        StageOutcome(stage=row["stage"], outcome=INTERRUPTED if row["outcome"] == "running" else row["outcome"] or "—",
+        StageOutcome(stage=row["stage"], round=row["round"],
+                     outcome=INTERRUPTED if row["outcome"] == "running" else row["outcome"] or "—",
                      detail=CUT_OFF_STAGE if row["outcome"] == "running" else row["detail"],
                      seconds=row["finished_at"] - row["started_at"]
                      if row["finished_at"] is not None and row["started_at"] is not None else None)
         for row in last.values()
     ]
     order = {name: i for i, name in enumerate(STAGE_ORDER)}
-    return sorted(rows, key=lambda row: order.get(row.stage, len(order)))
+    return sorted(rows, key=lambda row: (row.round, order.get(row.stage, len(order))))
 
 
 def environment_of(manifest: dict, services: pl.DataFrame) -> Environment:
@@ -636,14 +703,18 @@ def check_in_words(check: Check) -> str:
 
 def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, checks: list[Check],
             failed_thresholds: list[ThresholdCheck], stage_failures: list[StageOutcome],
-            failed_services: list[ServiceCheck] = ()) -> str:
-    """The run's verdict in one sentence: interrupted, stopped early, not validated, failed or passed."""
+            failed_services: list[ServiceCheck] = (), unrecovered: list[Downtime] = (), rounds: int = 1) -> str:
+    """The run's verdict in one sentence: interrupted, stopped early, not validated, failed or passed. A campaign
+    of several rounds names the round of a failed stage; services that did not answer again before a round are
+    said as such."""
     # a failed verification stage says what the failed services already say: each failing service once
-    problems = [f"stage {stage.stage} failed: {stage.detail or 'no detail'}" for stage in stage_failures
+    problems = [f"stage {stage.stage} failed{f' in round {stage.round}' if rounds > 1 else ''}: "
+                f"{stage.detail or 'no detail'}" for stage in stage_failures
                 if not (failed_services and stage.stage == "verification")]
     if failed_services:
         problems.insert(0, "service verification FAILED for " + ", ".join(
             f"{service.service} ({service.detail or 'no detail'})" for service in failed_services))
+    problems += [wait.sentence for wait in unrecovered]
     also = "".join(f"; {problem}" for problem in problems)
     if interrupted:
         in_flight = f" with {plural(interrupted_jobs, 'job')} in flight" if interrupted_jobs else ""
@@ -665,14 +736,106 @@ def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, ch
     return f"{failed} of {len(checks)} checks FAILED" + (f": {measured}" if measured else "") + also
 
 
-def conform(table: str, stored: pl.DataFrame | None) -> pl.DataFrame:
-    """A stored table with every column of its schema (a table not stored, or written by an older version
-    without some columns, gets them empty), so no figure special-cases a missing one."""
-    if stored is None:
-        return empty(table)
-    schema = TABLES[table]
-    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items() if name not in stored.columns]
-    return stored.with_columns(missing).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+def listed(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def first_verification(services: pl.DataFrame) -> pl.DataFrame:
+    """The campaign's verification before its first round, a row per service (its last, should a resume have
+    verified again): the re-verifications between rounds are told by the downtime they found."""
+    if not services.height:
+        return services
+    first = services.filter(pl.col("round") == services["round"].min())
+    return first.group_by("service", maintain_order=True).last().select(services.columns)
+
+
+def downtime_sentence(services: list[str], seconds: float | None, before: int, recovered: bool | None) -> str:
+    """"tts and llm were unreachable for 42.0 s before round 3; they answered again"."""
+    one = len(services) == 1
+    who = listed(services) if services else "the services"
+    how_long = f"for {seconds:.1f} s" if seconds is not None else "for an unknown time (the wait has no recorded end)"
+    after = (f"; {'it' if one else 'they'} answered again" if recovered else
+             " and did not answer again within the wait" if recovered is False else "")
+    return f"{who} {'was' if one else 'were'} unreachable {how_long} before round {before}{after}"
+
+
+def _downtime(table: pl.DataFrame) -> list[Downtime]:
+    waits = []
+    for row in table.sort("started_at", nulls_last=True, maintain_order=True).iter_rows(named=True):
+        started, ended = row["started_at"], row["ended_at"]
+        seconds = row["seconds"] if row["seconds"] is not None else \
+            ended - started if started is not None and ended is not None else None
+        services = [name.strip() for name in (row["services"] or "").split(",") if name.strip()]
+        waits.append(Downtime(round=row["round"], started_at=started, ended_at=ended, seconds=seconds,
+                              services=services, recovered=row["recovered"], detail=row["detail"],
+                              sentence=downtime_sentence(services, seconds, row["round"], row["recovered"])))
+    return waits
+
+
+def rounds_of(frames: dict[str, pl.DataFrame]) -> list[int]:
+    """The rounds the campaign recorded a stage, a job or a probe in."""
+    return sorted({number for table in ("stages", "jobs", "latency") for number in frames[table]["round"].drop_nulls()})
+
+
+def round_figures(number: int, jobs: list[Job], frames: dict[str, pl.DataFrame],
+                  downtime: list[Downtime]) -> RoundFigures:
+    """Round `number`'s figures from its rows only (`frames` conformed; `jobs` every job of the run)."""
+    def of(table: str) -> pl.DataFrame:
+        return frames[table].filter(pl.col("round") == number)
+
+    mine = [job for job in jobs if job.round == number]
+    single, levels, sequential = _groups(mine, of("batches"))
+    stages = of("stages")
+    start, end = stages["started_at"].min(), stages["finished_at"].max()
+    waits = [wait.seconds for wait in downtime if wait.round == number and wait.seconds is not None]
+    return RoundFigures(
+        round=number, seconds=end - start if start is not None and end is not None else None, jobs=len(mine),
+        interrupted_jobs=sum(1 for job in mine if job.outcome == INTERRUPTED), success=success_rate(mine),
+        single=single, levels=levels, sequential=sequential, latency=_latency(of("latency")),
+        usage=resources.usage(of("samples"), resources.RUN_STAGES), downtime_s=sum(waits) if waits else None,
+    )
+
+
+def round_trends(per_round: list[RoundFigures]) -> dict:
+    """Rounds' fields for the trends across `per_round`: success (Cochran–Armitage), and the least-squares slope
+    of each level's median job seconds, each endpoint's median ms and each service's mean RSS under load."""
+    x = [figures.round for figures in per_round]
+
+    def series(values: Callable[[RoundFigures], float | None]) -> list[float | None]:
+        return [values(figures) for figures in per_round]
+
+    def level_median(level: int) -> Callable[[RoundFigures], float | None]:
+        return lambda figures: next((group.seconds.median for group in figures.levels if group.level == level), None)
+
+    def endpoint_median(name: str) -> Callable[[RoundFigures], float | None]:
+        return lambda figures: next((e.answered.median for e in figures.latency if e.endpoint == name), None)
+
+    def rss_mean(name: str) -> Callable[[RoundFigures], float | None]:
+        return lambda figures: next((u.rss_mean_mb for u in figures.usage if u.name == name), None)
+
+    levels = sorted({group.level for figures in per_round for group in figures.levels if group.level is not None})
+    endpoints = list(dict.fromkeys(e.endpoint for figures in per_round for e in figures.latency))
+    services = list(dict.fromkeys(usage.name for figures in per_round for usage in figures.usage))
+    return {
+        "success_trend": success_trend(x, series(lambda f: f.success.k), series(lambda f: f.success.n)),
+        "job_time_trends": [linear_trend(x, series(level_median(level)), what=f"median job time at concurrency "
+                                         f"{level}", unit="s", decimals=2, rises="rose") for level in levels],
+        "latency_trends": [linear_trend(x, series(endpoint_median(name)), what=f"{name} median latency", unit="ms",
+                                        rises="rose") for name in endpoints],
+        "rss_trends": [linear_trend(x, series(rss_mean(name)), what=f"{name} RSS", unit="MB") for name in services],
+    }
+
+
+def rounds_summary(jobs: list[Job], frames: dict[str, pl.DataFrame]) -> Rounds:
+    """Per-round figures and trends from 2 rounds on; the pooled success rate and downtime whatever the count."""
+    numbers = rounds_of(frames)
+    downtime = _downtime(frames["downtime"])
+    common = {"count": max(1, len(numbers)), "pooled_success": success_rate(jobs), "downtime": downtime}
+    if len(numbers) < 2:
+        return Rounds(**common)
+    per_round = [round_figures(number, jobs, frames, downtime) for number in numbers]
+    return Rounds(**common, per_round=per_round, **round_trends(per_round))
 
 
 def _text(value) -> str | None:
@@ -681,7 +844,9 @@ def _text(value) -> str | None:
 
 def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, checks: list[dict] | None) -> RunMetrics:
     """Every figure of a run, from its stored tables, manifest and GX outcomes."""
-    frames = {name: conform(name, frames.get(name)) for name in TABLES}
+    # every column of its schema (a table not stored, or written by an older version without some columns, gets
+    # them empty; without rounds, round 1), so no figure special-cases a missing one
+    frames = {name: empty(name) if frames.get(name) is None else conform(name, frames[name]) for name in TABLES}
     manifest = manifest or {}
     profile = manifest.get("profile") or {}
     thresholds = profile.get("thresholds") or {}
@@ -706,9 +871,12 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     stages = _stages(frames["stages"])
     interrupted_jobs = sum(1 for job in jobs if job.outcome == INTERRUPTED)
     samples = frames["samples"]
-    targets, notes = _targets(manifest, frames["services"])
-    services = [ServiceCheck(**{**row, "ok": bool(row["ok"])}) for row in frames["services"].iter_rows(named=True)]
+    verified = first_verification(frames["services"])
+    targets, notes = _targets(manifest, verified)
+    services = [ServiceCheck(**{name: row[name] for name in ServiceCheck.model_fields if name != "ok"},
+                             ok=bool(row["ok"])) for row in verified.iter_rows(named=True)]
     faults = results_of(frames["faults"])
+    rounds = rounds_summary(jobs, frames)
     return RunMetrics(
         run_id=manifest.get("run_id"),
         profile_name=manifest.get("profile_name") or profile.get("name"),
@@ -719,7 +887,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
             hostname=machine.get("hostname"), platform=machine.get("platform"), python=machine.get("python"),
             cpu_count=machine.get("cpu_count"), memory_mb=resources.to_mb(machine.get("memory_bytes")),
         ),
-        environment=environment_of(manifest, frames["services"]),
+        environment=environment_of(manifest, verified),
         outcome=outcome, interrupted=interrupted, stages=stages,
         services=services,
         jobs=jobs, interrupted_jobs=interrupted_jobs, single=single, levels=levels, sequential=sequential,
@@ -734,14 +902,18 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         incidents=_incidents(frames["incidents"]),
         faults=faults, faults_skipped=skipped_reason(frames["stages"], faults),
         max_concurrent_jobs=_max_concurrent_jobs(profile),
+        videos_pruned=pruned_sentence(manifest.get(PRUNED)),
         identical_videos=same_video_groups(videos),
         series=compute_series(frames, start_t, {job.job_id for job in jobs if job.succeeded and job.job_id}),
+        rounds=rounds,
         conformance=conformance_rules(frames), unreported=unreported_fields(frames["status_trace"]),
         checks=stored_checks, thresholds=threshold_list, statistics_rule=RULE,
         verdict=verdict(interrupted=interrupted, outcome=outcome, interrupted_jobs=interrupted_jobs,
                         checks=stored_checks, failed_thresholds=[c for c in threshold_list if not c.passed],
                         stage_failures=[stage for stage in stages if stage.outcome == "failed"],
-                        failed_services=[service for service in services if not service.ok]),
+                        failed_services=[service for service in services if not service.ok],
+                        unrecovered=[wait for wait in rounds.downtime if wait.recovered is False],
+                        rounds=rounds.count),
     )
 
 

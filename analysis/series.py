@@ -49,6 +49,7 @@ class PhaseMeans(BaseModel):
 
 class StageSpan(BaseModel):
     stage: str
+    round: int = 1
     start_s: float
     end_s: float | None  # None: no end recorded
 
@@ -122,8 +123,10 @@ def compute_series(frames: dict[str, pl.DataFrame], run_start: float | None, suc
     zero = _zero(frames, run_start)
     stages, timelines = [], []
     if zero is not None:
-        last = {row["stage"]: row for row in frames["stages"].iter_rows(named=True) if row["started_at"] is not None}
-        stages = [StageSpan(stage=row["stage"], start_s=row["started_at"] - zero,
+        # a stage's last row in each round (a stage run again on resume: its re-run)
+        last = {(row["round"], row["stage"]): row for row in frames["stages"].iter_rows(named=True)
+                if row["started_at"] is not None}
+        stages = [StageSpan(stage=row["stage"], round=row["round"], start_s=row["started_at"] - zero,
                             end_s=row["finished_at"] - zero if row["finished_at"] is not None else None)
                   for row in sorted(last.values(), key=lambda row: row["started_at"])]
         samples = frames["samples"].filter(~pl.col("service").is_in([TOTAL, MACHINE]) & pl.col("t").is_not_null())

@@ -276,3 +276,81 @@ def test_videos_hold_downloads_only_and_jobs_without_one_are_counted_beside():
     (check,) = [c for c in none.thresholds if c.name == "video integrity"]
     assert not check.passed and check.sentence == "no video was downloaded (1 job ended without one), so none could " \
                                                   "be checked"
+
+
+# ---- rounds: per-round and pooled figures, trends, downtime -----------------------------------------
+
+def test_each_round_has_its_own_figures_and_the_groups_pool_every_round():
+    from tests.rounds_run import ROUNDS, rounds_metrics
+
+    run = rounds_metrics()
+    assert run.rounds.count == ROUNDS and [figures.round for figures in run.rounds.per_round] == [1, 2, 3, 4]
+    fourth = run.rounds.per_round[3]
+    assert (fourth.jobs, fourth.success.k, fourth.success.n) == (2, 1, 2)
+    assert fourth.levels[0].seconds.n == 1 and fourth.levels[0].seconds.median == 14.0  # verified successes only
+    assert [figures.latency[0].answered.n for figures in run.rounds.per_round] == [5] * ROUNDS
+    assert [usage.name for usage in fourth.usage] == ["server", "tts", "deployment"]
+    # pooled: every round's jobs as one sample, with its n and interval
+    assert run.levels[0].jobs == 2 * ROUNDS and run.levels[0].seconds.n == 7 and run.levels[0].seconds.ci
+    assert (run.rounds.pooled_success.k, run.rounds.pooled_success.n) == (7, 8)
+    assert run.latency[0].probes == 5 * ROUNDS
+
+
+def test_trends_across_rounds_find_the_leak_and_the_drift_in_words():
+    from tests.rounds_run import LEAK_MB, rounds_metrics
+
+    rounds = rounds_metrics().rounds
+    server, tts, deployment = rounds.rss_trends
+    assert server.significant and server.ci.low < LEAK_MB < server.ci.high and server.n == 4
+    assert server.sentence.startswith("Server RSS grew 5.") and server.sentence.endswith("(n = 4 rounds)")
+    assert not tts.significant and tts.sentence.startswith("No significant drift in tts RSS (slope ")
+    assert rounds.latency_trends[0].sentence.startswith("Health median latency rose 2.")
+    assert rounds.job_time_trends[0].what == "median job time at concurrency 2"
+    assert not rounds.success_trend.significant and rounds.success_trend.n == 8
+    assert rounds.significant[0].startswith("Median job time at concurrency 2 rose")
+
+
+def test_downtime_before_a_round_reads_in_words_and_is_given_to_its_round():
+    from tests.rounds_run import rounds_metrics
+
+    run = rounds_metrics()
+    (wait,) = run.rounds.downtime
+    assert wait.sentence == "tts was unreachable for 12.5 s before round 3; it answered again"
+    assert [figures.downtime_s for figures in run.rounds.per_round] == [None, None, 12.5, None]
+    assert [(s.service, s.ok) for s in run.services] == [("server", True), ("tts", True)]  # the first verification
+    assert "unreachable" not in run.verdict
+
+
+def test_services_that_did_not_answer_again_are_in_the_verdict_with_the_round_of_a_failed_stage():
+    from tests.rounds_run import rounds_frames, rounds_manifest
+
+    frames = rounds_frames()
+    frames["downtime"] = frame("downtime", [{"round": 3, "started_at": 2990.0, "ended_at": None,
+                                             "services": "tts, llm", "recovered": False}])
+    frames["stages"] = pl.concat([frames["stages"], frame("stages", [
+        {"stage": "latency", "round": 2, "started_at": 2060.0, "finished_at": 2070.0, "outcome": "failed",
+         "detail": "RuntimeError: boom"}])])
+    run = compute_metrics(frames, rounds_manifest(), [])
+    assert run.rounds.downtime[0].sentence == ("tts and llm were unreachable for an unknown time (the wait has no "
+                                               "recorded end) before round 3 and did not answer again within the wait")
+    assert run.verdict == ("not validated: no expectation results; stage latency failed in round 2: RuntimeError: "
+                           "boom; " + run.rounds.downtime[0].sentence)
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_one_round_has_nothing_per_round_and_two_are_too_few_for_a_trend(rounds):
+    from tests.rounds_run import rounds_metrics
+
+    run = rounds_metrics(rounds)
+    assert run.rounds.count == rounds
+    if rounds == 1:
+        assert run.rounds.per_round == [] and run.rounds.trends == [] and run.rounds.success_trend is None
+    else:
+        assert all("too few rounds for a trend" in trend.sentence for trend in run.rounds.trends)
+        assert "too few rounds" in run.rounds.success_trend.sentence
+
+
+def test_a_run_stored_before_rounds_is_one_round():
+    run = metrics(jobs=[job("a"), job("b", slot=1)], videos=[video("a"), video("b")], batches=[batch()])
+    assert run.rounds.count == 1 and run.rounds.per_round == [] and run.rounds.downtime == []
+    assert (run.rounds.pooled_success.k, run.rounds.pooled_success.n) == (2, 2)
