@@ -208,6 +208,16 @@ class Faults(Strict):
     actions: dict[Literal[FAULT_SERVICES], dict[Literal[FAULTS], FaultCommands]] = {}
 
 
+class Retention(Strict):
+    """What old runs keep in results_dir (tasks/retention.py, at the end of each campaign): the videos of all but the
+    `keep_videos_of_runs` most recent runs are deleted, their hashes and integrity rows (videos.parquet, the ledger)
+    kept and the deletion noted in their manifest. A run with no end recorded whose folder was written to within
+    `running_if_written_within_s` is taken to be still running and never pruned."""
+
+    keep_videos_of_runs: Annotated[int, Field(ge=0, le=100000)] = 0  # 0: every run keeps its videos
+    running_if_written_within_s: Positive = 24 * 3600.0
+
+
 class Profile(Strict):
     name: str
     description: str = ""
@@ -217,6 +227,7 @@ class Profile(Strict):
     timing: Timing = Timing()
     thresholds: Thresholds = Thresholds()
     faults: Faults = Faults()
+    retention: Retention = Retention()
 
 
 def _parse_value(raw: str) -> Any:
