@@ -45,7 +45,9 @@ class Trend(BaseModel):
     ci: Interval | None = None
     p_value: float | None = None
     significant: bool = False  # p < ALPHA (the interval excludes 0)
-    sentence: str  # "server RSS grew 3.1 MB per round, 95 % CI 1.2–5.0, p = 0.004 (n = 8 rounds)"
+    # "server RSS grew 3.1 MB per round, 95 % CI 1.2–5.0, p = 0.004 (n = 8 rounds)": it starts with `what` as given
+    # (a service's name is not capitalised)
+    sentence: str
 
 
 class SuccessTrend(BaseModel):
@@ -101,7 +103,7 @@ def linear_trend(x: Sequence[float], y: Sequence[float | None], *, what: str, un
     n = len(pairs)
     base = {"what": what, "unit": unit, "per": per, "n": n, "x": xs, "y": ys}
     if n < MIN_POINTS or len(set(xs)) < 2:
-        return Trend(**base, sentence=_first_up(too_few(what, n, points)))
+        return Trend(**base, sentence=too_few(what, n, points))
     if len(set(ys)) == 1:  # no variation at all: a slope of 0 that no test can call drift
         return Trend(**base, slope=0.0, ci=Interval(low=0.0, high=0.0), p_value=1.0,
                      sentence=f"No drift in {what}: {number(ys[0], decimals)} {unit} in every one of the "
@@ -115,7 +117,7 @@ def linear_trend(x: Sequence[float], y: Sequence[float | None], *, what: str, un
     if significant:
         verb = rises if slope > 0 else falls
         low, high = (ci.low, ci.high) if slope > 0 else (-ci.high, -ci.low)
-        sentence = (f"{_first_up(what)} {verb} {number(abs(slope), decimals)} {unit} per {per}, 95 % CI "
+        sentence = (f"{what} {verb} {number(abs(slope), decimals)} {unit} per {per}, 95 % CI "
                     f"{range_text(low, high, decimals)}, {p_text(p)} ({counted})")
     else:
         sentence = (f"No significant drift in {what} (slope {number(slope, decimals)} {unit} per {per}, 95 % CI "
@@ -135,7 +137,7 @@ def success_trend(rounds: Sequence[int], k: Sequence[int], n: Sequence[int], *, 
     base = {"what": what, "rounds": len(kept), "k": total_k, "n": total_n}
     jobs = f"{total_n} jobs over {len(kept)} rounds"
     if len(kept) < MIN_POINTS:
-        return SuccessTrend(**base, sentence=_first_up(too_few(what, len(kept), "rounds")))
+        return SuccessTrend(**base, sentence=too_few(what, len(kept), "rounds"))
     share = total_k / total_n
     if total_k in (0, total_n):  # every round the same share (all or nothing): no variation to test
         every = "every job" if total_k else "no job"
@@ -151,13 +153,9 @@ def success_trend(rounds: Sequence[int], k: Sequence[int], n: Sequence[int], *, 
     test = f"Cochran–Armitage trend test z = {number(z, 2)}, {p_text(p)}"
     if significant:
         verb = "rose" if slope > 0 else "fell"
-        sentence = (f"{_first_up(what)} {verb} {number(abs(slope) * 100, 1)} percentage points per round ({test}; "
+        sentence = (f"{what} {verb} {number(abs(slope) * 100, 1)} percentage points per round ({test}; "
                     f"{number(shares[0] * 100, 1)} % in round {int(x[0])}, {number(shares[-1] * 100, 1)} % in round "
                     f"{int(x[-1])}; {total_k} of {jobs} {success})")
     else:
         sentence = f"No significant trend in the {what} ({test}; {total_k} of {jobs} {success})"
     return SuccessTrend(**base, slope=slope, z=z, p_value=p, significant=significant, sentence=sentence)
-
-
-def _first_up(text: str) -> str:
-    return text[:1].upper() + text[1:]

@@ -302,12 +302,12 @@ def test_trends_across_rounds_find_the_leak_and_the_drift_in_words():
     rounds = rounds_metrics().rounds
     server, tts, deployment = rounds.rss_trends
     assert server.significant and server.ci.low < LEAK_MB < server.ci.high and server.n == 4
-    assert server.sentence.startswith("Server RSS grew 5.") and server.sentence.endswith("(n = 4 rounds)")
+    assert server.sentence.startswith("server RSS grew 5.") and server.sentence.endswith("(n = 4 rounds)")
     assert not tts.significant and tts.sentence.startswith("No significant drift in tts RSS (slope ")
-    assert rounds.latency_trends[0].sentence.startswith("Health median latency rose 2.")
+    assert rounds.latency_trends[0].sentence.startswith("health median latency rose 2.")
     assert rounds.job_time_trends[0].what == "median job time at concurrency 2"
     assert not rounds.success_trend.significant and rounds.success_trend.n == 8
-    assert rounds.significant[0].startswith("Median job time at concurrency 2 rose")
+    assert rounds.significant[0].startswith("median job time at concurrency 2 rose")
 
 
 def test_downtime_before_a_round_reads_in_words_and_is_given_to_its_round():

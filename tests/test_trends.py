@@ -19,7 +19,7 @@ def test_a_known_slope_lies_within_its_interval_and_is_significant(seed):
     assert trend.n == 12 and trend.significant and trend.p_value < 0.05
     assert trend.ci.low < 3.0 < trend.ci.high
     assert trend.slope == pytest.approx(3.0, abs=0.5)
-    assert trend.sentence.startswith(f"Server RSS grew {trend.slope:.1f} MB per round, 95 % CI ")
+    assert trend.sentence.startswith(f"server RSS grew {trend.slope:.1f} MB per round, 95 % CI ")
     assert trend.sentence.endswith("(n = 12 rounds)")
 
 
@@ -31,7 +31,7 @@ def test_the_interval_covers_the_true_slope_about_95_percent_of_the_time():
 def test_a_falling_series_says_fell_with_the_interval_of_the_fall():
     trend = linear_trend([1, 2, 3, 4, 5], [50.0, 40.1, 29.8, 20.2, 10.0], what="queue time", unit="s", decimals=2)
     assert trend.slope < 0 and trend.significant
-    assert trend.sentence.startswith("Queue time fell 9.99 s per round, 95 % CI ")
+    assert trend.sentence.startswith("queue time fell 9.99 s per round, 95 % CI ")
     low, high = trend.sentence.split("95 % CI ")[1].split(",")[0].split("–")
     assert 0 < float(low) < 10.0 < float(high)
 
@@ -61,7 +61,7 @@ def test_a_constant_series_has_no_drift_and_no_test_failure():
 def test_too_few_rounds_for_a_trend(n):
     trend = linear_trend(list(range(1, n + 1)), [1.0 * i for i in range(n)], what="server RSS", unit="MB")
     assert trend.slope is None and trend.ci is None and trend.p_value is None and not trend.significant
-    assert trend.sentence == f"Server RSS: too few rounds for a trend (n = {n} rounds; a trend needs at least 3)"
+    assert trend.sentence == f"server RSS: too few rounds for a trend (n = {n} rounds; a trend needs at least 3)"
 
 
 def test_missing_values_are_left_out_and_counted_out_of_n():
@@ -88,7 +88,7 @@ def test_a_falling_success_rate_is_a_significant_trend():
     trend = success_trend(rounds, k=[20, 19, 16, 13, 10], n=[20] * 5)
     assert trend.significant and trend.p_value < 0.001 and trend.slope < 0
     assert trend.slope == pytest.approx(-0.13, abs=0.01)  # 100 % → 50 % over 4 rounds
-    assert trend.sentence.startswith("Success rate fell 13.0 percentage points per round (Cochran–Armitage trend test")
+    assert trend.sentence.startswith("success rate fell 13.0 percentage points per round (Cochran–Armitage trend test")
     assert "100.0 % in round 1, 50.0 % in round 5; 78 of 100 jobs over 5 rounds delivered a verified video" \
            in trend.sentence
 
@@ -118,4 +118,4 @@ def test_all_successes_is_no_trend_and_rounds_without_jobs_are_left_out():
 
 def test_two_rounds_are_too_few_for_a_success_trend():
     trend = success_trend([1, 2], k=[5, 1], n=[5, 5])
-    assert trend.p_value is None and trend.sentence.startswith("Success rate: too few rounds for a trend (n = 2 rounds")
+    assert trend.p_value is None and trend.sentence.startswith("success rate: too few rounds for a trend (n = 2 rounds")
