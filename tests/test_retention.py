@@ -1,0 +1,124 @@
+"""Retention on temporary run folders with dummy MP4 files (pure filesystem, no service): the N most recent runs
+keep their videos, the current and a running run are never pruned, the manifest notes it, reports still render."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analysis.metrics import metrics_of
+from artifacts.__main__ import main
+from artifacts.markdown import render_reports
+from profiles.settings import ProfileError, load_profile
+from tasks.retention import prune_videos, stored_runs
+
+STORED = Path(__file__).parent / "data" / "run"
+DAY_S = 24 * 3600.0
+VIDEO_BYTES = 1000
+
+
+def run_folder(results: Path, name: str, started_at: str | None, finished: bool = True, tables: bool = False) -> Path:
+    """A run folder with a manifest and two dummy videos (one in faults/), the stored run's tables if asked."""
+    folder = results / name
+    if tables:
+        shutil.copytree(STORED, folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+    else:
+        folder.mkdir(parents=True)
+        manifest = {"profile_name": "local", "outcome": "measured"}
+    manifest.update(run_id=name, started_at=started_at,
+                    finished_at=manifest.get("finished_at") or "2026-11-27T00:00:00+00:00" if finished else None)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    for video in (folder / "videos" / f"{name}.mp4", folder / "faults" / "videos" / "f.mp4"):
+        video.parent.mkdir(parents=True, exist_ok=True)
+        video.write_bytes(b"\0" * VIDEO_BYTES)
+    return folder
+
+
+def videos(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.mp4"))
+
+
+def age(folder: Path, seconds: float) -> None:
+    """Every file of the folder last written `seconds` ago."""
+    when = time.time() - seconds
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (when, when))
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    for day in range(1, 5):
+        run_folder(tmp_path, f"run-{day}", f"2026-11-2{day}T02:00:00+00:00")
+    (tmp_path / "not-a-run").mkdir()
+    (tmp_path / "not-a-run" / "keep.mp4").write_bytes(b"\0")
+    return tmp_path
+
+
+def test_the_most_recent_runs_keep_their_videos_and_older_ones_are_noted(results):
+    assert [run.path.name for run in stored_runs(results)] == ["run-4", "run-3", "run-2", "run-1"]
+    pruned = prune_videos(results, keep=2)
+    assert [(run.run_dir.name, run.files, run.bytes) for run in pruned] == [
+        ("run-2", 2, 2 * VIDEO_BYTES), ("run-1", 2, 2 * VIDEO_BYTES)]
+    assert len(videos(results / "run-4")) == len(videos(results / "run-3")) == 2
+    assert videos(results / "run-2") == videos(results / "run-1") == []
+    assert (results / "not-a-run" / "keep.mp4").exists()  # only run folders are touched
+    note = json.loads((results / "run-1" / "manifest.json").read_text())["videos_pruned"]
+    assert note["files"] == 2 and note["bytes"] == 2 * VIDEO_BYTES and note["keep"] == 2 and note["at"]
+    assert "videos_pruned" not in json.loads((results / "run-4" / "manifest.json").read_text())
+    assert prune_videos(results, keep=2) == []  # nothing left to prune
+
+
+def test_keep_zero_and_a_dry_run_delete_nothing(results):
+    assert prune_videos(results, keep=0) == []
+    planned = prune_videos(results, keep=1, dry_run=True)
+    assert [run.run_dir.name for run in planned] == ["run-3", "run-2", "run-1"]
+    assert all(len(videos(results / f"run-{day}")) == 2 for day in range(1, 5))
+    assert all("videos_pruned" not in json.loads((results / f"run-{day}" / "manifest.json").read_text())
+               for day in range(1, 5))
+
+
+def test_never_the_current_run_nor_one_still_running(results):
+    running = run_folder(results, "run-0-running", "2026-11-20T02:00:00+00:00", finished=False)
+    crashed = run_folder(results, "run-0-crashed", "2026-11-19T02:00:00+00:00", finished=False)
+    age(crashed, 2 * DAY_S)  # no end, and nothing written for two days: it died long ago
+    pruned = prune_videos(results, keep=1, current=results / "run-2", running_within_s=DAY_S)
+    assert {run.run_dir.name for run in pruned} == {"run-3", "run-1", "run-0-crashed"}
+    assert len(videos(running)) == 2 and len(videos(results / "run-2")) == 2
+
+
+def test_a_pruned_run_still_renders_and_says_its_videos_were_pruned(tmp_path):
+    old = run_folder(tmp_path, "old", "2026-11-20T02:00:00+00:00", tables=True)
+    run_folder(tmp_path, "new", "2026-11-21T02:00:00+00:00")
+    hashes = pl.read_parquet(old / "videos.parquet")["sha256"].to_list()
+    assert [run.run_dir for run in prune_videos(tmp_path, keep=1)] == [old]
+    assert pl.read_parquet(old / "videos.parquet")["sha256"].to_list() == hashes  # hashes and integrity rows kept
+    metrics = metrics_of(old)
+    assert metrics.videos_pruned.startswith("videos pruned on ") and \
+        metrics.videos_pruned.endswith("(2 files, 0.0 MB) by retention, hashes and integrity rows kept")
+    report = render_reports(metrics)["test_video_integrity.md"]
+    assert f"- **Videos:** {metrics.videos_pruned} (videos.parquet)" in report
+    assert len(metrics.videos) == len(hashes)  # the integrity table is still there
+
+
+def test_the_cli_prunes_and_dry_runs(results, capsys):
+    assert main(["prune", str(results), "--keep", "3", "--dry-run"]) == 0
+    assert capsys.readouterr().out == f"{results / 'run-1'}: 2 videos, 0.0 MB would be pruned\n"
+    assert len(videos(results / "run-1")) == 2
+    assert main(["prune", str(results), "--keep", "3"]) == 0
+    assert capsys.readouterr().out == f"{results / 'run-1'}: 2 videos, 0.0 MB pruned\n"
+    assert main(["prune", str(results), "--keep", "3"]) == 0
+    assert capsys.readouterr().out == f"nothing to prune in {results}\n"
+
+
+def test_the_setting_is_a_count_of_runs_and_absent_keeps_all():
+    assert load_profile("smoke").retention.keep_videos_of_runs == 0
+    assert load_profile("smoke", ["retention.keep_videos_of_runs=7"]).retention.keep_videos_of_runs == 7
+    with pytest.raises(ProfileError, match="retention.keep_videos_of_runs"):
+        load_profile("smoke", ["retention.keep_videos_of_runs=-1"])
