@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import polars as pl
 from prefect import get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -23,6 +24,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from analysis.metrics import RunMetrics, metrics_of
+from artifacts.compare import compare_with_previous, no_previous_text
 from artifacts.figures import write_figures
 from artifacts.html import to_html
 from artifacts.latex import write_latex_tables
@@ -94,3 +96,25 @@ def publish_reports(run_dir: str) -> list[str]:
                                   description=f"{key} of run {folder.name}{cut_short}")
     get_run_logger().info("reports written to %s", folder / "reports")
     return sorted(str(folder / "reports" / name) for name in reports)
+
+
+@task(name="compare-with-previous", cache_policy=NO_CACHE, timeout_seconds=600)
+def publish_comparison_with_previous(run_dir: str) -> str | None:
+    """Compare the run with the previous run of its profile that reached its end (artifacts.compare) and publish
+    the comparison like a report; a run with none says so in the log, and an earlier run that cannot be read is
+    reported, never failing the campaign that measured. Returns the Markdown report's path."""
+    folder, logger = Path(run_dir), get_run_logger()
+    try:
+        path = compare_with_previous(folder)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # a damaged or half-written earlier run
+        logger.warning("no comparison with the previous run: %s: %s", type(exc).__name__, exc)
+        return None
+    if path is None:
+        logger.info("%s", no_previous_text(folder))
+        return None
+    metrics = metrics_of(folder)
+    cut_short = " (interrupted)" if metrics.interrupted else ""
+    create_markdown_artifact(path.read_text(encoding="utf-8"), key=published_key("comparison-with-previous", metrics),
+                             description=f"run {folder.name} compared with the previous run of its profile{cut_short}")
+    logger.info("comparison with the previous run written to %s", path)
+    return str(path)
