@@ -202,3 +202,24 @@ def test_the_previous_run_is_the_last_finished_one_of_the_same_profile(tmp_path)
     assert compare_with_previous(older) is None
     path = compare_with_previous(current)
     assert path == current / "reports" / "comparison_2-previous_5-current.md" and path.is_file()
+
+
+def test_a_flow_publishes_the_comparison_with_the_previous_run(prefect_server, tmp_path):
+    from prefect import flow
+    from prefect.artifacts import Artifact
+
+    from artifacts.publish import publish_comparison_with_previous
+
+    stored_copy(tmp_path / "previous", "2026-11-21T02:00:00+00:00")
+    current = worse(stored_copy(tmp_path / "current", "2026-11-22T02:00:00+00:00"))
+    first = stored_copy(tmp_path / "first-of-its-profile", "2026-11-23T02:00:00+00:00", profile_name="local")
+
+    @flow
+    def campaign_end(run_dirs: list[str]) -> list[str | None]:
+        return [publish_comparison_with_previous(run_dir) for run_dir in run_dirs]
+
+    written = campaign_end([str(current), str(first)])
+    assert written == [str(current / "reports" / "comparison_previous_current.md"), None]
+    published = Artifact.get("smoke-comparison-with-previous")
+    assert published.type == "markdown" and "- B: job seconds, median, sequential runs: +10.00 s" in published.data
+    assert Artifact.get("local-comparison-with-previous") is None
