@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.metrics import RunMetrics
-from artifacts.markdown import conformance_summary, faults_summary, fmt, headline, success_text
+from artifacts.markdown import conformance_summary, faults_summary, fmt, headline, rounds_console, success_text
 
 FIRST_REPORT = "integration_performance_report.md"
 STOPPED_REPORT = "integration_reliability_report.md"  # stages, failures and what went wrong with the services
@@ -19,7 +19,8 @@ def first_report(metrics: RunMetrics, run_dir: Path | str) -> Path:
 
 def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
     """Headline figures, each with its n: single request, success and job time per level, API latency per
-    endpoint, contract conformance and fault recovery in one line each, the verdict (which names failed services
+    endpoint, contract conformance and fault recovery in one line each, over several rounds the success per round and
+    the significant trends (downtime whatever the count), the verdict (which names failed services
     and stages), failed thresholds as measured value vs threshold, the report to open first."""
     lines = [f"figures of run {metrics.run_id or Path(run_dir).name} ({metrics.profile_name or 'no profile'}):"]
     single = metrics.jobs_of("single")
@@ -46,6 +47,7 @@ def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
         lines.append(f"  contract:         {conformance_summary(metrics)}")
     if metrics.faults or metrics.faults_skipped:
         lines.append(f"  faults:           {faults_summary(metrics)}")
+    lines += [f"  {label + ':':<18}{text}" for label, text in rounds_console(metrics)]
     if not metrics.jobs and not metrics.latency:
         lines.append("  nothing was measured")
     lines.append(f"verdict: {metrics.verdict}")

@@ -163,12 +163,16 @@ def _phases(metrics: RunMetrics, figure: Figure) -> str | None:
 
 def _shade_stages(metrics: RunMetrics, axes: Axes, labelled: bool) -> None:
     sampled = {stage for timeline in metrics.series.timelines for stage in timeline.stage}
+    rounds = metrics.rounds.count > 1  # many spans: each round is named once, at its first, not each stage
+    named: set[int] = set()
     for i, span in enumerate(s for s in metrics.series.stages if s.stage in sampled):
         end = span.end_s if span.end_s is not None else max(max(t.t) for t in metrics.series.timelines if t.t)
         axes.axvspan(span.start_s, end, color="grey", alpha=0.08 if i % 2 else 0.16, linewidth=0)
-        if labelled:
-            axes.text((span.start_s + end) / 2, 1.02, span.stage, transform=axes.get_xaxis_transform(),
-                      ha="center", fontsize=8)
+        label = span.stage if not rounds else f"round {span.round}" if span.round not in named else None
+        named.add(span.round)
+        if labelled and label:
+            axes.text((span.start_s + end) / 2 if not rounds else span.start_s, 1.02, label,
+                      transform=axes.get_xaxis_transform(), ha="center" if not rounds else "left", fontsize=8)
 
 
 def _resources(metrics: RunMetrics, figure: Figure) -> str | None:
@@ -213,6 +217,66 @@ def _latency(metrics: RunMetrics, figure: Figure) -> str | None:
             + (f" Probes without the expected answer, not drawn: {', '.join(unanswered)}." if unanswered else ""))
 
 
+def _success_per_round(metrics: RunMetrics, figure: Figure) -> str | None:
+    per_round = [figures for figures in metrics.rounds.per_round if figures.success.n]
+    if len(metrics.rounds.per_round) < 2 or not per_round:
+        return None
+    axes = figure.subplots()
+    rounds = [figures.round for figures in per_round]
+    shares = [figures.success.value * 100 for figures in per_round]
+    low = [share - figures.success.ci.low * 100 if figures.success.ci else 0.0
+           for share, figures in zip(shares, per_round, strict=True)]
+    high = [figures.success.ci.high * 100 - share if figures.success.ci else 0.0
+            for share, figures in zip(shares, per_round, strict=True)]
+    axes.errorbar(rounds, shares, yerr=[low, high], marker="o", capsize=4, linestyle="-")
+    for figures, share in zip(per_round, shares, strict=True):
+        axes.annotate(f"{figures.success.k}/{figures.success.n}", (figures.round, share), textcoords="offset points",
+                      xytext=(6, -12), fontsize=8)
+    pooled = metrics.rounds.pooled_success
+    if pooled.value is not None:
+        axes.axhline(pooled.value * 100, color="grey", linestyle="--", linewidth=1, label="pooled")
+        axes.legend(loc="lower left")
+    axes.set_xticks(rounds)
+    axes.set_xlabel("round")
+    axes.set_ylabel("verified successes (%)")
+    axes.set_ylim(-5, 105)
+    without = [figures.round for figures in per_round if figures.success.ci is None]
+    trend = metrics.rounds.success_trend
+    return ("Share of each round's jobs that delivered a verified video (jobs that reached an outcome; k/n beside "
+            f"each point; {_n_list([(f'round {f.round}', f.success.n) for f in per_round])}); bars: 95 % Wilson "
+            "interval (from n ≥ 5)"
+            + (f", none for {'round' if len(without) == 1 else 'rounds'} {', '.join(map(str, without))} (n < 5)"
+               if without else "")
+            + f"; dashed: pooled over every round ({pooled.k} of {pooled.n})."
+            + (f" {trend.sentence[:1].upper()}{trend.sentence[1:]}." if trend else ""))
+
+
+def _job_time_per_round(metrics: RunMetrics, figure: Figure) -> str | None:
+    per_round = metrics.rounds.per_round
+    levels = sorted({g.level for figures in per_round for g in figures.levels if g.level is not None and g.seconds.n})
+    if len(per_round) < 2 or not levels:
+        return None
+    axes = figure.subplots()
+    counts = []
+    for level in levels:
+        points = [(figures.round, group.seconds) for figures in per_round for group in figures.levels
+                  if group.level == level and group.seconds.n]
+        ci = [(seconds.ci if seconds.ci_of == "median" else None) for _, seconds in points]
+        axes.errorbar([r for r, _ in points], [seconds.median for _, seconds in points],
+                      yerr=[[s.median - c.low if c else 0.0 for (_, s), c in zip(points, ci, strict=True)],
+                            [c.high - s.median if c else 0.0 for (_, s), c in zip(points, ci, strict=True)]],
+                      marker="o", capsize=4, label=f"level {level}")
+        counts.append((f"level {level}", "/".join(str(seconds.n) for _, seconds in points)))
+    axes.set_xticks([figures.round for figures in per_round])
+    axes.set_xlabel("round")
+    axes.set_ylabel("median end-to-end job time (s)")
+    axes.set_ylim(bottom=0)
+    axes.legend()
+    return ("Median end-to-end seconds of each round's verified successes per concurrency level; bars: 95 % "
+            "confidence interval of the median (bootstrap, from n ≥ 5); n per round: "
+            + "; ".join(f"{label} n={counts_text}" for label, counts_text in counts) + ".")
+
+
 # name → (title, drawing function): a function returns its caption, or None when its data is absent
 FIGURES: dict[str, tuple[str, Callable[[RunMetrics, Figure], str | None]]] = {
     "job_time_vs_concurrency": ("Job time vs concurrency", _job_time_vs_concurrency),
@@ -220,8 +284,11 @@ FIGURES: dict[str, tuple[str, Callable[[RunMetrics, Figure], str | None]]] = {
     "phases": ("Time per phase", _phases),
     "resources": ("CPU and memory per service", _resources),
     "api_latency": ("API latency per endpoint", _latency),
-    # success per round: drawn once a run has rounds (issue 10)
+    # drawn from 2 rounds on (a campaign of one round has no per-round figure)
+    "success_per_round": ("Success per round", _success_per_round),
+    "job_time_per_round": ("Job time per round", _job_time_per_round),
 }
+ROUND_FIGURES = ("success_per_round", "job_time_per_round")
 
 
 def write_figures(metrics: RunMetrics, reports_dir: Path) -> list[DrawnFigure]:

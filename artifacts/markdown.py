@@ -27,13 +27,17 @@ from analysis.metrics import (
     Incident,
     Job,
     JobGroup,
+    RoundFigures,
     RunMetrics,
+    StageOutcome,
     ci_text,
     ended_without_video,
+    listed,
     plural,
     videos_sentence,
 )
 from analysis.stats import CI_MIN_N, P95_MIN_N, P99_MIN_N, Distribution, Rate
+from analysis.trends import MIN_POINTS
 
 if TYPE_CHECKING:  # drawing needs matplotlib; rendering only reads a drawn figure's fields
     from artifacts.figures import DrawnFigure
@@ -297,6 +301,9 @@ def main_tables(metrics: RunMetrics) -> dict[str, list[dict]]:
         "contract-conformance": (CONFORMANCE_COLUMNS, conformance_rows(metrics)
                                  if any(rule.checked for rule in metrics.conformance) else []),
         "fault-recovery": (FAULT_COLUMNS, metrics.faults),
+        # a campaign of one round has neither (its figures are the pooled ones above)
+        "rounds": (round_columns(metrics), round_rows(metrics)),
+        "round-trends": (TREND_COLUMNS, trend_rows(metrics)),
     }
     return {
         key: [{c.header: plain(field(row, c.key), c.kind) for c in columns} for row in rows]
@@ -496,13 +503,8 @@ def conformance_summary(metrics: RunMetrics) -> str:
     return f"{held} of {len(checked)} checked contract rules hold{beside}."
 
 
-def _listed(items: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def identical_video_sentences(metrics: RunMetrics) -> list[str]:
-    return [f"Jobs {_listed(group)} produced byte-identical videos (the same SHA-256): a server-side cache hit? If so "
+    return [f"Jobs {listed(group)} produced byte-identical videos (the same SHA-256): a server-side cache hit? If so "
             "their job times measure the cache, not a generation (`workload.unique_documents` makes every upload "
             "unique)." for group in metrics.identical_videos]
 
@@ -663,6 +665,195 @@ def integrity_sentence(metrics: RunMetrics) -> str:
             f"audio, expected resolution, durations consistent){beside}.")
 
 
+# ---- rounds ---------------------------------------------------------------------------------------
+
+PER_ROUND_COLUMNS = [Column("round", "round", "int"), Column("seconds", "seconds", "s"), Column("jobs", "jobs", "int"),
+                     Column("verified successes", "successes", "int"), Column("success %", "success_rate", "rate"),
+                     Column("success 95 % CI %", "success_ci"), Column("interrupted", "interrupted", "int")]
+ROUND_USAGE_COLUMNS = [Column("round", "round", "int"), *USAGE_COLUMNS]
+TREND_METHOD = ("a figure's trend is the least-squares slope per round over the rounds' values, with its 95 % CI from "
+                "the t distribution and its p-value; the success rate's is the Cochran–Armitage trend test; "
+                "significant at p < 0.05; a trend needs at least 3 rounds. A round's job time and latency are its "
+                "medians (verified successes, answered probes), its RSS the mean of its samples during its single "
+                "and concurrent stages")
+ROUND_STAGES_TEXT = "the single request, the concurrent runs, the API latency and the sequential reliability"
+
+
+def multi_round(metrics: RunMetrics) -> bool:
+    """A campaign of several rounds: its sections pool them and a Rounds section shows each (one round: neither)."""
+    return metrics.rounds.count > 1
+
+
+def round_list(rounds: list[int]) -> str:
+    """"round 3", "rounds 1, 2 and 4"."""
+    return f"round {rounds[0]}" if len(rounds) == 1 else f"rounds {listed([str(number) for number in rounds])}"
+
+
+def stages_text(metrics: RunMetrics) -> str:
+    """"verification completed, single completed"; over rounds "verification completed; single completed in 4 rounds;
+    latency completed in rounds 1, 2 and 3 and failed in round 4"."""
+    if not multi_round(metrics):
+        return ", ".join(f"{stage.stage} {stage.outcome}" for stage in metrics.stages)
+    by_stage: dict[str, dict[str, list[int]]] = {}
+    for stage in metrics.stages:
+        by_stage.setdefault(stage.stage, {}).setdefault(stage.outcome, []).append(stage.round)
+    parts = []
+    for name, outcomes in by_stage.items():
+        runs = sum(len(rounds) for rounds in outcomes.values())
+        if runs == 1:
+            parts.append(f"{name} {next(iter(outcomes))}")
+        elif len(outcomes) == 1:
+            parts.append(f"{name} {next(iter(outcomes))} in {runs} rounds")
+        else:
+            parts.append(f"{name} " + " and ".join(f"{outcome} in {round_list(rounds)}"
+                                                   for outcome, rounds in outcomes.items()))
+    return "; ".join(parts)
+
+
+def stage_columns(metrics: RunMetrics) -> list[Column]:
+    return [Column("round", "round", "int"), *STAGE_COLUMNS] if multi_round(metrics) else STAGE_COLUMNS
+
+
+def stage_words(metrics: RunMetrics, stage: StageOutcome) -> str:
+    """"**latency**", over rounds "**latency** in round 4": a stage named in a sentence."""
+    return f"**{stage.stage}**" + (f" in round {stage.round}" if multi_round(metrics) else "")
+
+
+def median_cell(figure: Distribution) -> str | None:
+    """"13.00 (n=2)", "13.00 (95 % CI 12.00–14.00, n=7)": a round's median with its n, and its interval where n
+    supports one; None (shown "—") for no value."""
+    if not figure.n:
+        return None
+    kind = unit_kind(figure.unit)
+    ci = f"95 % CI {ci_text(figure.ci, _shown(kind))}, " if figure.ci and figure.ci_of == "median" else ""
+    return f"{fmt(figure.median, kind)} ({ci}n={figure.n})"
+
+
+def _round_levels(metrics: RunMetrics) -> list[int]:
+    return sorted({group.level for figures in metrics.rounds.per_round for group in figures.levels
+                   if group.level is not None})
+
+
+def _round_endpoints(metrics: RunMetrics) -> list[str]:
+    return list(dict.fromkeys(e.endpoint for figures in metrics.rounds.per_round for e in figures.latency))
+
+
+def round_columns(metrics: RunMetrics) -> list[Column]:
+    """The per-round table's columns: the round's success, then a median per concurrency level and per endpoint."""
+    return [*PER_ROUND_COLUMNS,
+            *(Column(f"level {level} median s", f"level_{level}") for level in _round_levels(metrics)),
+            *(Column(f"{name} median ms", f"latency_{name}") for name in _round_endpoints(metrics)),
+            Column("deployment RSS mean MB", "deployment_rss_mb", "mb"),
+            Column("downtime before s", "downtime_s", "s")]
+
+
+def round_row(figures: RoundFigures) -> dict:
+    deployment = next((usage for usage in figures.usage if usage.name == "deployment"), None)
+    return {"round": figures.round, "seconds": figures.seconds, "jobs": figures.jobs,
+            "successes": figures.success.k, "success_rate": figures.success.value,
+            "success_ci": ci_text(figures.success.ci, _shown("rate")) if figures.success.ci else None,
+            "interrupted": figures.interrupted_jobs,
+            **{f"level_{group.level}": median_cell(group.seconds) for group in figures.levels},
+            **{f"latency_{endpoint.endpoint}": median_cell(endpoint.answered) for endpoint in figures.latency},
+            "deployment_rss_mb": deployment.rss_mean_mb if deployment else None, "downtime_s": figures.downtime_s}
+
+
+def round_rows(metrics: RunMetrics) -> list[dict]:
+    return [round_row(figures) for figures in metrics.rounds.per_round]
+
+
+TREND_COLUMNS = [Column("figure", "what"), Column("test", "test"), Column("rounds (n)", "n", "int"),
+                 Column("slope", "slope", "value"), Column("slope unit", "unit"),
+                 Column("95 % CI low", "ci_low", "value"), Column("95 % CI high", "ci_high", "value"),
+                 Column("p", "p_value", "value"), Column("significant", "significant")]
+LEAST_SQUARES = "least squares (t)"
+COCHRAN_ARMITAGE = "Cochran–Armitage"
+
+
+def trend_rows(metrics: RunMetrics) -> list[dict]:
+    """Every trend across the rounds as raw values: the success rate's slope in percentage points per round."""
+    rounds = metrics.rounds
+    rows = []
+    if rounds.success_trend:
+        trend = rounds.success_trend
+        rows.append({"what": trend.what, "test": COCHRAN_ARMITAGE, "n": trend.rounds,
+                     "slope": trend.slope * 100 if trend.slope is not None else None,
+                     "unit": "percentage points per round", "ci_low": None, "ci_high": None, "p_value": trend.p_value,
+                     "significant": trend.significant, "sentence": trend.sentence})
+    rows += [{"what": trend.what, "test": LEAST_SQUARES, "n": trend.n, "slope": trend.slope,
+              "unit": f"{trend.unit} per {trend.per}", "ci_low": trend.ci.low if trend.ci else None,
+              "ci_high": trend.ci.high if trend.ci else None, "p_value": trend.p_value,
+              "significant": trend.significant, "sentence": trend.sentence} for trend in rounds.trends]
+    return rows
+
+
+def round_usage_rows(metrics: RunMetrics) -> list[dict]:
+    return [{"round": figures.round, **usage.model_dump()} for figures in metrics.rounds.per_round
+            for usage in figures.usage]
+
+
+def rounds_intro(metrics: RunMetrics) -> str:
+    if not multi_round(metrics):
+        return "The campaign ran one round."
+    return (f"The campaign ran {metrics.rounds.count} rounds, each repeating {ROUND_STAGES_TEXT} (verification and "
+            "baseline ran once before them). The other sections pool the rounds: every round's values together as "
+            "one sample, each figure with its n and, from n ≥ 5, its 95 % CI. Here each round by the same rules (a "
+            "median with its n, an interval from n ≥ 5; a round's seconds run from its first stage's start to its last "
+            "one's end), then the trend of each figure across the rounds.")
+
+
+def pooled_sentence(metrics: RunMetrics) -> str:
+    """"Pooled over 4 rounds, 7 of 8 (87.5 %, 95 % CI 52.9–97.8 %) jobs delivered a verified video; per round 100.0 %,
+    100.0 %, 100.0 % and 50.0 % (n = 2, 2, 2 and 2)."."""
+    rounds = metrics.rounds
+    if not rounds.pooled_success.n:
+        return f"Pooled over {rounds.count} rounds, no job reached an outcome."
+    shares = [f"{fmt(figures.success.value, 'rate')} %" for figures in rounds.per_round]
+    counts = [str(figures.success.n) for figures in rounds.per_round]
+    return (f"Pooled over {rounds.count} rounds, {rate_text(rounds.pooled_success)} jobs delivered a verified video; "
+            f"per round {listed(shares)} (n = {listed(counts)}).")
+
+
+def trend_method() -> str:
+    return TREND_METHOD + "."
+
+
+def trend_sentences(metrics: RunMetrics) -> list[str]:
+    """The success trend, then job time, latency drift and RSS per service, each a sentence with its test."""
+    rounds = metrics.rounds
+    success = [rounds.success_trend.sentence] if rounds.success_trend else []
+    return [f"{sentence}." for sentence in [*success, *(trend.sentence for trend in rounds.trends)]]
+
+
+def downtime_sentences(metrics: RunMetrics) -> list[str]:
+    return [wait.sentence + "." for wait in metrics.rounds.downtime]
+
+
+def rounds_paper_sentences(metrics: RunMetrics) -> list[str]:
+    """For a paper: the pooled success over rounds, every trend with its test, and the downtime."""
+    pooled = [pooled_sentence(metrics)] if multi_round(metrics) else []
+    return pooled + (trend_sentences(metrics) if multi_round(metrics) else []) + downtime_sentences(metrics)
+
+
+def rounds_console(metrics: RunMetrics) -> list[tuple[str, str]]:
+    """The console's (label, text) lines about rounds: success per round, the significant trends (or that none was),
+    downtime."""
+    rounds = metrics.rounds
+    lines = []
+    if multi_round(metrics):
+        shares = [fmt(figures.success.value, "rate") for figures in rounds.per_round]
+        lines.append(("rounds", f"{rounds.count}, the figures above pool them; verified per round: "
+                                f"{', '.join(share + ' %' if share != MISSING else share for share in shares)}"))
+        if rounds.count < MIN_POINTS:
+            lines.append(("trends", f"too few rounds for a trend ({rounds.count}; a trend needs at least "
+                                    f"{MIN_POINTS})"))
+        else:
+            lines += [("trend", sentence) for sentence in rounds.significant] or \
+                [("trends", f"no significant trend across the {rounds.count} rounds (success, job time, latency, RSS)")]
+    lines += [("downtime", wait.sentence) for wait in rounds.downtime]
+    return lines
+
+
 # ---- reports --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -672,12 +863,13 @@ class Report:
     figures: tuple[str, ...] = ()  # the figures it shows (artifacts.figures names), when they were drawn
 
 
-PERFORMANCE_FIGURES = ("job_time_vs_concurrency", "job_time_cdf", "phases", "api_latency")
+PERFORMANCE_FIGURES = ("job_time_vs_concurrency", "job_time_cdf", "phases", "api_latency", "success_per_round",
+                       "job_time_per_round")
 # each report's template is artifacts/templates/<file name>.j2
 REPORTS: dict[str, Report] = {
     "integration_performance_report.md": Report("Integration performance report", ("single", "concurrent", "latency"),
                                                 PERFORMANCE_FIGURES),
-    "integration_reliability_report.md": Report("Integration reliability report"),
+    "integration_reliability_report.md": Report("Integration reliability report", figures=("success_per_round",)),
     "integration_resources_report.md": Report("Integration resources report", ("baseline", "single", "concurrent"),
                                               ("resources",)),
     "contract_conformance_report.md": Report("Contract conformance report", ("conformance",)),
@@ -685,7 +877,7 @@ REPORTS: dict[str, Report] = {
     "test_baseline_resources.md": Report("Test: baseline resources", ("baseline",), ("resources",)),
     "test_single_request.md": Report("Test: single request", ("single",), ("phases",)),
     "test_concurrent_runs.md": Report("Test: concurrent runs", ("concurrent",),
-                                      ("job_time_vs_concurrency", "job_time_cdf")),
+                                      ("job_time_vs_concurrency", "job_time_cdf", "job_time_per_round")),
     "test_api_latency.md": Report("Test: API latency", ("latency",), ("api_latency",)),
     "test_sequential_reliability.md": Report("Test: sequential reliability", ("sequential",)),
     "test_video_integrity.md": Report("Test: video integrity", ("single", "concurrent", "sequential")),

@@ -1,7 +1,8 @@
 """The main tables of a run for a paper, as raw values: one definition that the CSV and LaTeX outputs share.
 
 The same tables as the reports' (concurrency summary, API latency, video integrity, resource usage,
-per-job memory, contract conformance, fault recovery), and the run's environment, taken from
+per-job memory, contract conformance, fault recovery, and for a campaign of several rounds the figures per
+round and the trends across them), and the run's environment, taken from
 `RunMetrics` at full precision. A column's name carries its unit (`job_median_s`,
 `cpu_peak_pct_of_one_core`); a value with a 95 % confidence interval names the row key of its
 `Interval` (`ci`), which CSV writes as `<name>_ci95_low` / `<name>_ci95_high` and LaTeX prints beside
@@ -10,13 +11,14 @@ the value. A table with no rows is not written.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.metrics import RunMetrics
 from analysis.resources import MB
 from analysis.stats import Distribution, Interval
-from artifacts.markdown import rule_result
+from artifacts.markdown import COCHRAN_ARMITAGE, TREND_METHOD, rule_result, trend_rows
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,80 @@ def _faults(metrics: RunMetrics) -> PaperTable:
                       "once the deployment recovered.", columns, rows)
 
 
+def _key(name: str) -> str:
+    """A name (an endpoint's, a service's) as part of a column name: "jobs list" → "jobs_list"."""
+    return re.sub(r"\W+", "_", name).strip("_")
+
+
+def _median(figure: Distribution) -> tuple[float | None, Interval | None]:
+    return figure.median, figure.ci if figure.ci_of == "median" else None
+
+
+def _rounds(metrics: RunMetrics) -> PaperTable:
+    """One row per round: its success, each level's median job seconds, each endpoint's median ms and each
+    service's mean RSS and CPU under load, each median with its n and (from n >= 5) its interval."""
+    per_round = metrics.rounds.per_round
+    levels = sorted({g.level for figures in per_round for g in figures.levels if g.level is not None})
+    endpoints = list(dict.fromkeys(e.endpoint for figures in per_round for e in figures.latency))
+    services = list(dict.fromkeys(u.name for figures in per_round for u in figures.usage))
+    rows = []
+    for figures in per_round:
+        row: dict[str, Any] = {
+            "round": figures.round, "seconds": figures.seconds, "jobs": figures.jobs,
+            "verified_successes": figures.success.k, "decided_jobs": figures.success.n,
+            "interrupted_jobs": figures.interrupted_jobs, "success_fraction": figures.success.value,
+            "success_ci": figures.success.ci, "downtime_before_s": figures.downtime_s,
+        }
+        for group in figures.levels:
+            row[f"job_level{group.level}_n"] = group.seconds.n
+            row[f"job_level{group.level}_median_s"], row[f"job_level{group.level}_ci"] = _median(group.seconds)
+        for endpoint in figures.latency:
+            name = f"latency_{_key(endpoint.endpoint)}"
+            row[f"{name}_n"] = endpoint.answered.n
+            row[f"{name}_median_ms"], row[f"{name}_ci"] = _median(endpoint.answered)
+        for usage in figures.usage:
+            name = _key(usage.name)
+            row[f"{name}_samples"] = usage.samples
+            row[f"{name}_rss_mean_mb"] = usage.rss_mean_mb
+            row[f"{name}_cpu_mean_pct_of_one_core"] = usage.cpu_mean
+        rows.append(row)
+    columns = [
+        Column("round", "round", "int"), Column("seconds", "s", "s", latex=False), Column("jobs", "jobs", "int"),
+        Column("verified_successes", "verified", "int"), Column("decided_jobs", "decided jobs", "int", latex=False),
+        Column("interrupted_jobs", "interrupted", "int", latex=False),
+        Column("success_fraction", "success %", "rate", ci="success_ci"),
+        *(column for level in levels for column in (
+            Column(f"job_level{level}_n", f"level {level} n", "int", latex=False),
+            Column(f"job_level{level}_median_s", f"level {level} median s", "s", ci=f"job_level{level}_ci"))),
+        *(column for endpoint in endpoints for name in [f"latency_{_key(endpoint)}"] for column in (
+            Column(f"{name}_n", f"{endpoint} n", "int", latex=False),
+            Column(f"{name}_median_ms", f"{endpoint} median ms", "ms", ci=f"{name}_ci"))),
+        *(column for name in map(_key, services) for column in (
+            Column(f"{name}_samples", f"{name} samples", "int", latex=False),
+            Column(f"{name}_rss_mean_mb", f"{name} RSS MB", "mb", latex=name == "deployment"),
+            Column(f"{name}_cpu_mean_pct_of_one_core", f"{name} CPU %", "pct", latex=False))),
+        Column("downtime_before_s", "downtime before s", "s", latex=False),
+    ]
+    return PaperTable("rounds", "Figures per round",
+                      "Each round of the campaign by the same rules as the pooled figures: success % of its jobs that "
+                      "reached an outcome (Wilson interval); job seconds of its verified successes and ms of its "
+                      "answered probes as medians with n (interval from n >= 5, bootstrap); RSS MB and CPU % of one "
+                      "core as means of its single and concurrent stages' samples; downtime: seconds services were "
+                      "unreachable before it.", columns, rows)
+
+
+def _round_trends(metrics: RunMetrics) -> PaperTable:
+    rows = [{**row, "slope_ci": Interval(low=row["ci_low"], high=row["ci_high"]) if row["ci_low"] is not None
+             else None} for row in trend_rows(metrics)]
+    columns = [Column("what", "figure"), Column("test", "test"), Column("n", "rounds", "int"),
+               Column("slope", "slope", "value", ci="slope_ci"), Column("unit", "slope unit"),
+               Column("p_value", "p", "value"), Column("significant", "significant"),
+               Column("sentence", "in words", latex=False)]
+    return PaperTable("round-trends", "Trends across the rounds",
+                      f"Per figure: {TREND_METHOD}. The {COCHRAN_ARMITAGE} slope is the rounds' shares' weighted "
+                      "least-squares slope, in percentage points per round, with no interval.", columns, rows)
+
+
 def environment_rows(metrics: RunMetrics) -> list[dict[str, Any]]:
     """What the run was taken with, one item a row; none for a run that did not record its environment."""
     env = metrics.environment
@@ -206,7 +282,7 @@ def paper_tables(metrics: RunMetrics) -> list[PaperTable]:
     """The reports' main tables in report order, then the environment; empty ones included (the writers skip
     them)."""
     return [_concurrency(metrics), _latency(metrics), _videos(metrics), _usage(metrics), _memory(metrics),
-            _conformance(metrics), _faults(metrics), _environment(metrics)]
+            _conformance(metrics), _faults(metrics), _rounds(metrics), _round_trends(metrics), _environment(metrics)]
 
 
 def interval_of(row: dict[str, Any], column: Column) -> Interval | None:

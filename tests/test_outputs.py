@@ -25,7 +25,7 @@ from analysis.metrics import compute_metrics, metrics_of
 from analysis.schema import frame
 from analysis.stats import distribution
 from artifacts.__main__ import main as render_main
-from artifacts.figures import FIGURES, concurrency_points, write_figures
+from artifacts.figures import FIGURES, ROUND_FIGURES, concurrency_points, write_figures
 from artifacts.latex import escape, write_latex_tables
 from artifacts.markdown import main_tables
 from artifacts.paper_tables import paper_tables
@@ -33,11 +33,14 @@ from artifacts.tables_csv import write_csv_tables
 from profiles.settings import load_profile
 from tasks.run import environment, llm_digest, machine, open_run, profile_sha256, record_services
 from tasks.services import Services
+from tests.rounds_run import rounds_metrics
 from tests.stackutil import ROOT, service_process
 
 STORED = Path(__file__).parent / "data" / "run"
 TABLES = ("concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage", "per-job-memory",
-          "contract-conformance", "fault-recovery", "environment")
+          "contract-conformance", "fault-recovery", "environment")  # the stored run's: one round, so none per round
+ONE_ROUND_FIGURES = [name for name in FIGURES if name not in ROUND_FIGURES]
+ROUND_TABLES = ("rounds", "round-trends")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,7 @@ def test_shipped_run_is_small_and_has_no_videos():
 
 
 def test_rendering_writes_every_figure_table_and_report(rendered):
-    for name in FIGURES:
+    for name in ONE_ROUND_FIGURES:
         png, svg = rendered / "figures" / f"{name}.png", rendered / "figures" / f"{name}.svg"
         assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), png
         assert ElementTree.parse(svg).getroot().tag.endswith("svg"), svg
@@ -75,6 +78,10 @@ def test_rendering_writes_every_figure_table_and_report(rendered):
         assert len(list(csv.reader((rendered / "csv" / f"{table}.csv").open()))) > 1
     assert (rendered / "integration_performance_report.md").is_file()
     assert (rendered / "integration_performance_report.html").is_file()
+    for name in ROUND_FIGURES:  # a run of one round has no per-round figure or table
+        assert not (rendered / "figures" / f"{name}.png").exists()
+    for table in ROUND_TABLES:
+        assert not (rendered / "csv" / f"{table}.csv").exists() and not (rendered / "latex" / f"{table}.tex").exists()
 
 
 def test_every_main_table_of_the_reports_is_exported(metrics):
@@ -83,7 +90,7 @@ def test_every_main_table_of_the_reports_is_exported(metrics):
 
 def test_write_figures_returns_what_it_drew(metrics, tmp_path):
     drawn = write_figures(metrics, tmp_path)
-    assert [figure.name for figure in drawn] == list(FIGURES)
+    assert [figure.name for figure in drawn] == ONE_ROUND_FIGURES
     for figure in drawn:
         assert figure.png == f"figures/{figure.name}.png" and (tmp_path / figure.png).is_file()
         assert figure.svg == f"figures/{figure.name}.svg" and (tmp_path / figure.svg).is_file()
@@ -175,15 +182,19 @@ def test_latex_escapes_special_characters():
     assert escape("two\nlines") == "two lines"
 
 
-@pytest.mark.skipif(not (shutil.which("pdflatex") or shutil.which("lualatex")), reason="no TeX engine installed")
-def test_latex_tables_compile(rendered, tmp_path):
+def _compile(tables: list[Path], tmp_path: Path) -> subprocess.CompletedProcess:
     engine = shutil.which("pdflatex") or shutil.which("lualatex")
-    inputs = "\n".join(f"\\input{{{(rendered / 'latex' / f'{table}.tex').as_posix()}}}\\par" for table in TABLES)
+    inputs = "\n".join(f"\\input{{{table.as_posix()}}}\\par" for table in tables)
     (tmp_path / "paper.tex").write_text(
         "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
         "\\usepackage[margin=5mm,landscape]{geometry}\n\\begin{document}\n\\tiny\n" + inputs + "\n\\end{document}\n")
-    done = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
+    return subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not (shutil.which("pdflatex") or shutil.which("lualatex")), reason="no TeX engine installed")
+def test_latex_tables_compile(rendered, tmp_path):
+    done = _compile([rendered / "latex" / f"{table}.tex" for table in TABLES], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
 
 
@@ -270,3 +281,54 @@ def test_partial_data_draws_only_what_it_has(tmp_path):
     assert write_csv_tables(metrics, tmp_path) == [f"csv/{table}.csv" for table in written]
     row = next(csv.DictReader((tmp_path / "csv" / "concurrency-summary.csv").open()))
     assert row["job_n"] == "0" and row["job_median_s"] == "" and row["interrupted_jobs"] == "1"
+
+
+# ---- a campaign of several rounds (hand-made, tests/rounds_run.py) ---------------------------------
+
+@pytest.fixture(scope="module")
+def rounds():
+    return rounds_metrics()
+
+
+def test_rounds_draw_success_and_job_time_per_round(rounds, tmp_path):
+    drawn = {figure.name: figure for figure in write_figures(rounds, tmp_path)}
+    assert set(ROUND_FIGURES) <= set(drawn)
+    success = drawn["success_per_round"].caption
+    assert "round 1 n=2, round 2 n=2, round 3 n=2, round 4 n=2" in success
+    assert "pooled over every round (7 of 8)" in success
+    assert "Cochran–Armitage" in success
+    assert "level 2 n=2/2/2/1" in drawn["job_time_per_round"].caption
+    assert ElementTree.parse(tmp_path / drawn["success_per_round"].svg).getroot().tag.endswith("svg")
+
+
+def test_the_per_round_table_is_one_definition_for_csv_and_latex(rounds, tmp_path):
+    assert "latex/rounds.tex" in write_latex_tables(rounds, tmp_path)
+    assert "csv/round-trends.csv" in write_csv_tables(rounds, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "csv" / "rounds.csv").open()))
+    assert [int(row["round"]) for row in rows] == [1, 2, 3, 4]
+    fourth = rounds.rounds.per_round[3]
+    assert float(rows[3]["success_fraction"]) == fourth.success.value == 0.5
+    health = fourth.latency[0].answered
+    assert float(rows[3]["latency_health_median_ms"]) == health.median and rows[3]["latency_health_n"] == "5"
+    assert float(rows[3]["latency_health_median_ms_ci95_low"]) == health.ci.low
+    assert float(rows[2]["downtime_before_s"]) == 12.5 and rows[0]["downtime_before_s"] == ""
+    assert {"server_rss_mean_mb", "tts_cpu_mean_pct_of_one_core", "job_level2_median_s"} <= set(rows[0])
+    text = (tmp_path / "latex" / "rounds.tex").read_text()
+    assert f"{health.median:.1f} [{health.ci.low:.1f}, {health.ci.high:.1f}]" in text and text.isascii()
+    trends = {row["what"]: row for row in csv.DictReader((tmp_path / "csv" / "round-trends.csv").open())}
+    server = rounds.rounds.rss_trends[0]
+    assert float(trends["server RSS"]["slope_ci95_low"]) == server.ci.low
+    assert trends["server RSS"]["significant"] == "true"
+    assert trends["success rate"]["test"] == "Cochran–Armitage" and trends["success rate"]["slope_ci95_low"] == ""
+
+
+def test_every_main_table_of_a_campaign_of_rounds_is_exported(rounds):
+    assert [table.key for table in paper_tables(rounds)] == [*main_tables(rounds), "environment"]
+    assert len(main_tables(rounds)["rounds"]) == 4 and len(main_tables(rounds)["round-trends"]) == 6
+
+
+@pytest.mark.skipif(not (shutil.which("pdflatex") or shutil.which("lualatex")), reason="no TeX engine installed")
+def test_latex_tables_of_rounds_compile(rounds, tmp_path):
+    write_latex_tables(rounds, tmp_path)
+    done = _compile([tmp_path / "latex" / f"{table}.tex" for table in ROUND_TABLES], tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]

@@ -346,7 +346,8 @@ def test_html_is_a_complete_page_with_tables_and_no_raw_markup(good_reports):
 def test_main_tables_for_prefect_artifacts(good_metrics):
     tables = main_tables(good_metrics)
     assert set(tables) == {"concurrency-summary", "api-latency-summary", "video-integrity", "resource-usage",
-                           "per-job-memory", "contract-conformance", "fault-recovery"}
+                           "per-job-memory", "contract-conformance", "fault-recovery", "rounds", "round-trends"}
+    assert tables["rounds"] == tables["round-trends"] == []  # one round: nothing per round (published only with rows)
     level3 = tables["concurrency-summary"][1]
     assert level3["level"] == 3 and level3["success %"] == 66.7 and level3["median s"] == 15.0
     assert level3["p95 s"] is None
@@ -566,3 +567,81 @@ def test_figures_are_linked_from_markdown_and_shown_in_html(good_metrics):
     page = to_html(performance, "Performance")
     assert '<img src="figures/job_time_vs_concurrency.png" alt="Job time vs concurrency" />' in page
     assert '<a href="figures/job_time_vs_concurrency.svg">SVG</a>' in page
+
+
+# ---- rounds ---------------------------------------------------------------------------------------
+
+def test_one_round_shows_no_rounds_section_figure_or_console_line(good_metrics):
+    reports = render_reports(good_metrics)
+    assert not any("## Rounds" in text or "**Rounds:**" in text or "per round" in text for text in reports.values())
+    assert "- **Stages:** verification completed, baseline completed, single completed" in \
+        reports["integration_performance_report.md"]
+    assert "| stage | outcome | seconds | detail |" in reports["integration_performance_report.md"]  # no round column
+    summary = console_summary(good_metrics, "/runs/x")
+    assert "rounds:" not in summary and "trend" not in summary
+
+
+def test_the_rounds_section_shows_each_round_the_pooled_line_trends_and_downtime():
+    from tests.rounds_run import rounds_metrics
+
+    metrics = rounds_metrics()
+    reports = render_reports(metrics)
+    for name in ("integration_performance_report.md", "integration_reliability_report.md"):
+        text = reports[name]
+        rounds = text.split("## Rounds\n", 1)[1].split("\n## ", 1)[0]
+        assert "The campaign ran 4 rounds" in rounds
+        assert ("Pooled over 4 rounds, 7 of 8 (87.5 %, 95 % CI 52.9–97.8 %) jobs delivered a verified video; per round "
+                "100.0 %, 100.0 %, 100.0 % and 50.0 % (n = 2, 2, 2 and 2).") in rounds
+        assert "| round | seconds | jobs | verified successes | success % |" in rounds
+        assert "| level 2 median s | health median ms | deployment RSS mean MB | downtime before s |" in rounds
+        assert "| 4 | 90.00 | 2 | 1 | 50.0 | — | 0 | 14.00 (n=1) | 18.1 (95 % CI 17.8–18.3, n=5) | 170.2 | — |" \
+            in rounds
+        assert "- server RSS grew 5.1 MB per round, 95 % CI 4.9–5.2, p < 0.001 (n = 4 rounds)." in rounds
+        assert "- No significant trend in the success rate (Cochran–Armitage trend test z = −1.43, p = 0.15;" in rounds
+        assert "- tts was unreachable for 12.5 s before round 3; it answered again." in rounds
+        assert "- **Rounds:** 4; every figure pools them" in text
+        assert "- **Stages:** verification completed; concurrent completed in 4 rounds; latency completed in 4 rounds" \
+            in text
+        assert NOT_A_FIGURE.search(rounds) is None
+    paper = reports["integration_performance_report.md"].split("## For a paper", 1)[1]
+    assert "- Pooled over 4 rounds, 7 of 8" in paper and "- server RSS grew 5.1 MB per round" in paper
+    resources = reports["integration_resources_report.md"].split("## Resources per round\n", 1)[1]
+    assert "- server RSS grew 5.1 MB per round" in resources and "| round | service | samples (n) |" in resources
+    assert "| 4 | server | 2 | 40.0 | 40.0 | 120.1 | 120.2 |" in resources
+
+
+def test_the_console_gives_success_per_round_and_the_significant_trends():
+    from tests.rounds_run import rounds_metrics
+
+    summary = console_summary(rounds_metrics(), "/runs/x")
+    assert "  rounds:           4, the figures above pool them; verified per round: 100.0 %, 100.0 %, 100.0 %, 50.0 %" \
+        in summary
+    assert "  trend:            server RSS grew 5.1 MB per round, 95 % CI 4.9–5.2, p < 0.001 (n = 4 rounds)" in summary
+    assert "tts RSS" not in summary  # not significant: only the significant trends are printed
+    assert "  downtime:         tts was unreachable for 12.5 s before round 3; it answered again" in summary
+    two = console_summary(rounds_metrics(2), "/runs/x")
+    assert "  trends:           too few rounds for a trend (2; a trend needs at least 3)" in two
+
+
+def test_a_failed_stage_of_a_round_is_named_with_its_round():
+    import polars as pl
+
+    from tests.rounds_run import rounds_frames, rounds_manifest
+
+    frames = rounds_frames()
+    frames["stages"] = pl.concat([frames["stages"], frame("stages", [
+        {"stage": "latency", "round": 4, "started_at": 4060.0, "finished_at": 4070.0, "outcome": "failed",
+         "detail": "RuntimeError: boom"}])])
+    text = render_reports(compute_metrics(frames, rounds_manifest(), []))["integration_performance_report.md"]
+    assert "latency completed in rounds 1, 2 and 3 and failed in round 4" in text
+    assert "Stage **latency** in round 4 failed: RuntimeError: boom." in text
+    assert "| round | stage | outcome | seconds | detail |" in text
+
+
+def test_downtime_of_a_single_round_is_still_reported():
+    metrics = compute_metrics({"downtime": frame("downtime", [
+        {"round": 1, "started_at": 0.0, "ended_at": 30.0, "services": "redis", "recovered": True}])}, manifest(), [])
+    text = render_reports(metrics)["integration_reliability_report.md"]
+    assert "## Rounds\n\nThe campaign ran one round." in text
+    assert "- redis was unreachable for 30.0 s before round 1; it answered again." in text
+    assert "  downtime:         redis was unreachable for 30.0 s before round 1" in console_summary(metrics, "/x")
