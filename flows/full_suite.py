@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError
 
 from analysis.metrics import metrics_of
 from artifacts.console import console_summary
-from artifacts.publish import publish_reports, start_progress
+from artifacts.publish import publish_comparison_with_previous, publish_reports, start_progress
 from flows.baseline import baseline_resources
 from flows.concurrent import concurrent_runs
 from flows.conformance import contract_conformance
@@ -32,6 +32,7 @@ from profiles.settings import Profile, ProfileError, load_profile, shipped_profi
 from tasks.interrupt import reset as reset_stop
 from tasks.interrupt import stop_requested
 from tasks.processes import ResourceSampler
+from tasks.retention import prune_old_videos
 from tasks.run import RunRefused, open_run, record_services, run_folder, store_tables, validate_expectations
 from tasks.services import services_under_test
 from tasks.store import Ledger, new_run_id, read_ledger
@@ -55,7 +56,8 @@ Overrides = Annotated[Sequence[str], Field(examples=[["workload.sequential_jobs=
 
 
 @flow(name="full-suite")
-def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overrides = (), run_id: str = ""):
+def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overrides = (), run_id: str = "",
+               compare_with_previous: bool = False):
     """Verify the target, then measure it: baseline, single, concurrent, latency, reliability, conformance,
     faults; check; report.
 
@@ -66,6 +68,8 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
             `workload.sequential_jobs=3` or `workload.concurrency_levels=[1,2]`.
         run_id: The name of this run's folder in the profile's results_dir. Leave it empty for a new id;
             an id whose folder already exists is refused (a run folder belongs to one campaign).
+        compare_with_previous: Compare this run with the previous run of its profile in the same results_dir
+            that reached its end, and publish the comparison (every headline figure, its change and 95 % CI).
     """
     logger = get_run_logger()
     reset_stop()  # a stop asked of an earlier run served by this process is not this run's
@@ -114,6 +118,9 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
         store_tables(run_dir, outcome)
         outcomes = validate_expectations(run_dir, settings) if outcome == "measured" else []
         publish_reports(run_dir)
+        if compare_with_previous:
+            publish_comparison_with_previous(run_dir)
+        prune_old_videos(settings.results_dir, settings.retention, run_dir)  # [retention] of the profile
     failed = metrics_of(run_dir).failures_in_words() if outcomes else []
     if interrupted:
         return Cancelled(message=f"interrupted; what was measured is in {run_dir}", data=run_dir)
