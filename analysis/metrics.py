@@ -10,7 +10,11 @@ Definitions (the README's "How each figure is defined" says the same):
   interrupted jobs are counted beside them, never in a percentile;
 - video seconds per wall second: DECODED seconds of the verified videos (`videos.video_seconds`) / wall;
 - latency: ms of answered probes only; errors counted beside them by kind;
-- a job still "running" in a stored run is shown as "interrupted", with the status last seen.
+- a job still "running" in a stored run is shown as "interrupted", with the status last seen;
+- rounds: every figure above is POOLED over a campaign's rounds (their values together as one sample, with
+  its n and interval); `RunMetrics.rounds` holds each round's own figures by the same rules, the trends
+  across rounds (analysis.trends: least-squares slope with its t interval, Cochran–Armitage for success)
+  and the waits for unreachable services (downtime). A run of one round has nothing per round.
 """
 
 from __future__ import annotations
