@@ -223,3 +223,26 @@ def test_a_flow_publishes_the_comparison_with_the_previous_run(prefect_server, t
     published = Artifact.get("smoke-comparison-with-previous")
     assert published.type == "markdown" and "- B: job seconds, median, sequential runs: +10.00 s" in published.data
     assert Artifact.get("local-comparison-with-previous") is None
+
+
+def test_the_nightly_soak_deployment_compares_with_the_previous_run_and_prunes_old_videos():
+    """prefect.yaml as `prefect deploy` reads it (Prefect's own model of the file), its soak's parameters as the
+    flow validates them, and its profile with the overrides as the campaign loads them."""
+    import yaml
+    from prefect.cli.deploy._models import PrefectYamlModel
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.flows import load_flow_from_entrypoint
+
+    from profiles.settings import load_profile
+
+    root = Path(__file__).resolve().parents[1]
+    deployments = {d.name: d for d in PrefectYamlModel.model_validate(
+        yaml.safe_load((root / "prefect.yaml").read_text())).deployments}
+    soak = deployments["nightly-soak"]
+    flow = load_flow_from_entrypoint(str(root / soak.entrypoint))
+    parameters = flow.validate_parameters(soak.parameters)
+    assert parameters["compare_with_previous"] is True and parameters["duration"] == "4h"
+    settings = load_profile(parameters["profile"], parameters["overrides"])
+    assert settings.name == "local" and settings.retention.keep_videos_of_runs > 0
+    [schedule] = soak.schedules
+    assert CronSchedule(cron=schedule.cron, timezone=schedule.timezone).timezone == "UTC"
