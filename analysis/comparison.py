@@ -448,6 +448,12 @@ def _notes(runs: list[RunMetrics], sides: list[RunSide]) -> list[str]:
     machines = list(dict.fromkeys(m.environment.cpu_model or m.machine.hostname or "unknown" for m in runs))
     if len(machines) > 1:
         notes.append(f"The runs were made on different machines ({', '.join(machines)}).")
+    rounds = [m.rounds.count for m in runs]
+    if len(set(rounds)) > 1:
+        notes.append("The runs have different numbers of rounds (" + ", ".join(
+            f"{side.label}: {count}" for side, count in zip(sides, rounds, strict=True)) + "): each figure pools "
+            "every round of its run, so a run of more rounds gives a narrower interval, and a drift within a soak "
+            "shows in its own report's trends, not here.")
     notes += [f"Run {side.label} was interrupted before its end: its figures cover what it measured until then."
               for side in sides if side.interrupted]
     return notes

@@ -246,3 +246,10 @@ def test_the_nightly_soak_deployment_compares_with_the_previous_run_and_prunes_o
     assert settings.name == "local" and settings.retention.keep_videos_of_runs > 0
     [schedule] = soak.schedules
     assert CronSchedule(cron=schedule.cron, timezone=schedule.timezone).timezone == "UTC"
+
+
+def test_runs_of_different_round_counts_are_said_to_pool_their_rounds():
+    one = metrics_of(STORED)
+    soak = one.model_copy(update={"rounds": one.rounds.model_copy(update={"count": 12})})
+    [note] = compare([one, soak]).notes
+    assert note.startswith("The runs have different numbers of rounds (A: 1, B: 12): each figure pools")
