@@ -48,18 +48,19 @@ def published_key(name: str, metrics: RunMetrics) -> str | None:
     return None if metrics.interrupted else artifact_key(name, metrics.profile_name)
 
 
-def start_progress(total_jobs: int, profile: str | None = None) -> str:
+def start_progress(total_jobs: int, profile: str | None = None, rounds: int | None = 1) -> str:
+    """The campaign's progress artifact: a share of the jobs planned (rounds), or of the soak's time."""
+    planned = f"Jobs finished out of {total_jobs} planned" + (f" in {rounds} rounds" if rounds and rounds > 1 else "")
     return str(create_progress_artifact(0.0, key=artifact_key(PROGRESS_KEY, profile),
-                                        description=f"Jobs finished out of {total_jobs} planned"))
+                                        description=planned if rounds else "Time elapsed of the soak's duration"))
 
 
-def report_progress(progress_id: str | None, done: int, total_jobs: int) -> None:
-    """Move the progress artifact to the share of planned jobs finished so far (a job is recorded several
-    times as its facts arrive, so the caller counts finished jobs)."""
-    if progress_id is None or total_jobs <= 0:
+def report_progress(progress_id: str | None, percent: float, where: str) -> None:
+    """Move the progress artifact to `percent` done, described by where the campaign is ('round 2 of 3,
+    concurrent: 7/18 jobs done, about 3 min 10 s left')."""
+    if progress_id is None:
         return
-    update_progress_artifact(progress_id, min(100.0, 100.0 * done / total_jobs),
-                             description=f"{done} of {total_jobs} jobs finished")
+    update_progress_artifact(progress_id, min(100.0, max(0.0, percent)), description=where)
 
 
 def write_reports(run_dir: Path, metrics: RunMetrics | None = None) -> dict[str, str]:

@@ -35,13 +35,18 @@ FAILED = ("failed", "timed_out", "stuck_pending", "not_submitted")
 
 @dataclass
 class Progress:
-    """Jobs finished in a run so far, and the wall time spent running batches to finish them."""
+    """Jobs finished in this start of a campaign so far, the wall time spent running batches to finish them, and
+    the campaign's plan: rounds, or a soak (rounds None) running rounds until its deadline (unix seconds)."""
 
     done: int = 0
     busy_s: float = 0.0
+    rounds: int | None = 1
+    deadline: float | None = None
+    duration_s: float | None = None
+    batch_started_at: float | None = None  # the batch under way, whose time counts toward the estimate
 
 
-_progress: dict[str, Progress] = {}  # per run folder, while the run still has jobs to finish
+_progress: dict[str, Progress] = {}  # per run folder, while its campaign runs
 _progress_lock = threading.Lock()
 
 
@@ -54,8 +59,14 @@ def _progress_of(run_dir: str) -> Progress:
         return _progress.setdefault(_run_key(run_dir), Progress())
 
 
-def _forget_progress(run_dir: str) -> None:
-    """Drop a run's progress once all its jobs are done, so a long-lived process does not keep every run's."""
+def track_campaign(run_dir: str, rounds: int | None, deadline: float | None, duration_s: float | None) -> None:
+    """Start counting a campaign's progress (its flow calls this once per start, resumed or not)."""
+    with _progress_lock:
+        _progress[_run_key(run_dir)] = Progress(rounds=rounds, deadline=deadline, duration_s=duration_s)
+
+
+def forget_progress(run_dir: str) -> None:
+    """Drop a run's progress once it ends, so a long-lived process (a served deployment) does not keep every run's."""
     with _progress_lock:
         _progress.pop(_run_key(run_dir), None)
 
@@ -81,6 +92,36 @@ def progress_line(done: int, total: int, left: float | None) -> str:
     return line + (f", about {in_words(left)} left" if left is not None and left >= 1 and done < total else "")
 
 
+def round_line(round_: int, rounds: int | None, deadline: float | None, now: float) -> str:
+    """'round 2 of 3', or for a soak 'round 4 of a soak ending in 1 h 12 min' ('round 9 of a soak whose time is
+    up: its last' once past its deadline: the round in flight finishes)."""
+    if rounds is not None:
+        return f"round {round_} of {rounds}"
+    if deadline is None or now >= deadline:
+        return f"round {round_} of a soak whose time is up: its last"
+    return f"round {round_} of a soak ending in {in_words(deadline - now)}"
+
+
+def report_where(run_dir: str, stage: str, progress_id: str | None, total_jobs: int) -> str:
+    """Where the campaign of this run folder is and what is left, e.g. 'round 2 of 3, concurrent: 7/18 jobs done,
+    about 3 min 10 s left', logged and put on the progress artifact; returns the line. A campaign of rounds counts
+    its progress in jobs, a soak in time (its rounds are not counted ahead)."""
+    progress = _progress_of(run_dir)
+    now = time.time()
+    where = f"{round_line(Ledger.of(run_dir).round, progress.rounds, progress.deadline, now)}, {stage}"
+    if progress.rounds is not None:
+        busy_s = progress.busy_s + (now - progress.batch_started_at if progress.batch_started_at else 0.0)
+        left = seconds_left(busy_s, progress.done, total_jobs)
+        line = f"{where}: {progress_line(progress.done, total_jobs, left)}"
+        share = progress.done / total_jobs if total_jobs > 0 else 0.0
+    else:
+        line = f"{where}: {progress.done} jobs done"
+        share = 1 - max(0.0, progress.deadline - now) / progress.duration_s if progress.duration_s else 0.0
+    get_run_logger().info("%s", line)
+    report_progress(progress_id, 100.0 * share, line)
+    return line
+
+
 def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, level: int, batch: int,
               documents: list[Path], progress_id: str | None, total_jobs: int,
               poll_interval_s: float | None = None) -> list[dict]:
@@ -90,7 +131,7 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
     logger = get_run_logger()
     ledger = Ledger.of(run_dir)
     progress = _progress_of(run_dir)
-    started_at = time.time()
+    started_at = progress.batch_started_at = time.time()
     interval = poll_interval_s or profile.timing.poll_interval_s
     futures = {measure_job.submit(profile, services, run_dir, str(doc), stage, level, batch, slot, interval): slot
                for slot, doc in enumerate(documents)}
@@ -105,9 +146,7 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
             record_job(ledger, row)
         rows[slot] = row
         progress.done += 1
-        left = seconds_left(progress.busy_s + time.time() - started_at, progress.done, total_jobs)
-        logger.info("%s", progress_line(progress.done, total_jobs, left))
-        report_progress(progress_id, progress.done, total_jobs)
+        report_where(run_dir, stage, progress_id, total_jobs)
     finished = [r["finished_at"] for r in rows if r.get("finished_at")]
     finished_at = max(finished) if finished else time.time()
     ledger.record("batches", stage=stage, level=level, batch=batch, jobs=len(documents), started_at=started_at,
@@ -121,8 +160,7 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
                         f"{type(exc).__name__}: {exc}")
     explain_failures(profile, services, run_dir, rows)
     progress.busy_s += time.time() - started_at
-    if progress.done >= total_jobs:  # the run's last batch
-        _forget_progress(run_dir)
+    progress.batch_started_at = None
     ok = sum(1 for r in rows if r.get("succeeded"))
     logger.info("%s batch %s (level %s): %s/%s jobs succeeded (video downloaded and verified), %.1f s wall",
                 stage, batch, level, ok, len(rows), finished_at - started_at)

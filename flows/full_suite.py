@@ -1,6 +1,7 @@
 """The integration campaign, as it runs: read it as the table of contents.
 
-    python -m flows.full_suite [--profile NAME|PATH] [--set key=value ...]
+    python -m flows.full_suite [--profile NAME|PATH] [--set key=value ...] [--rounds N | --duration 8h]
+    python -m flows.full_suite --resume runs/<run-id>
 """
 
 import argparse
@@ -16,35 +17,94 @@ from prefect.states import Cancelled, Completed, Failed
 from pydantic import Field, ValidationError
 
 from analysis.metrics import metrics_of
+from analysis.rounds import ROUND_STAGES, parse_duration
 from artifacts.console import console_summary
 from artifacts.publish import publish_comparison_with_previous, publish_reports, start_progress
 from flows.baseline import baseline_resources
+from flows.batch import forget_progress, report_where, track_campaign
 from flows.concurrent import concurrent_runs
 from flows.conformance import contract_conformance
 from flows.faults import fault_experiments, faults_skipped
 from flows.latency import api_latency
-from flows.lifecycle import ServerDidNotStart, StageLog, campaign_settings, graceful_stop, prefect_api
+from flows.lifecycle import (
+    CampaignStart,
+    ServerDidNotStart,
+    StageLog,
+    campaign_profile,
+    campaign_settings,
+    graceful_stop,
+    open_campaign,
+    prefect_api,
+)
 from flows.reliability import sequential_reliability
 from flows.single import single_request
 from flows.verify import failing_lines, verify_services
 from profiles.redact import install_log_redaction, redact_text, secrets_in
-from profiles.settings import Profile, ProfileError, load_profile, shipped_profiles
+from profiles.settings import Profile, ProfileError, shipped_profiles
+from tasks.downtime import wait_for_services
 from tasks.interrupt import reset as reset_stop
 from tasks.interrupt import stop_requested
 from tasks.processes import ResourceSampler
 from tasks.retention import prune_old_videos
-from tasks.run import RunRefused, open_run, record_services, run_folder, store_tables, validate_expectations
-from tasks.services import services_under_test
+from tasks.run import RunRefused, record_services, release_run, resumable, store_tables, validate_expectations
+from tasks.services import Services, services_under_test
 from tasks.store import Ledger, new_run_id, read_ledger
 
-LOAD_STAGES = ("baseline", "single", "concurrent", "latency", "sequential", "conformance", "faults")
+ONCE_AFTER = ("conformance", "faults")  # after the last round
+LOAD_STAGES = ("baseline", *ROUND_STAGES, *ONCE_AFTER)
 STOPPING = ("%s: stopping — in-flight jobs are recorded as interrupted, then the reports are written "
             "(send it again to quit at once)")
+JOB_STAGES = ("single", "concurrent", "sequential")
 
 
-def planned_jobs(profile: Profile) -> int:
+def planned_jobs(profile: Profile, stages: Sequence[str] = JOB_STAGES) -> int:
+    """Jobs under test one round of these stages submits."""
     workload = profile.workload
-    return 1 + sum(workload.concurrency_levels) + workload.sequential_jobs
+    per_stage = {"single": 1, "concurrent": sum(workload.concurrency_levels), "sequential": workload.sequential_jobs}
+    return sum(per_stage.get(stage, 0) for stage in stages)
+
+
+def jobs_left(campaign: CampaignStart) -> int:
+    """Jobs this start of the campaign will submit (0 for a soak: its rounds are not counted ahead)."""
+    if campaign.rounds is None:
+        return 0
+    return sum(planned_jobs(campaign.settings, [stage for stage in JOB_STAGES if (round_, stage) not in campaign.kept])
+               for round_ in range(campaign.first_round, campaign.rounds + 1))
+
+
+def verified_rows(run_dir: str) -> list[dict]:
+    """The services rows of the last verification in the ledger's round and attempt, one per service."""
+    ledger = Ledger.of(run_dir)
+    rows = [row for row in read_ledger(Path(run_dir))["services"]
+            if (row.get("round"), row.get("attempt")) == (ledger.round, ledger.attempt)]
+    return list({row["service"]: row for row in rows}.values())
+
+
+def services_ready(stages: StageLog, settings: Profile, services: Services, run_dir: str,
+                   may_wait: bool) -> str | None:
+    """Verify the services; None when all answer, else why no load may be sent. With `may_wait` (a round after
+    the first, a resumed campaign) services found unreachable are waited for, each wait recorded as downtime:
+    campaign.retries waits of at most campaign.retry_wait_s each, a wait that ends with all of them answering
+    followed by a new verification. Jobs are never retried: no job of the round has been submitted yet."""
+    args = (settings, services, run_dir)
+    retries = settings.campaign.retries if may_wait else 0
+    waits = 0
+    finished = stages.run("verification", verify_services, *args, return_state=True)
+    while True:
+        checks = verified_rows(run_dir)  # as recorded, whatever Prefect kept of the state
+        record_services(run_dir, services, checks)
+        failing = failing_lines(checks) if finished else ["  verification did not finish: see its stage"]
+        if not failing or not finished or waits >= retries:
+            break
+        waits += 1
+        if wait_for_services(settings, services, run_dir, [row for row in checks if not row["ok"]])["recovered"]:
+            finished = stages.run("verification", verify_services, *args, return_state=True)
+    if not failing:
+        return None
+    if not may_wait:
+        return "service verification failed, no job was submitted:\n" + "\n".join(failing)
+    return (f"services unreachable before round {Ledger.of(run_dir).round}, after {waits} wait(s) of at most "
+            f"{settings.campaign.retry_wait_s:g} s (campaign.retries = {retries}):\n" + "\n".join(failing))
 
 
 # The types below are what the Prefect UI's run form shows: a list of the shipped profiles beside a
@@ -53,59 +113,76 @@ def planned_jobs(profile: Profile) -> int:
 ShippedProfile = Annotated[Literal[shipped_profiles()], Field(title="a shipped profile")]
 ProfilePath = Annotated[str, Field(title="the path of a TOML profile", examples=["/srv/t2v/my_target.toml"])]
 Overrides = Annotated[Sequence[str], Field(examples=[["workload.sequential_jobs=3"]])]
+Rounds = Annotated[int, Field(ge=1, le=10000, examples=[3])]
+Duration = Annotated[str, Field(examples=["8h"])]
+RunFolder = Annotated[str, Field(examples=["runs/20261127T031500Z-9f3a"])]
 
 
 @flow(name="full-suite")
 def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overrides = (), run_id: str = "",
+               rounds: Rounds | None = None, duration: Duration = "", resume: RunFolder = "",
                compare_with_previous: bool = False):
-    """Verify the target, then measure it: baseline, single, concurrent, latency, reliability, conformance,
-    faults; check; report.
+    """Verify the target, then measure it in rounds (single, concurrent, latency, reliability) after a baseline,
+    then conformance and faults; check; report.
 
     Args:
         profile: The campaign's settings: one of the profiles shipped in profiles/ (`local` starts the bundled
             stack and measures it), or the path of a TOML profile on the machine that runs the flow.
         overrides: Profile settings changed for this run only, one `key=value` each, e.g.
             `workload.sequential_jobs=3` or `workload.concurrency_levels=[1,2]`.
-        run_id: The name of this run's folder in the profile's results_dir. Leave it empty for a new id;
-            an id whose folder already exists is refused (a run folder belongs to one campaign).
+        run_id: The name of this run's folder in the profile's results_dir. Leave it empty for an id made from
+            this flow run (a retry of the flow run from the UI then continues its campaign); an id whose folder
+            holds another campaign is refused (a run folder belongs to one campaign).
+        rounds: How many rounds of single, concurrent, latency and sequential to run (empty: the profile's
+            campaign.rounds, 1 unless it says otherwise).
+        duration: A soak instead of a number of rounds: rounds follow each other until this much time is up, then
+            the round in flight finishes, e.g. `8h`, `90m`, `1d` or seconds (empty: no soak).
+        resume: The folder of an interrupted campaign to continue, e.g. `runs/<run-id>`: what its ledger recorded
+            as done is kept and the stage that was cut runs again, with the campaign's own settings (leave
+            overrides, rounds and duration empty).
         compare_with_previous: Compare this run with the previous run of its profile in the same results_dir
             that reached its end, and publish the comparison (every headline figure, its change and 95 % CI).
     """
     logger = get_run_logger()
     reset_stop()  # a stop asked of an earlier run served by this process is not this run's
-    run_id = run_id or new_run_id()
     try:  # bad input ends the run Failed with its one-line reason, before any traffic
-        settings = load_profile(profile, overrides)
-        run_folder(settings.results_dir, run_id)  # a taken run id is refused, its folder left untouched
+        campaign = open_campaign(profile, overrides, run_id, rounds, duration, resume)
     except (ProfileError, RunRefused) as exc:
         logger.error("%s", exc)
         return Failed(message=str(exc))
-    run_dir = open_run(settings, run_id)
-    total = planned_jobs(settings)
-    progress_id = start_progress(total, profile=settings.name)
-    stages = StageLog(run_dir, logger)
+    settings, run_dir, ledger = campaign.settings, campaign.run_dir, Ledger.of(campaign.run_dir)
+    total = jobs_left(campaign)
+    progress_id = start_progress(total, settings.name, campaign.rounds)
+    track_campaign(run_dir, campaign.rounds, campaign.deadline, settings.campaign.duration_s)
+    stages = StageLog(run_dir, logger, campaign.kept)
     stopped: str | None = None
+    known_job: str | None = None  # a job of this start that the server knows, for the probes that need one
     with graceful_stop(on_stop=lambda name: logger.warning(STOPPING, name)):
         try:
             with services_under_test(settings) as services:
                 args = (settings, services, run_dir)
-                finished = stages.run("verification", verify_services, *args, return_state=True)
-                checks = read_ledger(Path(run_dir))["services"]  # as recorded, whatever Prefect kept of the state
-                record_services(run_dir, services, checks)
-                failing = failing_lines(checks) if finished else ["  verification did not finish: see its stage"]
-                if failing:
-                    stopped = "service verification failed, no job was submitted:\n" + "\n".join(failing)
-                    stages.skip(LOAD_STAGES, "service verification failed")
-                else:
-                    stages.run("baseline", baseline_resources, *args)
-                    with ResourceSampler(Ledger.of(run_dir), services.ports(), settings.timing.sample_interval_s,
+                for round_ in campaign.rounds_to_run():
+                    ledger.round = round_
+                    report_where(run_dir, "starting", progress_id, total)
+                    # a new campaign's round 1 is verified once; later rounds, and a resumed campaign's (new) stack,
+                    # are re-verified, waiting for services that do not answer
+                    if stopped := services_ready(stages, settings, services, run_dir,
+                                                 may_wait=round_ > 1 or campaign.attempt > 1):
+                        stages.skip((("baseline",) if round_ == 1 else ()) + ROUND_STAGES + ONCE_AFTER,
+                                    stopped.partition(":")[0])
+                        break
+                    if round_ == 1:
+                        stages.run("baseline", baseline_resources, *args)
+                    with ResourceSampler(ledger, services.ports(), settings.timing.sample_interval_s,
                                          stage="single") as sampler:
                         single = stages.run("single", single_request, *args, progress_id, total) or {}
                         sampler.stage = "concurrent"
                         stages.run("concurrent", concurrent_runs, *args, progress_id, total)
+                    known_job = single.get("job_id") or known_job
                     stages.run("latency", api_latency, *args, known_job_id=single.get("job_id"))
                     stages.run("sequential", sequential_reliability, *args, progress_id, total)
-                    stages.run("conformance", contract_conformance, *args, known_job_id=single.get("job_id"))
+                if not stopped:  # once, in the last round
+                    stages.run("conformance", contract_conformance, *args, known_job_id=known_job)
                     if skipped := faults_skipped(settings):
                         stages.skip(("faults",), skipped)
                     else:
@@ -115,12 +192,16 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
             logger.error("%s", stopped)
         interrupted = stop_requested()
         outcome = "interrupted" if interrupted else "stopped" if stopped else "measured"
-        store_tables(run_dir, outcome)
-        outcomes = validate_expectations(run_dir, settings) if outcome == "measured" else []
-        publish_reports(run_dir)
-        if compare_with_previous:
-            publish_comparison_with_previous(run_dir)
-        prune_old_videos(settings.results_dir, settings.retention, run_dir)  # [retention] of the profile
+        try:
+            store_tables(run_dir, outcome)
+            outcomes = validate_expectations(run_dir, settings) if outcome == "measured" else []
+            publish_reports(run_dir)
+            if compare_with_previous:
+                publish_comparison_with_previous(run_dir)
+            prune_old_videos(settings.results_dir, settings.retention, run_dir)  # [retention] of the profile
+        finally:
+            forget_progress(run_dir)
+            release_run(run_dir)
     failed = metrics_of(run_dir).failures_in_words() if outcomes else []
     if interrupted:
         return Cancelled(message=f"interrupted; what was measured is in {run_dir}", data=run_dir)
@@ -147,6 +228,12 @@ def end_of_run(run_dir: Path, state, ui_url: str | None) -> str:
             f"result:  {state.name}: {state.message}")
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rounds, 1 or more, got {text!r}")
+    return int(text)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m flows.full_suite",
@@ -154,14 +241,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "API latency, sequential reliability, contract conformance, faults and recovery; Great Expectations checks; "
         "Markdown reports) as Prefect flows.",
         epilog="Examples: python -m flows.full_suite --profile smoke\n"
-        "          python -m flows.full_suite --profile seed --set workload.concurrency_levels=[1,2]",
+        "          python -m flows.full_suite --profile seed --set workload.concurrency_levels=[1,2]\n"
+        "          python -m flows.full_suite --profile local --rounds 3\n"
+        "          python -m flows.full_suite --profile local --duration 8h      # a soak\n"
+        "          python -m flows.full_suite --resume runs/20261127T031500Z-9f3a",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--profile", default="local",
+    parser.add_argument("--profile",
                         help=f"a shipped profile ({', '.join(shipped_profiles())}) or the path of a TOML profile "
                         "(default: local)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a profile setting, e.g. --set workload.sequential_jobs=3 (repeatable)")
+    plan = parser.add_mutually_exclusive_group()
+    plan.add_argument("--rounds", type=positive_int, metavar="N",
+                      help="repeat single, concurrent, API latency and sequential N times (verification and "
+                      "baseline once before, conformance and faults once after; services re-verified between "
+                      "rounds); default: the profile's campaign.rounds (1)")
+    plan.add_argument("--duration", metavar="TIME",
+                      help="a soak: rounds until TIME is up, then the round in flight finishes; e.g. 90m, 8h, 1d "
+                      "or seconds")
+    parser.add_argument("--resume", metavar="RUN_FOLDER",
+                        help="continue an interrupted campaign in its folder (e.g. runs/<run-id>) with its own "
+                        "settings: what its ledger recorded as done is kept, the stage that was cut runs again")
     parser.add_argument("--serve", metavar="DEPLOYMENT",
                         help="do not run now: serve the campaign as a Prefect deployment with this name (runs "
                         "started from the UI or by --cron) until interrupted; set PREFECT_API_URL to your server")
@@ -170,6 +271,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timezone", metavar="ZONE",
                         help="with --cron: the IANA time zone of its times, e.g. Europe/Berlin (default: UTC)")
     args = parser.parse_args(argv)
+    given = [name for name, value in (("--profile", args.profile), ("--set", args.overrides), ("--rounds", args.rounds),
+                                      ("--duration", args.duration), ("--serve", args.serve)) if value]
+    if args.resume and given:
+        parser.error(f"--resume continues a campaign with the settings it was started with: {', '.join(given)} "
+                     "cannot go with it")
+    args.profile = args.profile or "local"
+    try:
+        args.duration_s = parse_duration(args.duration) if args.duration else None
+    except ValueError as exc:
+        parser.error(f"--duration: {exc}")
     if args.cron and not args.serve:
         parser.error("--cron goes with --serve")
     if args.timezone and not args.cron:
@@ -186,8 +297,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_profile(args.profile, args.overrides)
-    except ProfileError as exc:
+        if args.resume:
+            run_dir = Path(args.resume).resolve()
+            invocation = resumable(run_dir)["invocation"]
+            settings = campaign_profile(invocation, run_dir.parent)
+            parameters = {"profile": invocation["profile"], "resume": str(run_dir)}
+        else:
+            settings = campaign_profile({"profile": args.profile, "overrides": args.overrides, "rounds": args.rounds,
+                                         "duration_s": args.duration_s})
+            parameters = {"profile": args.profile, "overrides": args.overrides, "rounds": args.rounds,
+                          "duration": args.duration or ""}
+    except (ProfileError, RunRefused) as exc:
         print(f"full_suite: {exc}", file=sys.stderr)
         return 2
     secrets = secrets_in(settings)
@@ -207,13 +327,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"schedule: '{args.schedule.cron}' in {args.schedule.timezone}{unset}", flush=True)
         # limit=1: one campaign at a time, as two on one machine would measure each other
         full_suite.serve(name=args.serve, schedules=[args.schedule] if args.schedule else None, limit=1,
-                         parameters={"profile": args.profile, "overrides": args.overrides})
+                         parameters=parameters)
         return 0
-    run_id = new_run_id()
-    run_dir = (settings.results_dir / run_id).resolve()
+    if not args.resume:
+        parameters["run_id"] = new_run_id()
+        run_dir = (settings.results_dir / parameters["run_id"]).resolve()
     try:
         with campaign_settings(), prefect_api() as ui_url:
-            state = full_suite(profile=args.profile, overrides=args.overrides, run_id=run_id, return_state=True)
+            state = full_suite(**parameters, return_state=True)
     except ServerDidNotStart as exc:
         print(f"full_suite: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
-"""How a campaign process lives: Prefect settings it needs, its temporary Prefect server, stop signals.
+"""How a campaign process lives: Prefect settings it needs, its temporary Prefect server, stop signals, how it
+starts (a new run folder, or an interrupted campaign's continued) and its stages' outcomes.
 
 A terminal's Ctrl-C goes to the whole foreground process group. Prefect's own temporary server is in
 that group, so it died with the first Ctrl-C and the campaign could then neither record its flow run
@@ -9,24 +10,32 @@ is stopped by the campaign when it is done with it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import prefect
+from prefect.context import FlowRunContext
 from prefect.logging.handlers import APILogHandler
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import get_current_settings, temporary_settings
 from prefect.states import State
 
+from analysis.rounds import campaign_rounds, kept_stages, parse_duration, resume_round
+from profiles.settings import Profile, ProfileError, load_profile, with_campaign
 from stack.children import own_session_dying_with_parent
 from tasks.interrupt import Interrupted, request_stop, stop_requested
-from tasks.store import Ledger
+from tasks.run import RunRefused, open_run, reopen_run, resumable, run_folder
+from tasks.store import MANIFEST, Ledger, read_json, read_ledger
 
 # Defaults only: a value the user set (environment, prefect.toml, a Prefect profile) wins.
 #   - the temporary server's start-up bound: Prefect's 20 s is too short on a busy 2-core machine with a
@@ -121,26 +130,106 @@ def graceful_stop(on_stop=None) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@dataclass(frozen=True)
+class CampaignStart:
+    """One start of a campaign (the first, or a resume): its settings, folder and where it stands."""
+
+    settings: Profile
+    run_dir: str
+    attempt: int
+    kept: set[tuple[int, str]]  # (round, stage) that ran to their end in an earlier attempt: not run again
+    first_round: int
+    rounds: int | None  # planned; None: a soak
+    deadline: float | None  # a soak's end (unix seconds), set by its first start
+
+    def rounds_to_run(self) -> Iterator[int]:
+        return campaign_rounds(self.first_round, self.rounds, self.deadline, time.time, stop_requested)
+
+
+def run_id_of_flow_run() -> str:
+    """A run id that is the same each time this flow run starts (a retry from the Prefect UI finds its folder):
+    the flow run's creation time and id."""
+    flow_run = FlowRunContext.get().flow_run
+    return f"{flow_run.created.astimezone(UTC):%Y%m%dT%H%M%SZ}-{flow_run.id.hex[:4]}"
+
+
+def campaign_profile(invocation: dict, results_dir: Path | None = None) -> Profile:
+    """The settings a campaign was started with (profile, overrides, rounds or duration), in `results_dir` if
+    given (a resumed folder is where it is, whatever the profile says)."""
+    moved = [f"results_dir={json.dumps(str(results_dir))}"] if results_dir else []
+    settings = load_profile(invocation["profile"], [*invocation["overrides"], *moved])
+    return with_campaign(settings, invocation.get("rounds"), invocation.get("duration_s"))
+
+
+def open_campaign(profile: str, overrides: Sequence[str], run_id: str, rounds: int | None, duration: str,
+                  resume: str) -> CampaignStart:
+    """Load the settings and open the run folder: a new one, or (resume, or a retry of this flow run from
+    Prefect) an interrupted campaign's, continued where its ledger says it was cut. ProfileError or RunRefused
+    (one line each) before anything is started."""
+    flow_run_id = str(FlowRunContext.get().flow_run.id)
+    if resume:
+        if overrides or rounds or duration:
+            raise RunRefused("resume continues a campaign with its own settings (its manifest's): give no overrides, "
+                             "rounds or duration with it")
+        run_dir = Path(resume).resolve()
+        invocation = resumable(run_dir)["invocation"]
+        settings = campaign_profile(invocation, run_dir.parent)
+        attempt = reopen_run(settings, str(run_dir), flow_run_id)
+    else:
+        try:
+            seconds = parse_duration(duration) if duration else None
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from None
+        invocation = {"profile": profile, "overrides": list(overrides), "rounds": rounds, "duration_s": seconds}
+        settings = campaign_profile(invocation)
+        run_dir = (settings.results_dir / (run_id or run_id_of_flow_run())).resolve()
+        if run_dir.exists():  # a retry of this flow run continues it; any other campaign's folder is refused
+            resumable(run_dir, flow_run_id)
+            attempt = reopen_run(settings, str(run_dir), flow_run_id)
+        else:
+            run_folder(settings.results_dir, run_dir.name)  # a run id that is not a plain name is refused
+            open_run(settings, run_dir.name, invocation, flow_run_id)
+            attempt = 1
+    ledger = Ledger.of(run_dir)
+    ledger.attempt = attempt
+    plan = read_json(run_dir / MANIFEST, {}).get("campaign") or {}
+    kept = kept_stages(read_ledger(run_dir)["stages"])
+    deadline = plan.get("deadline")
+    first = resume_round(kept, plan.get("rounds"), deadline is not None and time.time() < deadline)
+    ledger.round = first
+    return CampaignStart(settings, str(run_dir), attempt, kept, first, plan.get("rounds"), deadline)
+
+
 class StageLog:
-    """Runs the campaign's stages one after another, recording each one's outcome in the `stages` table.
+    """Runs the campaign's stages one after another, recording each one's outcome in the `stages` table under
+    the ledger's round.
 
     A stage that fails is recorded with why and the next stage still runs; after a stop request the
-    remaining stages are recorded as interrupted, not run."""
+    remaining stages are recorded as interrupted, not run. A stage in `kept` ((round, stage) that ran to its
+    end in an earlier attempt of a resumed campaign) is not run again."""
 
-    def __init__(self, run_dir: str, logger) -> None:
-        self.ledger, self.logger = Ledger.of(run_dir), logger
-        self.failed: list[str] = []
+    def __init__(self, run_dir: str, logger, kept: set[tuple[int, str]] = frozenset()) -> None:
+        self.ledger, self.logger, self.kept = Ledger.of(run_dir), logger, kept
+        self._last: dict[tuple[int, str], tuple[str, str | None]] = {}  # (round, stage) → its last outcome, detail
+
+    @property
+    def failed(self) -> list[str]:
+        """'stage: why' for each stage whose last outcome in its round is failed (a re-verification that failed,
+        then passed once the services answered again, is not)."""
+        return [f"{stage}: {detail}" for (_, stage), (outcome, detail) in self._last.items() if outcome == "failed"]
 
     def record(self, stage: str, outcome: str, detail: str | None = None, started_at: float | None = None) -> None:
         now = time.time()
         self.ledger.record("stages", stage=stage, started_at=started_at or now, finished_at=now, outcome=outcome,
                            detail=detail)
-        if outcome == "failed":
-            self.failed.append(f"{stage}: {detail}")
+        self._last[(self.ledger.round, stage)] = (outcome, detail)
 
     def run(self, stage: str, flow_fn, *args, **kwargs):
         """The stage's result (a State when asked with return_state=True), or None when it failed, was
-        interrupted or was not run."""
+        interrupted, was not run or was kept from an earlier attempt."""
+        if (self.ledger.round, stage) in self.kept:
+            self.logger.info("round %s, %s: kept as an earlier attempt recorded it", self.ledger.round, stage)
+            return None
         if stop_requested():
             self.record(stage, "interrupted", "not started: the run was asked to stop")
             return None
@@ -164,4 +253,5 @@ class StageLog:
 
     def skip(self, stages: tuple[str, ...], why: str) -> None:
         for stage in stages:
-            self.record(stage, "skipped", why)
+            if (self.ledger.round, stage) not in self.kept:
+                self.record(stage, "skipped", why)

@@ -208,6 +208,27 @@ class Faults(Strict):
     actions: dict[Literal[FAULT_SERVICES], dict[Literal[FAULTS], FaultCommands]] = {}
 
 
+class Campaign(Strict):
+    """How often the load stages are repeated: `rounds` of single, concurrent, latency and sequential, or rounds
+    until `duration_s` is up (a soak: the round in flight then finishes). Verification and baseline run once
+    before them, conformance and faults once after them; the services are re-verified before each round from the
+    second on, and a round whose services are unreachable waits for them (`retries` waits of at most
+    `retry_wait_s` each, recorded as downtime) before the campaign gives up."""
+
+    rounds: Annotated[int, Field(ge=1, le=10000)] = 1
+    duration_s: Positive | None = None
+    retries: Annotated[int, Field(ge=0, le=1000)] = 2
+    retry_wait_s: Positive = 60.0
+    retry_poll_s: Interval = 2.0  # while waiting, the services are probed this often (each within verify_timeout_s)
+
+    @model_validator(mode="after")
+    def _rounds_or_duration(self) -> Campaign:
+        if self.duration_s is not None and self.rounds != 1:
+            raise ValueError("give rounds or duration_s, not both: a soak (duration_s) runs rounds until its time "
+                             "is up")
+        return self
+
+
 class Retention(Strict):
     """What old runs keep in results_dir (tasks/retention.py, at the end of each campaign): the videos of all but the
     `keep_videos_of_runs` most recent runs are deleted, their hashes and integrity rows (videos.parquet, the ledger)
@@ -227,7 +248,22 @@ class Profile(Strict):
     timing: Timing = Timing()
     thresholds: Thresholds = Thresholds()
     faults: Faults = Faults()
+    campaign: Campaign = Campaign()
     retention: Retention = Retention()
+
+
+def with_campaign(profile: Profile, rounds: int | None, duration_s: float | None) -> Profile:
+    """The profile with the rounds or soak duration given for one run (a command line, a flow run's form) in
+    place of its own [campaign] plan; neither given: the profile as it is. ProfileError when they do not fit."""
+    if rounds is None and duration_s is None:
+        return profile
+    plan = {**profile.campaign.model_dump(), "rounds": rounds or 1, "duration_s": duration_s}
+    try:
+        campaign = Campaign.model_validate(plan)
+    except ValidationError as exc:
+        raise ProfileError("; ".join(f"{'rounds' if 'rounds' in str(e['loc']) else 'duration'}: "
+                                     f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
+    return profile.model_copy(update={"campaign": campaign})
 
 
 def _parse_value(raw: str) -> Any:

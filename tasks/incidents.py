@@ -29,7 +29,7 @@ _open: dict[tuple[Path, str], dict] = {}  # (run folder, service) → its incide
 _open_lock = threading.Lock()
 
 
-def _probe(profile: Profile, services: Services) -> list[dict] | None:
+def probe_services(profile: Profile, services: Services) -> list[dict] | None:
     """The four verification checks at once (each ends within its own bound); None at a stop request
     (a check it cut short says nothing about its service)."""
     checks = {name: check.fn(*args) for name, (check, args) in service_checks(profile, services).items()}
@@ -50,7 +50,7 @@ def _probe(profile: Profile, services: Services) -> list[dict] | None:
 def reprobe(profile: Profile, services: Services, run_dir: str, first_failed: dict[str, float]) -> list[dict]:
     """Re-probe the four services; record an incident for each newly failing one; return every incident
     open now (the failing services), earliest first. At a stop request: none, and nothing recorded."""
-    checks = _probe(profile, services)
+    checks = probe_services(profile, services)
     if checks is None:
         return []
     probed_at = time.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import platform
 import re
 import socket
 import subprocess
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -21,13 +23,25 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
+from analysis.rounds import cut_jobs, cut_stages, next_attempt
 from expectations.suites import validate_run
 from profiles.redact import install_log_redaction, redact, secrets_in
 from profiles.settings import Profile
 from stack.binaries import MissingProgram, espeak_library, espeak_program, ffmpeg
 from tasks import http
 from tasks.services import Services
-from tasks.store import CHECKS, MANIFEST, Ledger, load_tables, read_json, rebuild_tables, write_json
+from tasks.store import (
+    CHECKS,
+    JOB_KEY,
+    LEDGER,
+    MANIFEST,
+    Ledger,
+    load_tables,
+    read_json,
+    read_ledger,
+    rebuild_tables,
+    write_json,
+)
 
 # Bound on validating a run's tables (the campaign's own work, not a wait on the target). The bookkeeping
 # tasks have none: they do no waiting, and a Prefect timeout on a task run in a worker thread only warns.
@@ -186,8 +200,8 @@ RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 def _taken(run_id: str, run_dir: Path) -> RunRefused:
     return RunRefused(f"run id {run_id!r} is taken: {run_dir} already holds a run, and a run folder belongs to one "
-                      "campaign. Leave the run id empty for a new one, or choose another; continuing a run "
-                      "(--resume) is not supported yet.")
+                      "campaign. Leave the run id empty for a new one, or choose another; to continue that campaign "
+                      f"where it was cut: python -m flows.full_suite --resume {run_dir}")
 
 
 def run_folder(results_dir: Path, run_id: str) -> Path:
@@ -212,19 +226,99 @@ def new_run_folder(results_dir: Path, run_id: str) -> Path:
     return run_dir
 
 
+# Held (flock) by the process running a campaign in the folder: the kernel drops it when that process ends,
+# kill -9 included, so a folder whose lock is free holds no campaign under way and may be resumed.
+LOCK = "campaign.lock"
+_held: dict[Path, int] = {}
+
+
+def hold_run(run_dir: Path) -> None:
+    """Mark the folder as run by this process until release_run; RunRefused when another process runs it."""
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunRefused(f"{run_dir}: its campaign is running right now (in another process); wait for it to end, "
+                         "or stop it, before resuming it") from None
+    _held[run_dir.resolve()] = fd
+
+
+def release_run(run_dir: str | Path) -> None:
+    fd = _held.pop(Path(run_dir).resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def campaign_plan(profile: Profile, started_at: float) -> dict:
+    """The manifest's `campaign`: rounds planned (None for a soak), the soak's duration and deadline (unix
+    seconds: a resumed soak ends when the first start planned it to)."""
+    campaign = profile.campaign
+    soak = campaign.duration_s is not None
+    return {"rounds": None if soak else campaign.rounds, "duration_s": campaign.duration_s,
+            "deadline": started_at + campaign.duration_s if soak else None, "retries": campaign.retries,
+            "retry_wait_s": campaign.retry_wait_s}
+
+
 @task(name="open-run", cache_policy=NO_CACHE)
-def open_run(profile: Profile, run_id: str) -> str:
-    """Create `results_dir/<run-id>/` with its manifest (and an empty ledger); returns the folder. From here on,
-    the profile's secrets are masked in everything written or logged."""
+def open_run(profile: Profile, run_id: str, invocation: dict | None = None, flow_run_id: str | None = None) -> str:
+    """Create `results_dir/<run-id>/` with its manifest (and an empty ledger), held by this process; returns the
+    folder. `invocation` (profile and overrides as given) is what a resume loads the settings from again. From here
+    on, the profile's secrets are masked in everything written or logged."""
     install_log_redaction(secrets_in(profile))
     run_dir = new_run_folder(profile.results_dir, run_id)
+    hold_run(run_dir)
     Ledger.of(run_dir)
+    started_at = time.time()
     write_json(run_dir / MANIFEST, {
         "run_id": run_id, "profile_name": profile.name, "profile": profile.model_dump(mode="json"),
         "started_at": _now(), "finished_at": None, "machine": machine(), "environment": environment(profile),
-        "services": {}, "outcome": "running",
+        "services": {}, "outcome": "running", "invocation": invocation, "campaign": campaign_plan(profile, started_at),
+        "attempts": [{"attempt": 1, "flow_run_id": flow_run_id, "started_at": _now()}],
     })
     return str(run_dir)
+
+
+def resumable(run_dir: Path, flow_run_id: str | None = None) -> dict:
+    """The manifest of an interrupted campaign's folder, to continue it; RunRefused (saying why) when the folder
+    holds no run, or one that reached its end. With `flow_run_id`, only a folder an earlier start of that same
+    flow run made is resumable (a retry from Prefect); any other is a taken run id."""
+    manifest = read_json(run_dir / MANIFEST)
+    if not isinstance(manifest, dict) or not (run_dir / LEDGER).is_file():
+        raise RunRefused(f"{run_dir}: not a run folder (no {MANIFEST} and {LEDGER}): nothing to resume")
+    if flow_run_id is not None and flow_run_id not in [a.get("flow_run_id") for a in manifest.get("attempts", [])]:
+        raise _taken(run_dir.name, run_dir)
+    if manifest.get("outcome") == "measured":
+        raise RunRefused(f"{run_dir}: its campaign ended measured ({manifest.get('finished_at')}): nothing to resume; "
+                         "python -m artifacts renders its reports again")
+    if not isinstance(manifest.get("invocation"), dict):
+        raise RunRefused(f"{run_dir}: its manifest does not say how it was started (a run from before --resume "
+                         "existed): it cannot be resumed, only rendered again with python -m artifacts")
+    return manifest
+
+
+@task(name="reopen-run", cache_policy=NO_CACHE)
+def reopen_run(profile: Profile, run_dir: str, flow_run_id: str | None = None) -> int:
+    """Continue an interrupted campaign in its folder, held by this process: the jobs and stages its crash left
+    running are recorded as interrupted (under the attempt they ran in), and the ledger goes on under the next
+    attempt, which it returns."""
+    install_log_redaction(secrets_in(profile))
+    folder = Path(run_dir)
+    hold_run(folder)
+    ledger = Ledger.of(folder)
+    recorded = read_ledger(folder)
+    attempt = next_attempt(recorded)
+    cut = f"cut: the campaign's process ended while it ran (continued by attempt {attempt})"
+    for job in cut_jobs(recorded["jobs"]):
+        ledger.record("jobs", **{name: job.get(name) for name in JOB_KEY}, outcome="interrupted", failure=cut)
+    for stage in cut_stages(recorded["stages"]):
+        ledger.record("stages", round=stage.get("round"), attempt=stage.get("attempt"), stage=stage["stage"],
+                      started_at=stage.get("started_at"), finished_at=None, outcome="interrupted", detail=cut)
+    ledger.attempt = attempt
+    manifest = read_json(folder / MANIFEST, {})
+    update_manifest(run_dir, finished_at=None, outcome="running", attempts=[
+        *manifest.get("attempts", []), {"attempt": attempt, "flow_run_id": flow_run_id, "started_at": _now()}])
+    return attempt
 
 
 def update_manifest(run_dir: str, **fields) -> None:
@@ -255,7 +349,9 @@ def record_services(run_dir: str, services: Services, checks: list[dict]) -> Non
 def store_tables(run_dir: str, outcome: str) -> dict[str, int]:
     """Turn the ledger into Parquet tables and close the manifest; returns rows per table."""
     frames = rebuild_tables(Path(run_dir))
-    update_manifest(run_dir, finished_at=_now(), outcome=outcome)
+    attempts = read_json(Path(run_dir) / MANIFEST, {}).get("attempts") or [{}]
+    ended = [*attempts[:-1], {**attempts[-1], "finished_at": _now(), "outcome": outcome}]  # this start's end
+    update_manifest(run_dir, finished_at=_now(), outcome=outcome, attempts=ended)
     return {name: df.height for name, df in frames.items()}
 
 

@@ -34,7 +34,7 @@ def test_a_taken_run_id_is_refused_and_its_folder_untouched(old_run):
             check(old_run.parent, "nightly")
         message = str(refused.value)
         assert "run id 'nightly' is taken" in message and str(old_run) in message
-        assert "--resume" in message and "not supported yet" in message
+        assert f"--resume {old_run}" in message
     assert snapshot(old_run) == before
 
 
