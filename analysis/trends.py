@@ -20,6 +20,7 @@ Significance is at the level that matches the intervals: p < 0.05.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +31,7 @@ from analysis.stats import CONFIDENCE, Interval
 
 MIN_POINTS = 3  # two points always lie on a line: no test of a slope below three
 ALPHA = 1 - CONFIDENCE
+MAX_DECIMALS = 6
 
 
 class Trend(BaseModel):
@@ -72,10 +74,16 @@ def p_text(p: float) -> str:
 
 
 def number(value: float, decimals: int) -> str:
-    """`value` with `decimals` decimals, or two significant digits when those decimals would show it as 0."""
-    if value != 0 and abs(value) < 0.5 * 10 ** -decimals:
-        return f"{value:.2g}".replace("-", "−")
+    """`value` with `decimals` decimals, a minus sign for a negative one."""
     return f"{value:.{decimals}f}".replace("-", "−")
+
+
+def decimals_for(slope: float, decimals: int) -> int:
+    """`decimals`, or more where they would show a non-zero slope as 0: enough for two significant digits (its
+    interval is then shown with as many, so a sentence reads in one precision)."""
+    if slope == 0 or abs(slope) >= 0.5 * 10 ** -decimals:
+        return decimals
+    return min(MAX_DECIMALS, 1 - math.floor(math.log10(abs(slope))))
 
 
 def range_text(low: float, high: float, decimals: int) -> str:
@@ -114,6 +122,7 @@ def linear_trend(x: Sequence[float], y: Sequence[float | None], *, what: str, un
     ci = Interval(low=slope - half, high=slope + half)
     significant = p < ALPHA
     counted = _count(n, points)
+    decimals = decimals_for(slope, decimals)
     if significant:
         verb = rises if slope > 0 else falls
         low, high = (ci.low, ci.high) if slope > 0 else (-ci.high, -ci.low)
@@ -140,9 +149,9 @@ def success_trend(rounds: Sequence[int], k: Sequence[int], n: Sequence[int], *, 
         return SuccessTrend(**base, sentence=too_few(what, len(kept), "rounds"))
     share = total_k / total_n
     if total_k in (0, total_n):  # every round the same share (all or nothing): no variation to test
-        every = "every job" if total_k else "no job"
+        every = "every job of every round" if total_k else "no job of any round"
         return SuccessTrend(**base, slope=0.0, p_value=1.0,
-                            sentence=f"No trend in the {what}: {every} of any round {success} ({jobs})")
+                            sentence=f"No trend in the {what}: {every} {success} ({jobs})")
     centred = x - (ns * x).sum() / total_n
     spread = float((ns * centred**2).sum())
     slope = float((ks * centred).sum() / spread)  # weighted least-squares slope of the rounds' shares

@@ -78,7 +78,14 @@ def test_a_trend_over_time_names_its_unit_and_points():
 def test_p_values_and_ranges_in_words():
     assert p_text(0.0004) == "p < 0.001" and p_text(0.004) == "p = 0.004" and p_text(0.41) == "p = 0.41"
     assert range_text(1.2, 5.0, 1) == "1.2–5.0" and range_text(-0.5, 0.9, 1) == "−0.5 to 0.9"
-    assert range_text(0.0001, 0.0003, 1) == "0.0001–0.0003"
+    assert range_text(0.0001, 0.0003, 4) == "0.0001–0.0003"
+
+
+def test_a_slope_too_small_for_the_figures_decimals_gets_two_significant_digits_and_its_interval_as_many():
+    trend = linear_trend([1, 2, 3, 4], [10.0, 10.05, 10.09, 10.14], what="llm RSS", unit="MB")
+    assert trend.sentence.startswith("llm RSS grew 0.046 MB per round, 95 % CI 0.040–0.052, p < 0.001")
+    low, high = trend.sentence.split("95 % CI ")[1].split(",")[0].split("–")
+    assert len(low.split(".")[1]) == len(high.split(".")[1]) == 3
 
 
 # ---- success over rounds (Cochran–Armitage) -------------------------------------------------------
@@ -112,7 +119,7 @@ def test_a_steady_success_rate_is_not_a_trend():
 def test_all_successes_is_no_trend_and_rounds_without_jobs_are_left_out():
     trend = success_trend([1, 2, 3, 4], k=[5, 0, 5, 5], n=[5, 0, 5, 5])
     assert trend.rounds == 3 and trend.n == 15 and trend.p_value == 1 and not trend.significant
-    assert trend.sentence == ("No trend in the success rate: every job of any round delivered a verified video "
+    assert trend.sentence == ("No trend in the success rate: every job of every round delivered a verified video "
                               "(15 jobs over 3 rounds)")
 
 
