@@ -67,23 +67,24 @@ class SuccessTrend(BaseModel):
 
 
 def p_text(p: float) -> str:
-    """"p < 0.001", "p = 0.004", "p = 0.41"."""
+    """"p < 0.001", "p = 0.004", "p = 0.048", "p = 0.41": three decimals below 0.1, so one near 0.05 reads on the
+    side of it that it is."""
     if p < 0.001:
         return "p < 0.001"
-    return f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+    return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
 def number(value: float, decimals: int) -> str:
-    """`value` with `decimals` decimals, a minus sign for a negative one."""
-    return f"{value:.{decimals}f}".replace("-", "−")
+    """`value` with `decimals` decimals, a minus sign for a negative one (never "−0.0")."""
+    shown = f"{value:.{decimals}f}"
+    return shown.lstrip("-") if float(shown) == 0 else shown.replace("-", "−")
 
 
-def decimals_for(slope: float, decimals: int) -> int:
-    """`decimals`, or more where they would show a non-zero slope as 0: enough for two significant digits (its
-    interval is then shown with as many, so a sentence reads in one precision)."""
-    if slope == 0 or abs(slope) >= 0.5 * 10 ** -decimals:
-        return decimals
-    return min(MAX_DECIMALS, 1 - math.floor(math.log10(abs(slope))))
+def decimals_for(values: Sequence[float], decimals: int) -> int:
+    """`decimals`, or more where they would show one of `values` (a slope and its interval's bounds) as 0: enough
+    for two significant digits of the smallest, so a sentence reads in one precision."""
+    small = [abs(value) for value in values if value != 0 and abs(value) < 0.5 * 10 ** -decimals]
+    return min(MAX_DECIMALS, 1 - math.floor(math.log10(min(small)))) if small else decimals
 
 
 def range_text(low: float, high: float, decimals: int) -> str:
@@ -122,7 +123,7 @@ def linear_trend(x: Sequence[float], y: Sequence[float | None], *, what: str, un
     ci = Interval(low=slope - half, high=slope + half)
     significant = p < ALPHA
     counted = _count(n, points)
-    decimals = decimals_for(slope, decimals)
+    decimals = decimals_for([slope, ci.low, ci.high], decimals)
     if significant:
         verb = rises if slope > 0 else falls
         low, high = (ci.low, ci.high) if slope > 0 else (-ci.high, -ci.low)

@@ -77,15 +77,20 @@ def test_a_trend_over_time_names_its_unit_and_points():
 
 def test_p_values_and_ranges_in_words():
     assert p_text(0.0004) == "p < 0.001" and p_text(0.004) == "p = 0.004" and p_text(0.41) == "p = 0.41"
+    assert p_text(0.0504) == "p = 0.050" and p_text(0.0496) == "p = 0.050" and p_text(0.046) == "p = 0.046"
     assert range_text(1.2, 5.0, 1) == "1.2–5.0" and range_text(-0.5, 0.9, 1) == "−0.5 to 0.9"
-    assert range_text(0.0001, 0.0003, 4) == "0.0001–0.0003"
+    assert range_text(0.0001, 0.0003, 4) == "0.0001–0.0003" and range_text(-0.04, 0.1, 1) == "0.0 to 0.1"
 
 
-def test_a_slope_too_small_for_the_figures_decimals_gets_two_significant_digits_and_its_interval_as_many():
+def test_a_slope_or_bound_too_small_for_the_figures_decimals_gets_two_significant_digits_and_the_rest_as_many():
     trend = linear_trend([1, 2, 3, 4], [10.0, 10.05, 10.09, 10.14], what="llm RSS", unit="MB")
     assert trend.sentence.startswith("llm RSS grew 0.046 MB per round, 95 % CI 0.040–0.052, p < 0.001")
     low, high = trend.sentence.split("95 % CI ")[1].split(",")[0].split("–")
     assert len(low.split(".")[1]) == len(high.split(".")[1]) == 3
+    flat = linear_trend([1, 2, 3], [4.6, 4.6, 4.7], what="redis RSS", unit="MB")  # one decimal shows each
+    assert "(slope 0.1 MB per round, 95 % CI −0.3 to 0.4, p = 0.33" in flat.sentence
+    tiny = linear_trend([1, 2, 3], [4.60, 4.68, 4.74], what="redis RSS", unit="MB")  # the CI's low bound −0.0034
+    assert "(slope 0.0700 MB per round, 95 % CI −0.0034 to 0.1434, p = 0.052, n = 3 rounds)" in tiny.sentence
 
 
 # ---- success over rounds (Cochran–Armitage) -------------------------------------------------------
