@@ -117,6 +117,7 @@ class Job(BaseModel):
     job_id: str | None
     stage: str
     round: int = 1
+    attempt: int = 1  # the start of the campaign it ran in (a job cut by a crash is re-run in the next)
     level: int | None
     batch: int | None
     document: str | None
@@ -292,6 +293,7 @@ class Rounds(BaseModel):
     figures are that round's. Downtime is listed whatever the count."""
 
     count: int = 1
+    attempts: int = 1  # starts of the campaign: 1, + 1 per resume (the manifest's attempts)
     per_round: list[RoundFigures] = []  # empty below 2 rounds
     pooled_success: Rate = Rate(k=0, n=0)  # verified successes of every round's jobs that reached an outcome
     success_trend: SuccessTrend | None = None  # Cochran–Armitage over rounds
@@ -445,7 +447,8 @@ def _jobs(frames: dict[str, pl.DataFrame]) -> list[Job]:
         succeeded = bool(row["succeeded"]) and outcome == "succeeded"
         from_trace = row["server_status"] is None and row["last_status"] is not None
         jobs.append(Job(
-            job_id=row["job_id"], stage=row["stage"] or "—", round=row["round"], level=row["level"], batch=row["batch"],
+            job_id=row["job_id"], stage=row["stage"] or "—", round=row["round"], attempt=row["attempt"],
+            level=row["level"], batch=row["batch"],
             document=row["document"], outcome=outcome,
             server_status=row["last_status"] if from_trace else row["server_status"], status_from_trace=from_trace,
             succeeded=succeeded, failure=row["failure"], total_seconds=row["total_seconds"],
@@ -831,11 +834,13 @@ def round_trends(per_round: list[RoundFigures]) -> dict:
     }
 
 
-def rounds_summary(jobs: list[Job], frames: dict[str, pl.DataFrame]) -> Rounds:
-    """Per-round figures and trends from 2 rounds on; the pooled success rate and downtime whatever the count."""
+def rounds_summary(jobs: list[Job], frames: dict[str, pl.DataFrame], attempts: int = 1) -> Rounds:
+    """Per-round figures and trends from 2 rounds on; the pooled success rate, downtime and the campaign's starts
+    whatever the count."""
     numbers = rounds_of(frames)
     downtime = _downtime(frames["downtime"])
-    common = {"count": max(1, len(numbers)), "pooled_success": success_rate(jobs), "downtime": downtime}
+    common = {"count": max(1, len(numbers)), "attempts": attempts, "pooled_success": success_rate(jobs),
+              "downtime": downtime}
     if len(numbers) < 2:
         return Rounds(**common)
     per_round = [round_figures(number, jobs, frames, downtime) for number in numbers]
@@ -880,7 +885,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     services = [ServiceCheck(**{name: row[name] for name in ServiceCheck.model_fields if name != "ok"},
                              ok=bool(row["ok"])) for row in verified.iter_rows(named=True)]
     faults = results_of(frames["faults"])
-    rounds = rounds_summary(jobs, frames)
+    rounds = rounds_summary(jobs, frames, max(1, len(manifest.get("attempts") or [])))
     return RunMetrics(
         run_id=manifest.get("run_id"),
         profile_name=manifest.get("profile_name") or profile.get("name"),

@@ -710,6 +710,17 @@ def stages_text(metrics: RunMetrics) -> str:
     return "; ".join(parts)
 
 
+def resumed_text(metrics: RunMetrics) -> str:
+    """"started 2 times (resumed once); jobs in flight when it was cut: 2, shown interrupted; a stage cut was run
+    again, and the figures cover the whole campaign"."""
+    attempts = metrics.rounds.attempts
+    cut = sum(1 for job in metrics.jobs if job.outcome == "interrupted" and job.attempt < attempts)
+    resumed = "once" if attempts == 2 else f"{attempts - 1} times"
+    return (f"started {attempts} times (resumed {resumed}); jobs in flight when it was cut: {cut}"
+            + (", shown interrupted" if cut else "") + "; a stage cut was run again, and the figures cover the whole "
+            "campaign")
+
+
 def stage_columns(metrics: RunMetrics) -> list[Column]:
     return [Column("round", "round", "int"), *STAGE_COLUMNS] if multi_round(metrics) else STAGE_COLUMNS
 

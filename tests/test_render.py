@@ -645,3 +645,19 @@ def test_downtime_of_a_single_round_is_still_reported():
     assert "## Rounds\n\nThe campaign ran one round." in text
     assert "- redis was unreachable for 30.0 s before round 1; it answered again." in text
     assert "  downtime:         redis was unreachable for 30.0 s before round 1" in console_summary(metrics, "/x")
+
+
+def test_a_resumed_campaign_says_so_and_counts_the_jobs_cut():
+    from tests.rounds_run import rounds_frames, rounds_manifest
+
+    frames = rounds_frames()
+    frames["jobs"] = frame("jobs", [*frames["jobs"].to_dicts(), {
+        "job_id": "cut", "stage": "concurrent", "round": 2, "attempt": 1, "level": 2, "batch": 0, "slot": 0,
+        "outcome": "interrupted"}])
+    manifest = {**rounds_manifest(), "attempts": [{"attempt": 1}, {"attempt": 2}]}
+    metrics = compute_metrics(frames, manifest, [])
+    assert metrics.rounds.attempts == 2 and metrics.rounds.per_round[1].interrupted_jobs == 1
+    assert ("- **Resumed:** started 2 times (resumed once); jobs in flight when it was cut: 1, shown interrupted; a "
+            "stage cut was run again, and the figures cover the whole campaign") in \
+        render_reports(metrics)["integration_performance_report.md"]
+    assert "Resumed" not in render_reports(compute_metrics(frames, rounds_manifest(), []))["test_api_latency.md"]
