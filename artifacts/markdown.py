@@ -672,7 +672,8 @@ PER_ROUND_COLUMNS = [Column("round", "round", "int"), Column("seconds", "seconds
                      Column("success 95 % CI %", "success_ci"), Column("interrupted", "interrupted", "int")]
 ROUND_USAGE_COLUMNS = [Column("round", "round", "int"), *USAGE_COLUMNS]
 TREND_METHOD = ("a figure's trend is the least-squares slope per round over the rounds' values, with its 95 % CI from "
-                "the t distribution and its p-value; the success rate's is the Cochran–Armitage trend test; "
+                "the t distribution and its p-value; the success rate's is the Cochran–Armitage trend test (normal "
+                "approximation, two-sided); "
                 "significant at p < 0.05; a trend needs at least 3 rounds. A round's job time and latency are its "
                 "medians (verified successes, answered probes), its RSS the mean of its samples during its single "
                 "and concurrent stages")
