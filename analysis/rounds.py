@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+import polars as pl
+
 from tasks.store import job_key
 
 ROUND_STAGES = ("single", "concurrent", "latency", "sequential")
@@ -48,6 +50,14 @@ def cut_jobs(job_rows: list[dict]) -> list[dict]:
     for row in job_rows:
         merged[job_key(row)] = {**merged.get(job_key(row), {}), **row}
     return [row for row in merged.values() if row.get("outcome") == "running"]
+
+
+def rerun_in_place(jobs: pl.DataFrame) -> pl.DataFrame:
+    """The jobs a resumed campaign is judged on: a job interrupted in an earlier attempt was cut by the crash and
+    its stage run again by a later attempt, whose job counts in its place (the cut one stays in the tables,
+    recorded apart as interrupted)."""
+    last = jobs["attempt"].max() if jobs.height else None
+    return jobs.filter(~((pl.col("outcome") == "interrupted") & (pl.col("attempt") < last))) if last else jobs
 
 
 def next_attempt(rows: dict[str, list[dict]]) -> int:
