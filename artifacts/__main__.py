@@ -111,7 +111,7 @@ def prune(argv: list[str]) -> int:
     if not pruned:
         print(f"nothing to prune in {args.results_dir}" + (" (--keep 0 keeps every run's videos)" if not args.keep
                                                             else ""))
-    return 1 if any(run.not_deleted for run in pruned) else 0
+    return 1 if any(run.problems for run in pruned) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

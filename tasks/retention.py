@@ -2,7 +2,8 @@
 
 Only the MP4 files of a run folder go (videos/ and faults/ alike). Everything its reports are rendered from
 stays: the ledger, the Parquet tables with every video's SHA-256 and integrity row, the manifest and the
-checks. The manifest records what was pruned and when (analysis.retention), so the run's reports say so.
+checks. The manifest records what was pruned and when (analysis.retention), and the run's reports are rendered
+again, so they say so.
 
 Runs are the folders of results_dir with a manifest, newest first by their recorded start; the `keep` most
 recent keep their videos. Never pruned: the current run, and a run still running (no end recorded and its
@@ -15,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
@@ -40,7 +42,8 @@ class Pruned(BaseModel):
     run_dir: Path
     files: int  # deleted (or, in a dry run, to delete)
     bytes: int
-    not_deleted: list[str] = []  # "videos/x.mp4: Permission denied": files that could not be deleted
+    # what went wrong: "videos/x.mp4: Permission denied" (a file not deleted), reports that could not be rendered
+    problems: list[str] = []
 
 
 def _epoch(iso) -> float | None:
@@ -106,7 +109,7 @@ def prune_videos(results_dir: Path, keep: int, *, current: Path | None = None,
                 try:
                     path.unlink(missing_ok=True)
                 except OSError as exc:
-                    failed.append(f"{path.relative_to(run.path)}: {exc.strerror or exc}")
+                    failed.append(f"not deleted: {path.relative_to(run.path)}: {exc.strerror or exc}")
                     sizes.pop(path)
         files, size = len(sizes), sum(sizes.values())
         if files and not dry_run:
@@ -116,13 +119,26 @@ def prune_videos(results_dir: Path, keep: int, *, current: Path | None = None,
                 "at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
                 "files": files + int(before.get("files") or 0),
                 "bytes": size + int(before.get("bytes") or 0), "keep": keep}})
-        pruned.append(Pruned(run_dir=run.path, files=files, bytes=size, not_deleted=failed))
+        if files and not dry_run and (run.path / "reports").is_dir():
+            failed += rewrite_reports(run.path)
+        pruned.append(Pruned(run_dir=run.path, files=files, bytes=size, problems=failed))
     return pruned
+
+
+def rewrite_reports(run_dir: Path) -> list[str]:
+    """Render a pruned run's reports again, so they say its videos were pruned; [why not] when that failed."""
+    from artifacts.publish import write_reports  # imported here: artifacts.compare imports this module
+
+    try:
+        write_reports(run_dir)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # a damaged file in an old run folder
+        return [f"reports not rendered again: {type(exc).__name__}: {exc}"]
+    return []
 
 
 def pruned_line(pruned: Pruned, dry_run: bool = False) -> str:
     """"runs/20261120T020000Z-ab12: 14 videos, 12.4 MB pruned" (and the files that could not be deleted)."""
-    failed = f"; not deleted: {'; '.join(pruned.not_deleted)}" if pruned.not_deleted else ""
+    failed = f"; {'; '.join(pruned.problems)}" if pruned.problems else ""
     return (f"{pruned.run_dir}: {pruned.files} {'video' if pruned.files == 1 else 'videos'}, "
             f"{pruned.bytes / 2 ** 20:.1f} MB {'would be pruned' if dry_run else 'pruned'}{failed}")
 

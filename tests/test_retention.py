@@ -14,7 +14,6 @@ import pytest
 
 from analysis.metrics import metrics_of
 from artifacts.__main__ import main
-from artifacts.markdown import render_reports
 from profiles.settings import ProfileError, load_profile
 from tasks.retention import prune_videos, stored_runs
 
@@ -96,15 +95,19 @@ def test_never_the_current_run_nor_one_still_running(results):
 def test_a_pruned_run_still_renders_and_says_its_videos_were_pruned(tmp_path):
     old = run_folder(tmp_path, "old", "2026-11-20T02:00:00+00:00", tables=True)
     run_folder(tmp_path, "new", "2026-11-21T02:00:00+00:00")
+    (old / "reports").mkdir()  # rendered when the run ended, before its videos were pruned
     hashes = pl.read_parquet(old / "videos.parquet")["sha256"].to_list()
-    assert [run.run_dir for run in prune_videos(tmp_path, keep=1)] == [old]
+    [pruned] = prune_videos(tmp_path, keep=1)
+    assert pruned.run_dir == old and pruned.problems == []
     assert pl.read_parquet(old / "videos.parquet")["sha256"].to_list() == hashes  # hashes and integrity rows kept
     metrics = metrics_of(old)
     assert metrics.videos_pruned.startswith("videos pruned on ") and \
         metrics.videos_pruned.endswith("(2 files, 0.0 MB) by retention, hashes and integrity rows kept")
-    report = render_reports(metrics)["test_video_integrity.md"]
-    assert f"- **Videos:** {metrics.videos_pruned} (videos.parquet)" in report
     assert len(metrics.videos) == len(hashes)  # the integrity table is still there
+    # its reports were rendered again: they say the videos were pruned
+    for name in ("test_video_integrity.md", "integration_performance_report.md"):
+        assert f"- **Videos:** {metrics.videos_pruned} (videos.parquet)" in (old / "reports" / name).read_text()
+    assert (old / "reports" / "test_video_integrity.html").is_file()
 
 
 def test_the_cli_prunes_and_dry_runs(results, capsys):
