@@ -44,7 +44,9 @@ METHODS = (f"The first run is the baseline: a change is a later run's figure min
            f"difference ({BOOTSTRAP_RESAMPLES} resamples of each run's raw values, fixed seed) and, for a rate, "
            f"Newcombe's hybrid score interval built from the two Wilson intervals; either from n ≥ {CI_MIN_N} on "
            "both sides. A figure a run has only one value of (throughput, CPU and memory, contract rules, "
-           "recovery seconds) has no interval. A change is marked significant where its interval excludes 0.")
+           "recovery seconds) has no interval. A change is marked significant where its interval excludes 0; with "
+           "many figures compared, about one in twenty of those that did not change is marked by chance, so read a "
+           "mark as a lead to look at, not a proof.")
 TOO_FEW = f"too few values for an interval (fewer than {CI_MIN_N} on a side)"
 ONE_VALUE = {
     "throughput": "one wall time per level and run: no interval",

@@ -104,8 +104,8 @@ def no_interval_notes(section: Section) -> list[str]:
 
 
 def significant_lines(c: Comparison) -> list[str]:
-    """"B: job seconds, median, 5 concurrent jobs: +1.20 s (+39.5 %), 95 % CI +0.80 to +1.60"."""
-    return [f"{side.label}: {section.title.lower()}, {row.figure}: {change_cell(change, row)}, 95 % CI "
+    """"B: Job seconds, median, 5 concurrent jobs: +1.20 s (+39.5 %), 95 % CI +0.80 to +1.60"."""
+    return [f"{side.label}: {section.title}, {row.figure}: {change_cell(change, row)}, 95 % CI "
             f"{interval_cell(change, row.kind)}" for section, row, side, change in c.significant()]
 
 

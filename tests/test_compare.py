@@ -157,7 +157,7 @@ def test_the_report_marks_significant_changes_and_says_what_is_missing(runs, tmp
     assert path == tmp_path / "out" / "comparison_a_b.md" and path.with_suffix(".html").is_file()
     text = path.read_text()
     assert "| median, sequential runs | s | 0.77 (n=5) | 10.77 (n=5) | +10.00 s (" in text
-    assert "**yes**" in text and "- B: job seconds, median, sequential runs: +10.00 s" in text
+    assert "**yes**" in text and "- B: Job seconds, median, sequential runs: +10.00 s" in text
     assert "not comparable (B: no 2 concurrent jobs)" in text
     assert "Resource samples are a time series, not independent draws: no interval." in text
 
@@ -221,7 +221,7 @@ def test_a_flow_publishes_the_comparison_with_the_previous_run(prefect_server, t
     written = campaign_end([str(current), str(first)])
     assert written == [str(current / "reports" / "comparison_previous_current.md"), None]
     published = Artifact.get("smoke-comparison-with-previous")
-    assert published.type == "markdown" and "- B: job seconds, median, sequential runs: +10.00 s" in published.data
+    assert published.type == "markdown" and "- B: Job seconds, median, sequential runs: +10.00 s" in published.data
     assert Artifact.get("local-comparison-with-previous") is None
 
 
