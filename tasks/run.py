@@ -307,7 +307,8 @@ def reopen_run(profile: Profile, run_dir: str, flow_run_id: str | None = None) -
     hold_run(folder)
     ledger = Ledger.of(folder)
     recorded = read_ledger(folder)
-    attempt = next_attempt(recorded)
+    manifest = read_json(folder / MANIFEST, {})
+    attempt = max(next_attempt(recorded), len(manifest.get("attempts", [])) + 1)  # a start that recorded nothing
     cut = f"cut: the campaign's process ended while it ran (continued by attempt {attempt})"
     for job in cut_jobs(recorded["jobs"]):
         ledger.record("jobs", **{name: job.get(name) for name in JOB_KEY}, outcome="interrupted", failure=cut)
@@ -315,7 +316,6 @@ def reopen_run(profile: Profile, run_dir: str, flow_run_id: str | None = None) -
         ledger.record("stages", round=stage.get("round"), attempt=stage.get("attempt"), stage=stage["stage"],
                       started_at=stage.get("started_at"), finished_at=None, outcome="interrupted", detail=cut)
     ledger.attempt = attempt
-    manifest = read_json(folder / MANIFEST, {})
     update_manifest(run_dir, finished_at=None, outcome="running", attempts=[
         *manifest.get("attempts", []), {"attempt": attempt, "flow_run_id": flow_run_id, "started_at": _now()}])
     return attempt

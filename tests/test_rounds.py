@@ -231,3 +231,33 @@ def test_durations_and_round_lines():
     assert round_line(2, 3, None, 0.0) == "round 2 of 3"
     assert round_line(4, None, 4320.0, 0.0) == "round 4 of a soak ending in 1 h 12 min"
     assert round_line(9, None, 10.0, 20.0) == "round 9 of a soak whose time is up: its last"
+
+
+def test_a_retried_flow_run_continues_its_own_folder_and_another_flow_run_is_refused(prefect_server, tmp_path):
+    """What a retry from the Prefect UI does: the same flow run (same id, same parameters) starts the flow again."""
+    from prefect import flow
+
+    from flows.lifecycle import open_campaign
+    from tasks.run import RunRefused, release_run
+
+    overrides = [f'results_dir="{tmp_path}"']
+
+    @flow
+    def started_twice() -> tuple:
+        first = open_campaign("smoke", overrides, "", None, "", "")
+        release_run(first.run_dir)  # as when its process died
+        again = open_campaign("smoke", overrides, "", None, "", "")
+        release_run(again.run_dir)
+        return first, again
+
+    first, again = started_twice()
+    assert again.run_dir == first.run_dir and (first.attempt, again.attempt) == (1, 2)
+    manifest = json.loads((Path(first.run_dir) / "manifest.json").read_text())
+    assert len({attempt["flow_run_id"] for attempt in manifest["attempts"]}) == 1
+
+    @flow
+    def another_flow_run() -> None:
+        open_campaign("smoke", overrides, Path(first.run_dir).name, None, "", "")
+
+    with pytest.raises(RunRefused, match="is taken"):
+        another_flow_run()
