@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # no display: before anything else of matplotlib is impor
 
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from analysis.metrics import RunMetrics  # noqa: E402
 from analysis.series import PHASES  # noqa: E402
@@ -27,6 +27,7 @@ from analysis.series import PHASES  # noqa: E402
 FOLDER = "figures"  # under reports/
 DPI = 150
 WIDTH_IN, HEIGHT_IN = 7.0, 4.0
+LABELLED_ROUNDS = 20  # up to this many rounds, each is ticked and its point labelled; beyond, they would overlap
 PHASE_NAMES = {"queued_s": "queued", "script_s": "script", "audio_s": "audio", "visual_s": "visual",
                "compose_s": "compose"}
 # SVG ids are random unless salted; PNG and SVG carry no creation date
@@ -217,6 +218,22 @@ def _latency(metrics: RunMetrics, figure: Figure) -> str | None:
             + (f" Probes without the expected answer, not drawn: {', '.join(unanswered)}." if unanswered else ""))
 
 
+def _per_round_n(counts: list[tuple[int, int]]) -> str:
+    """"n=6 in each of 3 rounds", or "round 1 n=2, round 2 n=1" when they differ."""
+    if len({n for _, n in counts}) == 1:
+        return f"n={counts[0][1]} in each of {len(counts)} rounds"
+    return _n_list([(f"round {number}", n) for number, n in counts])
+
+
+def _round_axis(axes: Axes, rounds: list[int]) -> None:
+    """Rounds on the x axis: each one ticked while they are few, whole numbers only beyond."""
+    if len(rounds) <= LABELLED_ROUNDS:
+        axes.set_xticks(rounds)
+    else:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("round")
+
+
 def _success_per_round(metrics: RunMetrics, figure: Figure) -> str | None:
     per_round = [figures for figures in metrics.rounds.per_round if figures.success.n]
     if len(metrics.rounds.per_round) < 2 or not per_round:
@@ -229,24 +246,25 @@ def _success_per_round(metrics: RunMetrics, figure: Figure) -> str | None:
     high = [figures.success.ci.high * 100 - share if figures.success.ci else 0.0
             for share, figures in zip(shares, per_round, strict=True)]
     axes.errorbar(rounds, shares, yerr=[low, high], marker="o", capsize=4, linestyle="-")
-    for figures, share in zip(per_round, shares, strict=True):
+    labelled = len(per_round) <= LABELLED_ROUNDS
+    for figures, share in zip(per_round, shares, strict=True) if labelled else ():
         axes.annotate(f"{figures.success.k}/{figures.success.n}", (figures.round, share), textcoords="offset points",
                       xytext=(6, -12), fontsize=8)
     pooled = metrics.rounds.pooled_success
     if pooled.value is not None:
         axes.axhline(pooled.value * 100, color="grey", linestyle="--", linewidth=1, label="pooled")
         axes.legend(loc="lower left")
-    axes.set_xticks(rounds)
-    axes.set_xlabel("round")
+    _round_axis(axes, rounds)
     axes.set_ylabel("verified successes (%)")
     axes.set_ylim(-5, 105)
     without = [figures.round for figures in per_round if figures.success.ci is None]
     trend = metrics.rounds.success_trend
-    return ("Share of each round's jobs that delivered a verified video (jobs that reached an outcome; k/n beside "
-            f"each point; {_n_list([(f'round {f.round}', f.success.n) for f in per_round])}); bars: 95 % Wilson "
-            "interval (from n ≥ 5)"
-            + (f", none for {'round' if len(without) == 1 else 'rounds'} {', '.join(map(str, without))} (n < 5)"
-               if without else "")
+    return ("Share of each round's jobs that delivered a verified video (jobs that reached an outcome"
+            + ("; k/n beside each point" if labelled else "")
+            + f"; {_per_round_n([(f.round, f.success.n) for f in per_round])}); bars: 95 % Wilson interval (from "
+            "n ≥ 5)"
+            + ("" if not without else ", none in any round (n < 5)" if len(without) == len(per_round) else
+               f", none for {'round' if len(without) == 1 else 'rounds'} {', '.join(map(str, without))} (n < 5)")
             + f"; dashed: pooled over every round ({pooled.k} of {pooled.n})."
             + (f" {trend.sentence[:1].upper()}{trend.sentence[1:]}." if trend else ""))
 
@@ -266,15 +284,14 @@ def _job_time_per_round(metrics: RunMetrics, figure: Figure) -> str | None:
                       yerr=[[s.median - c.low if c else 0.0 for (_, s), c in zip(points, ci, strict=True)],
                             [c.high - s.median if c else 0.0 for (_, s), c in zip(points, ci, strict=True)]],
                       marker="o", capsize=4, label=f"level {level}")
-        counts.append((f"level {level}", "/".join(str(seconds.n) for _, seconds in points)))
-    axes.set_xticks([figures.round for figures in per_round])
-    axes.set_xlabel("round")
+        counts.append((f"level {level}", _per_round_n([(r, seconds.n) for r, seconds in points])))
+    _round_axis(axes, [figures.round for figures in per_round])
     axes.set_ylabel("median end-to-end job time (s)")
     axes.set_ylim(bottom=0)
     axes.legend()
     return ("Median end-to-end seconds of each round's verified successes per concurrency level; bars: 95 % "
-            "confidence interval of the median (bootstrap, from n ≥ 5); n per round: "
-            + "; ".join(f"{label} n={counts_text}" for label, counts_text in counts) + ".")
+            "confidence interval of the median (bootstrap, from n ≥ 5); "
+            + "; ".join(f"{label}: {counts_text}" for label, counts_text in counts) + ".")
 
 
 # name → (title, drawing function): a function returns its caption, or None when its data is absent

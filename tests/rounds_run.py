@@ -28,7 +28,7 @@ def _round_rows(r: int) -> dict[str, list[dict]]:
     latency = [{"endpoint": "health", "round": r, "i": i, "t": start + 50 + i,
                 "ms": 10.0 + 2 * r + NOISE[(i + r) % 6], "status_code": 200, "ok": True} for i in range(5)]
     samples = [{"stage": "concurrent", "round": r, "t": start + 5 + i, "service": service, "processes": 1,
-                "cpu_percent": 40.0, "rss_bytes": int((mb + NOISE[r + i]) * MB)}
+                "cpu_percent": 40.0, "rss_bytes": int((mb + NOISE[(r + i) % 6]) * MB)}
                for i in range(2) for service, mb in (("server", 100 + LEAK_MB * r), ("tts", 50.0))]
     stages = [{"stage": stage, "round": r, "started_at": start + offset, "finished_at": start + offset + 40,
                "outcome": "completed"} for offset, stage in ((0, "concurrent"), (50, "latency"))]

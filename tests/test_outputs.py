@@ -294,10 +294,10 @@ def test_rounds_draw_success_and_job_time_per_round(rounds, tmp_path):
     drawn = {figure.name: figure for figure in write_figures(rounds, tmp_path)}
     assert set(ROUND_FIGURES) <= set(drawn)
     success = drawn["success_per_round"].caption
-    assert "round 1 n=2, round 2 n=2, round 3 n=2, round 4 n=2" in success
+    assert "n=2 in each of 4 rounds); bars: 95 % Wilson interval (from n ≥ 5), none in any round (n < 5)" in success
     assert "pooled over every round (7 of 8)" in success
     assert "Cochran–Armitage" in success
-    assert "level 2 n=2/2/2/1" in drawn["job_time_per_round"].caption
+    assert "level 2: round 1 n=2, round 2 n=2, round 3 n=2, round 4 n=1" in drawn["job_time_per_round"].caption
     assert ElementTree.parse(tmp_path / drawn["success_per_round"].svg).getroot().tag.endswith("svg")
 
 
