@@ -678,6 +678,7 @@ TREND_METHOD = ("a figure's trend is the least-squares slope per round over the 
                 "medians (verified successes, answered probes), its RSS the mean of its samples during its single "
                 "and concurrent stages")
 ROUND_STAGES_TEXT = "the single request, the concurrent runs, the API latency and the sequential reliability"
+LISTED_ROUNDS = 10  # up to this many rounds a sentence lists each one's figure; beyond, their range
 
 
 def multi_round(metrics: RunMetrics) -> bool:
@@ -820,10 +821,25 @@ def pooled_sentence(metrics: RunMetrics) -> str:
     rounds = metrics.rounds
     if not rounds.pooled_success.n:
         return f"Pooled over {rounds.count} rounds, no job reached an outcome."
-    shares = [f"{fmt(figures.success.value, 'rate')} %" for figures in rounds.per_round]
-    counts = [str(figures.success.n) for figures in rounds.per_round]
     return (f"Pooled over {rounds.count} rounds, {rate_text(rounds.pooled_success)} jobs delivered a verified video; "
-            f"per round {listed(shares)} (n = {listed(counts)}).")
+            f"per round {per_round_success(metrics)}.")
+
+
+def per_round_success(metrics: RunMetrics) -> str:
+    """"100.0 %, 100.0 % and 50.0 % (n = 2, 2 and 2)"; over more than LISTED_ROUNDS rounds "from 50.0 % (round 4) to
+    100.0 % (n = 2 to 6)"; a round with no job that reached an outcome is left out."""
+    decided = [figures for figures in metrics.rounds.per_round if figures.success.n]
+    if not decided:
+        return "no job reached an outcome"
+    counts = [figures.success.n for figures in decided]
+    if len(decided) <= LISTED_ROUNDS:
+        shares = [f"{fmt(figures.success.value, 'rate')} %" for figures in decided]
+        return f"{listed(shares)} (n = {listed([str(n) for n in counts])})"
+    low = min(decided, key=lambda figures: figures.success.value)
+    high = max(figures.success.value for figures in decided)
+    n = f"n = {counts[0]} each" if len(set(counts)) == 1 else f"n = {min(counts)} to {max(counts)}"
+    return (f"from {fmt(low.success.value, 'rate')} % (round {low.round}) to {fmt(high, 'rate')} % ({n}, "
+            f"{len(decided)} rounds)")
 
 
 def trend_method() -> str:
@@ -853,9 +869,8 @@ def rounds_console(metrics: RunMetrics) -> list[tuple[str, str]]:
     rounds = metrics.rounds
     lines = []
     if multi_round(metrics):
-        shares = [fmt(figures.success.value, "rate") for figures in rounds.per_round]
         lines.append(("rounds", f"{rounds.count}, the figures above pool them; verified per round: "
-                                f"{', '.join(share + ' %' if share != MISSING else share for share in shares)}"))
+                                f"{per_round_success(metrics)}"))
         if rounds.count < MIN_POINTS:
             lines.append(("trends", f"too few rounds for a trend ({rounds.count}; a trend needs at least "
                                     f"{MIN_POINTS})"))

@@ -614,8 +614,8 @@ def test_the_console_gives_success_per_round_and_the_significant_trends():
     from tests.rounds_run import rounds_metrics
 
     summary = console_summary(rounds_metrics(), "/runs/x")
-    assert "  rounds:           4, the figures above pool them; verified per round: 100.0 %, 100.0 %, 100.0 %, 50.0 %" \
-        in summary
+    assert "  rounds:           4, the figures above pool them; verified per round: 100.0 %, 100.0 %, 100.0 % and " \
+           "50.0 % (n = 2, 2, 2 and 2)" in summary
     assert "  trend:            server RSS grew 5.1 MB per round, 95 % CI 4.9–5.2, p < 0.001 (n = 4 rounds)" in summary
     assert "tts RSS" not in summary  # not significant: only the significant trends are printed
     assert "  downtime:         tts was unreachable for 12.5 s before round 3; it answered again" in summary
@@ -661,3 +661,11 @@ def test_a_resumed_campaign_says_so_and_counts_the_jobs_cut():
             "stage cut was run again, and the figures cover the whole campaign") in \
         render_reports(metrics)["integration_performance_report.md"]
     assert "Resumed" not in render_reports(compute_metrics(frames, rounds_manifest(), []))["test_api_latency.md"]
+
+
+def test_many_rounds_are_said_as_a_range():
+    from tests.rounds_run import rounds_metrics
+
+    metrics = rounds_metrics(12)
+    assert "per round from 50.0 % (round 4) to 100.0 % (n = 2 each, 12 rounds)." in \
+        render_reports(metrics)["integration_performance_report.md"]
