@@ -115,7 +115,7 @@ def report_where(run_dir: str, stage: str, progress_id: str | None, total_jobs: 
         line = f"{where}: {progress_line(progress.done, total_jobs, left)}"
         share = progress.done / total_jobs if total_jobs > 0 else 0.0
     else:
-        line = f"{where}: {progress.done} jobs done"
+        line = f"{where}: {progress.done} {'job' if progress.done == 1 else 'jobs'} done"
         share = 1 - max(0.0, progress.deadline - now) / progress.duration_s if progress.duration_s else 0.0
     get_run_logger().info("%s", line)
     report_progress(progress_id, 100.0 * share, line)
