@@ -34,7 +34,7 @@ from analysis.rounds import campaign_rounds, kept_stages, parse_duration, resume
 from profiles.settings import Profile, ProfileError, load_profile, with_campaign
 from stack.children import own_session_dying_with_parent
 from tasks.interrupt import Interrupted, request_stop, stop_requested
-from tasks.run import RunRefused, open_run, reopen_run, resumable, run_folder
+from tasks.run import RunRefused, open_run, reopen_run, resumable, run_path
 from tasks.store import MANIFEST, Ledger, read_json, read_ledger
 
 # Defaults only: a value the user set (environment, prefect.toml, a Prefect profile) wins.
@@ -182,12 +182,11 @@ def open_campaign(profile: str, overrides: Sequence[str], run_id: str, rounds: i
             raise ProfileError(str(exc)) from None
         invocation = {"profile": profile, "overrides": list(overrides), "rounds": rounds, "duration_s": seconds}
         settings = campaign_profile(invocation)
-        run_dir = (settings.results_dir / (run_id or run_id_of_flow_run())).resolve()
+        run_dir = run_path(settings.results_dir, run_id or run_id_of_flow_run())
         if run_dir.exists():  # a retry of this flow run continues it; any other campaign's folder is refused
             resumable(run_dir, flow_run_id)
             attempt = reopen_run(settings, str(run_dir), flow_run_id)
         else:
-            run_folder(settings.results_dir, run_dir.name)  # a run id that is not a plain name is refused
             open_run(settings, run_dir.name, invocation, flow_run_id)
             attempt = 1
     ledger = Ledger.of(run_dir)

@@ -204,13 +204,18 @@ def _taken(run_id: str, run_dir: Path) -> RunRefused:
                       f"where it was cut: python -m flows.full_suite --resume {run_dir}")
 
 
-def run_folder(results_dir: Path, run_id: str) -> Path:
-    """Where a NEW run with this id goes; RunRefused when the id is not a plain name or its folder exists
-    (for a command line to refuse it before anything starts)."""
+def run_path(results_dir: Path, run_id: str) -> Path:
+    """`results_dir/<run-id>`, new or not; RunRefused when the id is not a plain name."""
     if not RUN_ID.fullmatch(run_id):
         raise RunRefused(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only, starting with a letter "
                          "or digit (it names a folder in results_dir)")
-    run_dir = (results_dir / run_id).resolve()
+    return (results_dir / run_id).resolve()
+
+
+def run_folder(results_dir: Path, run_id: str) -> Path:
+    """Where a NEW run with this id goes; RunRefused when the id is not a plain name or its folder exists
+    (for a command line to refuse it before anything starts)."""
+    run_dir = run_path(results_dir, run_id)
     if run_dir.exists():
         raise _taken(run_id, run_dir)
     return run_dir

@@ -261,3 +261,27 @@ def test_a_retried_flow_run_continues_its_own_folder_and_another_flow_run_is_ref
 
     with pytest.raises(RunRefused, match="is taken"):
         another_flow_run()
+
+
+def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path):
+    from profiles.settings import load_profile
+    from tasks.run import RunRefused, hold_run, release_run, reopen_run, resumable
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(RunRefused, match="not a run folder"):
+        resumable(run)
+    (run / LEDGER).write_text("")
+    (run / "manifest.json").write_text(json.dumps({"outcome": "measured", "finished_at": "2026-11-27T03:00:00+00:00",
+                                                   "invocation": {"profile": "smoke", "overrides": []}}))
+    with pytest.raises(RunRefused, match="ended measured .* nothing to resume"):
+        resumable(run)
+    (run / "manifest.json").write_text(json.dumps({"outcome": "running"}))
+    with pytest.raises(RunRefused, match="does not say how it was started"):
+        resumable(run)
+    hold_run(run)  # its campaign still runs (here: this process)
+    try:
+        with pytest.raises(RunRefused, match="is running right now"):
+            reopen_run.fn(load_profile("smoke"), str(run))
+    finally:
+        release_run(run)
