@@ -13,21 +13,21 @@ are flagged in the integrity report whatever the cause.
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
-import unicodedata
 from pathlib import Path
 
 from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject
 
-from stack.server.extract import ExtractError, pdf_text
+from stack.server.extract import ExtractError, extract_text
 
 # the types the contract's server accepts (../shared/CONTRACT.md), by file name suffix
 SUPPORTED = {".txt": "text", ".md": "text", ".pdf": "pdf"}
-# a text document holds next to no control characters; a binary decoded by accident holds many
-MAX_CONTROL_SHARE = 0.1
-_TEXT_WHITESPACE = frozenset("\t\n\r\f\v")
+# a text in UTF-16 (which the server reads when it starts with its BOM) gets its nonce line in UTF-16 too;
+# UTF-8, Windows-1252 and latin-1 all read the line's ASCII as itself
+_UTF16 = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
 _NONCE = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 _NONCE_FONT = NameObject("/T2VBenchNonce")
 
@@ -45,10 +45,11 @@ def unique_upload(name: str, data: bytes, nonce: str) -> bytes:
     kind = SUPPORTED.get(Path(name).suffix.lower())
     line = nonce_line(nonce)
     if kind == "text":
-        newline = b"\r\n" if b"\r\n" in data else b"\n"
+        encoding = next((codec for bom, codec in _UTF16.items() if data.startswith(bom)), "ascii")
+        newline = "\r\n".encode(encoding) if "\r\n".encode(encoding) in data else "\n".encode(encoding)
         ending = b"" if data.endswith(newline) or not data else newline
         # a blank line first: the comment is a block of its own, not the end of the last paragraph
-        return data + ending + newline + line.encode() + newline
+        return data + ending + newline + line.encode(encoding) + newline
     if kind == "pdf":
         try:
             return _pdf_with_text(data, line)
@@ -80,30 +81,14 @@ def _pdf_with_text(data: bytes, text: str) -> bytes:
 
 # --- checks when the profile loads ---
 
-def text_problem(data: bytes) -> str | None:
-    """Why the bytes of a .txt/.md are not a text document, else None."""
-    if b"\x00" in data:
-        return f"not text: holds NUL bytes ({data.count(0)}), a binary file or UTF-16"
+def text_problem(name: str, data: bytes) -> str | None:
+    """Why the document `name` holding `data` gives the server no text, else None: the bundled server's own
+    reading (stack.server.extract), so a document is refused here exactly when that server would refuse it
+    (UTF-8, UTF-16 with its BOM and Windows-1252 are text; binary data and a PDF without text are not)."""
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return f"not text: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-    if not text.strip():
-        return "holds no text (only whitespace)"
-    control = sum(1 for char in text if unicodedata.category(char) == "Cc" and char not in _TEXT_WHITESPACE)
-    if control > MAX_CONTROL_SHARE * len(text):
-        return f"not text: {control * 100 // len(text)} % of its characters are control characters"
-    return None
-
-
-def pdf_problem(data: bytes) -> str | None:
-    """Why a PDF gives the server no text, else None (read with the bundled server's own extraction)."""
-    try:
-        text = pdf_text(data)
+        extract_text(data, name)
     except ExtractError as exc:
         return str(exc)
-    if not text.replace("\x00", "").strip():
-        return "a PDF with no extractable text (a scanned PDF holds images, not text)"
     return None
 
 
@@ -113,8 +98,7 @@ def content_problem(name: str, data: bytes, max_upload_bytes: int, unique: bool)
         return "empty file"
     if len(data) > max_upload_bytes:
         return too_large(len(data), max_upload_bytes)
-    kind = SUPPORTED[Path(name).suffix.lower()]
-    problem = text_problem(data) if kind == "text" else pdf_problem(data)
+    problem = text_problem(name, data)
     if problem or not unique:
         return problem
     try:

@@ -3,6 +3,7 @@ reason; every upload is made unique with a line a narrator does not read; identi
 
 from __future__ import annotations
 
+import codecs
 import io
 from pathlib import Path
 
@@ -39,12 +40,11 @@ def refusal(tmp_path: Path, name: str, content: bytes, *overrides: str) -> str:
 
 @pytest.mark.parametrize(("name", "content", "reason"), [
     ("empty.txt", b"", "empty file"),
-    ("blank.md", b" \n\t\n", "holds no text (only whitespace)"),
-    ("latin1.txt", "Crème brûlée\n".encode("latin-1"), "not text: not valid UTF-8 (byte 0xe8 at offset 2)"),
-    ("utf16.txt", "hello\n".encode("utf-16"), "not text: holds NUL bytes (6), a binary file or UTF-16"),
-    ("escapes.md", b"\x1b\x07\x01\x02\x03ab\x04\x05\x06\x0e\x0f\n", "not text: 76 % of its characters are control "
-                                                                  "characters"),
-    ("scan.pdf", blank_pdf(), "a PDF with no extractable text (a scanned PDF holds images, not text)"),
+    ("blank.md", b" \n\t\n", "no text: 'blank.md' holds no extractable text"),
+    ("escapes.md", b"\x1b\x07\x01\x02\x03ab\x04\x05\x06\x0e\x0f\n", "no text: 'escapes.md' is binary data, not "
+                                                                  "text (77% of it control bytes"),
+    ("utf16-without-bom.txt", "hello there\n".encode("utf-16-le"), "no text: 'utf16-without-bom.txt' is binary data"),
+    ("scan.pdf", blank_pdf(), "no text: 'scan.pdf' holds no extractable text (a scanned PDF holds images, not text)"),
     ("broken.pdf", b"%PDF-1.4\nthis is no PDF\n", "unreadable PDF:"),
     ("slides.docx", b"PK\x03\x04 a zip", "unsupported type '.docx' (the target takes .txt, .md, .pdf)"),
     ("README", b"plain words\n", "unsupported type no suffix (the target takes .txt, .md, .pdf)"),
@@ -54,6 +54,27 @@ def test_a_document_the_target_cannot_use_is_refused_with_its_reason(tmp_path, n
     profile_path = Path(__file__).parent.parent / "profiles" / "smoke.toml"
     assert message.startswith(f"profile {profile_path}: invalid\n  workload.documents: {tmp_path / name}: {reason}")
     assert len(message.splitlines()) == 2  # one line: what is wrong, no traceback
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("utf16.txt", "Crème brûlée, a note in UTF-16.\r\n".encode("utf-16")),  # with its BOM, as Windows writes it
+    ("utf16be.md", codecs.BOM_UTF16_BE + "# Bread\n\nFlour and water.\n".encode("utf-16-be")),
+    ("windows.txt", "“Crème brûlée” – a note\n".encode("cp1252")),
+])
+def test_a_document_the_bundled_server_reads_as_text_is_accepted_and_sent_unique_in_its_encoding(tmp_path, name,
+                                                                                                   content):
+    """The profile's check is the bundled server's reading itself: what it takes as text loads, and the nonce line
+    is added in the document's own encoding, so the server reads the original text and then the line."""
+    document = tmp_path / name
+    document.write_bytes(content)
+    profile = load_profile("smoke", [f"workload.documents=['{document}']", f'results_dir="{tmp_path}"'])
+    assert profile.workload.documents == [document]
+    sent = unique_upload(name, content, NONCE)
+    assert sent.startswith(content)
+    text = extract_text(sent, name)
+    assert text.startswith(extract_text(content, name)) and text.endswith(nonce_line(NONCE))
+    newline = "\r\n" if "\r\n" in text else "\n"
+    assert text.removesuffix(nonce_line(NONCE)).endswith(2 * newline)  # a block of its own, in the text's line ending
 
 
 def test_a_document_over_the_upload_limit_is_refused_without_being_read(tmp_path):
@@ -80,8 +101,8 @@ def test_every_bad_document_is_named_each_on_its_line(tmp_path):
                                f"'{tmp_path / 'scan.pdf'}']", f'results_dir="{tmp_path}"'])
     assert str(refused.value).splitlines()[1:] == [
         f"  workload.documents: {tmp_path / 'empty.md'}: empty file",
-        f"  workload.documents: {tmp_path / 'scan.pdf'}: a PDF with no extractable text (a scanned PDF holds images, "
-        "not text)"]
+        f"  workload.documents: {tmp_path / 'scan.pdf'}: no text: 'scan.pdf' holds no extractable text (a scanned PDF "
+        "holds images, not text)"]
 
 
 # --- every upload made unique -----------------------------------------------------------------------------
