@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,28 +95,32 @@ def fault_jobs_profile(profile: Profile) -> Profile:
 
 def _run_command(setting: str, command: str, timeout_s: float, stop_aware: bool) -> str | None:
     """Run `command` with `sh -c` in a session of its own within `timeout_s` (and, if `stop_aware`, until a stop
-    request); None when it exited 0, else what went wrong, in words, with its output masked."""
-    proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    ends = time.monotonic() + timeout_s
-    why = None
-    while proc.poll() is None:
-        if time.monotonic() > ends:
-            why = f"{setting}: not done within {timeout_s:g} s (stopped)"
-        elif stop_aware and stop_requested():
-            why = f"{setting}: stopped by the run's stop"
-        if why:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            break
-        time.sleep(COMMAND_POLL_S)
-    output = proc.stdout.read().decode(errors="replace").strip()
-    proc.stdout.close()
+    request); None when it exited 0, else what went wrong, in words, with its output masked.
+
+    Its output goes to a file, not a pipe: a child it left in the background (`sleep 20 & echo started`) would
+    hold a pipe open past the bound. At the bound the whole session is killed, whatever it spawned included."""
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        ends = time.monotonic() + timeout_s
+        why = None
+        while proc.poll() is None:
+            if time.monotonic() > ends:
+                why = f"{setting}: not done within {timeout_s:g} s (stopped)"
+            elif stop_aware and stop_requested():
+                why = f"{setting}: stopped by the run's stop"
+            if why:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+            time.sleep(COMMAND_POLL_S)
+        output.seek(0)
+        text = output.read().decode(errors="replace").strip()
     if why is None and proc.returncode != 0:
         why = f"{setting}: exited {proc.returncode}"
-    if why and output:
-        why += f": {redact_text(output[-COMMAND_OUTPUT_CHARS:])}"
+    if why and text:
+        why += f": {redact_text(text[-COMMAND_OUTPUT_CHARS:])}"
     return why
 
 

@@ -173,6 +173,18 @@ def test_a_fault_command_is_bounded_and_its_output_masked():
     assert time.monotonic() - started < 5
 
 
+def test_a_fault_command_is_bounded_even_when_a_child_keeps_its_output_open():
+    """A child left in the background holds the command's output open: the command still ends when its shell
+    does, and one still running at the bound is killed with everything it spawned."""
+    started = time.monotonic()
+    assert _run_command("faults.actions.tts.killed.inject", "sleep 20 & echo started", 3, stop_aware=True) is None
+    assert time.monotonic() - started < 2
+    started = time.monotonic()
+    late = _run_command("faults.actions.tts.killed.inject", "(sleep 20; echo never) & echo started; sleep 20", 1, True)
+    assert late == "faults.actions.tts.killed.inject: not done within 1 s (stopped): started"
+    assert time.monotonic() - started < 3
+
+
 # ---- the supervisor: one service at a time, the others keep running --------------------------------
 
 def healthy(client: httpx.Client) -> dict:
