@@ -13,7 +13,6 @@ cancelled as soon as its probes are done.
 from __future__ import annotations
 
 import json
-import mimetypes
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +26,7 @@ from analysis.tracking import TERMINAL
 from profiles.settings import Profile
 from tasks import http
 from tasks.interrupt import Interrupted, raise_if_stopped
-from tasks.jobs import no_answer
+from tasks.jobs import document_upload, no_answer
 from tasks.services import Services
 from tasks.store import Ledger
 
@@ -160,15 +159,16 @@ def probe_refusals(profile: Profile, services: Services, run_dir: str) -> None:
 
 @task(name="probe-unfinished-job", cache_policy=NO_CACHE)
 def probe_unfinished_job(profile: Profile, services: Services, run_dir: str) -> None:
-    """Submit the first document, ask for its video at once (not finished: 400), then cancel it (200)."""
+    """Submit the first document, ask for its video at once (not finished: 400), then cancel it (200). The document
+    is sent as the jobs send it, made unique (workload.unique_documents): a caching server would otherwise finish
+    it at once as a cache hit, and there would be no unfinished job to probe."""
     endpoints = profile.target.endpoints
     document = Path(profile.workload.documents[0])
     with http.timed_client(base_url=services.server) as client:
         prober = Prober(client, profile, run_dir)
-        content_type = mimetypes.guess_type(document.name)[0] or "application/octet-stream"
-        upload = {endpoints.upload_field: (document.name, document.read_bytes(), content_type)}
         try:
-            submitted = ask(client, "POST", endpoints.generate, profile.timing.upload_timeout_s, files=upload)
+            submitted = ask(client, "POST", endpoints.generate, profile.timing.upload_timeout_s,
+                            files=document_upload(profile, document))
             job_id, refused = submitted.job_id(), f"answered {submitted.status_code}: {submitted.body[:120]}"
         except (httpx.HTTPError, http.BadResponse) as exc:
             job_id, refused = None, f"got no answer: {no_answer(exc)}"

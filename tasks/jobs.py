@@ -177,15 +177,20 @@ def _readable(status_code: int, body: bytes) -> dict | None:
             if field in kinds and isinstance(value, kinds[field]) and not isinstance(value, bool)}
 
 
-async def _submit(client: httpx.AsyncClient, profile: Profile, document: Path) -> dict:
-    endpoints = profile.target.endpoints
+def document_upload(profile: Profile, document: Path) -> dict:
+    """The multipart `files` of an upload of `document` as the profile sends it: with a nonce line of its own
+    unless workload.unique_documents is off (no job may be a server cache hit of another job's document)."""
     content_type = mimetypes.guess_type(document.name)[0] or "application/octet-stream"
     data = document.read_bytes()
-    if profile.workload.unique_documents:  # no job may be a server cache hit of another job's document
+    if profile.workload.unique_documents:
         data = unique_upload(document.name, data, uuid.uuid4().hex)
-    upload = {endpoints.upload_field: (document.name, data, content_type)}
-    status_code, body = await whole_answer_async(client, "POST", endpoints.generate,
-                                                 profile.timing.upload_timeout_s, files=upload)
+    return {profile.target.endpoints.upload_field: (document.name, data, content_type)}
+
+
+async def _submit(client: httpx.AsyncClient, profile: Profile, document: Path) -> dict:
+    endpoints = profile.target.endpoints
+    status_code, body = await whole_answer_async(client, "POST", endpoints.generate, profile.timing.upload_timeout_s,
+                                                 files=document_upload(profile, document))
     if status_code not in (200, 201, 202):
         raise BadResponse(f"upload answered HTTP {refusal(status_code, body)}")
     return job_object(status_code, body)
