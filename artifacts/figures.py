@@ -45,6 +45,14 @@ class DrawnFigure(NamedTuple):
     caption: str
 
 
+class LeftOut(NamedTuple):
+    """A figure the reports list but that was not drawn, with why (the server never reports what it shows)."""
+
+    name: str
+    title: str
+    why: str
+
+
 class ConcurrencyPoint(NamedTuple):
     """One plotted point of job time vs concurrency: a statistic of a level's verified successes, with the
     bounds of its 95 % confidence interval where the report has one."""
@@ -306,17 +314,28 @@ FIGURES: dict[str, tuple[str, Callable[[RunMetrics, Figure], str | None]]] = {
     "job_time_per_round": ("Job time per round", _job_time_per_round),
 }
 ROUND_FIGURES = ("success_per_round", "job_time_per_round")
+# a figure of a server status field: left out when the server never reports it (RunMetrics.unreported), whatever
+# else the jobs hold (a job polled only while pending still has a queued time, which is no phase of its own)
+NEEDS_FIELD = {"phases": "phase"}
+
+
+def left_out(metrics: RunMetrics) -> list[LeftOut]:
+    """The figures not drawn because the server does not report their field, each with the reports' words why."""
+    return [LeftOut(name=name, title=FIGURES[name][0], why=metrics.unreported[field])
+            for name, field in NEEDS_FIELD.items() if field in metrics.unreported]
 
 
 def write_figures(metrics: RunMetrics, reports_dir: Path) -> list[DrawnFigure]:
     """Draw every figure the run has data for into `reports_dir/figures/` (PNG and SVG); returns them in order.
-    Files of a figure that is no longer drawn are removed, so the folder shows only this rendering."""
+    A figure of a field the server does not report is not drawn (`left_out` says why). Files of a figure that is
+    no longer drawn are removed, so the folder shows only this rendering."""
     folder = reports_dir / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     drawn = []
+    unreported = {figure.name for figure in left_out(metrics)}
     for name, (title, draw) in FIGURES.items():
         figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN * (1.5 if name == "resources" else 1)), layout="constrained")
-        caption = draw(metrics, figure)
+        caption = None if name in unreported else draw(metrics, figure)
         paths = {kind: f"{FOLDER}/{name}.{kind}" for kind in SAVE_OPTIONS}
         if caption is None:
             for path in paths.values():

@@ -40,7 +40,7 @@ from analysis.stats import CI_MIN_N, P95_MIN_N, P99_MIN_N, Distribution, Rate
 from analysis.trends import MIN_POINTS
 
 if TYPE_CHECKING:  # drawing needs matplotlib; rendering only reads a drawn figure's fields
-    from artifacts.figures import DrawnFigure
+    from artifacts.figures import DrawnFigure, LeftOut
 
 MISSING = "—"
 NOT_REPORTED = "not reported"
@@ -933,12 +933,14 @@ def _environment() -> Environment:
 TEMPLATES = _environment()
 
 
-def render_reports(metrics: RunMetrics, figures: Sequence[DrawnFigure] = ()) -> dict[str, str]:
+def render_reports(metrics: RunMetrics, figures: Sequence[DrawnFigure] = (),
+                   left_out: Sequence[LeftOut] = ()) -> dict[str, str]:
     """Every report as Markdown, keyed by file name; `figures` are the ones drawn (artifacts.figures), each
-    linked from the reports about it."""
+    linked from the reports about it, and `left_out` the ones not drawn, each listed there with why."""
     return {name: TEMPLATES.get_template(f"{name}.j2").render(
                 m=metrics, title=report.title,
-                shown_figures=[figure for figure in figures if figure.name in report.figures])
+                shown_figures=[figure for figure in figures if figure.name in report.figures],
+                left_out_figures=[figure for figure in left_out if figure.name in report.figures])
             for name, report in REPORTS.items()}
 
 

@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 
 from analysis.metrics import RunMetrics, metrics_of
 from artifacts.compare import compare_with_previous, no_previous_text
-from artifacts.figures import write_figures
+from artifacts.figures import left_out, write_figures
 from artifacts.html import to_html
 from artifacts.latex import write_latex_tables
 from artifacts.markdown import REPORTS, main_tables, measured, render_reports
@@ -72,7 +72,7 @@ def write_reports(run_dir: Path, metrics: RunMetrics | None = None) -> dict[str,
     figures = write_figures(metrics, out)
     write_latex_tables(metrics, out)
     write_csv_tables(metrics, out)
-    reports = render_reports(metrics, figures)
+    reports = render_reports(metrics, figures, left_out(metrics))
     for name, markdown in reports.items():
         (out / name).write_text(markdown, encoding="utf-8")
         (out / name).with_suffix(".html").write_text(to_html(markdown, REPORTS[name].title), encoding="utf-8")

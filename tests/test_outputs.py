@@ -25,9 +25,9 @@ from analysis.metrics import compute_metrics, metrics_of
 from analysis.schema import frame
 from analysis.stats import distribution
 from artifacts.__main__ import main as render_main
-from artifacts.figures import FIGURES, ROUND_FIGURES, concurrency_points, write_figures
+from artifacts.figures import FIGURES, ROUND_FIGURES, concurrency_points, left_out, write_figures
 from artifacts.latex import escape, write_latex_tables
-from artifacts.markdown import main_tables
+from artifacts.markdown import main_tables, render_reports
 from artifacts.paper_tables import paper_tables
 from artifacts.tables_csv import write_csv_tables
 from profiles.settings import load_profile
@@ -98,6 +98,19 @@ def test_write_figures_returns_what_it_drew(metrics, tmp_path):
     again = tmp_path / "again"
     write_figures(metrics, again)
     assert (again / drawn[0].svg).read_bytes() == (tmp_path / drawn[0].svg).read_bytes()  # no date, no random ids
+
+
+def test_a_server_that_reports_no_phases_gets_no_phase_figure_and_the_reports_say_why(metrics, tmp_path):
+    """Its jobs may still hold a queued time (polled while pending), which is no phase of the server's own."""
+    no_phases = metrics.model_copy(update={"unreported": {
+        "phase": "the server reports no phases: time per phase not measured"}})
+    assert [figure.name for figure in left_out(no_phases)] == ["phases"]
+    drawn = write_figures(no_phases, tmp_path)
+    assert "phases" not in [figure.name for figure in drawn] and not (tmp_path / "figures" / "phases.png").exists()
+    text = render_reports(no_phases, drawn, left_out(no_phases))["test_single_request.md"]
+    assert "- Time per phase: not drawn, the server reports no phases: time per phase not measured." in text
+    assert "phases.png" not in text
+    assert left_out(metrics) == []
 
 
 def test_nothing_measured_draws_nothing_and_writes_no_table(tmp_path):
