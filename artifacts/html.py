@@ -23,7 +23,7 @@ _STYLE = (
 
 def _figure_images(state: StateCore) -> None:
     """A link to a PNG figure whose text is plain (`[title](figures/x.png)`) becomes the image itself, its text
-    the alt text: the Markdown links the figure (Prefect serves no local file), the HTML page beside it shows it."""
+    the alt text: the Markdown file links the figure, the HTML page beside it shows it."""
     for block in state.tokens:
         if block.children:
             block.children = list(_with_images(block.children))

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -934,11 +934,13 @@ TEMPLATES = _environment()
 
 
 def render_reports(metrics: RunMetrics, figures: Sequence[DrawnFigure] = (),
-                   left_out: Sequence[LeftOut] = ()) -> dict[str, str]:
+                   left_out: Sequence[LeftOut] = (), reports_dir: Path | None = None) -> dict[str, str]:
     """Every report as Markdown, keyed by file name; `figures` are the ones drawn (artifacts.figures), each
-    linked from the reports about it, and `left_out` the ones not drawn, each listed there with why."""
+    linked from the reports about it, and `left_out` the ones not drawn, each listed there with why. With
+    `reports_dir` (for Prefect artifacts: Prefect serves no local file, so a relative link is dead in its UI)
+    each figure is named by its absolute path on the machine that ran the campaign instead of linked."""
     return {name: TEMPLATES.get_template(f"{name}.j2").render(
-                m=metrics, title=report.title,
+                m=metrics, title=report.title, figures_at=reports_dir.resolve() if reports_dir else None,
                 shown_figures=[figure for figure in figures if figure.name in report.figures],
                 left_out_figures=[figure for figure in left_out if figure.name in report.figures])
             for name, report in REPORTS.items()}

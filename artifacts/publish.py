@@ -63,20 +63,21 @@ def report_progress(progress_id: str | None, percent: float, where: str) -> None
     update_progress_artifact(progress_id, min(100.0, max(0.0, percent)), description=where)
 
 
-def write_reports(run_dir: Path, metrics: RunMetrics | None = None) -> dict[str, str]:
+def write_reports(run_dir: Path, metrics: RunMetrics | None = None, for_prefect: bool = False) -> dict[str, str]:
     """Render every report from the run's figures into `reports/` (md + html, the figures as PNG and SVG, the
-    main tables as LaTeX and CSV); returns the reports by file name."""
+    main tables as LaTeX and CSV); returns the reports by file name, as written (figures linked relative to
+    the report), or `for_prefect` as its artifacts show them (figures named by their absolute path)."""
     metrics = metrics or metrics_of(run_dir)
     out = run_dir / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    figures = write_figures(metrics, out)
+    figures, unreported = write_figures(metrics, out), left_out(metrics)
     write_latex_tables(metrics, out)
     write_csv_tables(metrics, out)
-    reports = render_reports(metrics, figures, left_out(metrics))
+    reports = render_reports(metrics, figures, unreported)
     for name, markdown in reports.items():
         (out / name).write_text(markdown, encoding="utf-8")
         (out / name).with_suffix(".html").write_text(to_html(markdown, REPORTS[name].title), encoding="utf-8")
-    return reports
+    return render_reports(metrics, figures, unreported, reports_dir=out) if for_prefect else reports
 
 
 @task(name="publish-reports", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, timeout_seconds=600)
@@ -85,7 +86,7 @@ def publish_reports(run_dir: str) -> list[str]:
     run was interrupted."""
     folder = Path(run_dir)
     metrics = metrics_of(folder)
-    reports = write_reports(folder, metrics)
+    reports = write_reports(folder, metrics, for_prefect=True)
     cut_short = " (interrupted)" if metrics.interrupted else ""
     for name, markdown in reports.items():
         if measured(metrics, REPORTS[name]):

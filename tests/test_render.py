@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -567,6 +568,11 @@ def test_figures_are_linked_from_markdown_and_shown_in_html(good_metrics):
     page = to_html(performance, "Performance")
     assert '<img src="figures/job_time_vs_concurrency.png" alt="Job time vs concurrency" />' in page
     assert '<a href="figures/job_time_vs_concurrency.svg">SVG</a>' in page
+    # Prefect serves no local file: its artifacts name each figure by its absolute path instead of a dead link
+    artifact = render_reports(good_metrics, drawn, reports_dir=Path("/runs/x/reports"))["integration_performance_report.md"]
+    assert ("- Job time vs concurrency, on the machine that ran it: `/runs/x/reports/figures/job_time_vs_concurrency.png` "
+            "(SVG: `/runs/x/reports/figures/job_time_vs_concurrency.svg`): End-to-end seconds per level") in artifact
+    assert "](figures/" not in artifact
 
 
 # ---- rounds ---------------------------------------------------------------------------------------
