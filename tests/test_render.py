@@ -569,10 +569,12 @@ def test_figures_are_linked_from_markdown_and_shown_in_html(good_metrics):
     assert '<img src="figures/job_time_vs_concurrency.png" alt="Job time vs concurrency" />' in page
     assert '<a href="figures/job_time_vs_concurrency.svg">SVG</a>' in page
     # Prefect serves no local file: its artifacts name each figure by its absolute path instead of a dead link
-    artifact = render_reports(good_metrics, drawn, reports_dir=Path("/runs/x/reports"))["integration_performance_report.md"]
-    assert ("- Job time vs concurrency, on the machine that ran it: `/runs/x/reports/figures/job_time_vs_concurrency.png` "
-            "(SVG: `/runs/x/reports/figures/job_time_vs_concurrency.svg`): End-to-end seconds per level") in artifact
-    assert "](figures/" not in artifact
+    artifact = render_reports(good_metrics, drawn, reports_dir=Path("/runs/x/reports"))
+    folder = "/runs/x/reports/figures"
+    assert (f"- Job time vs concurrency, on the machine that ran it: `{folder}/job_time_vs_concurrency.png` "
+            f"(SVG: `{folder}/job_time_vs_concurrency.svg`): End-to-end seconds per level") in \
+        artifact["integration_performance_report.md"]
+    assert "](figures/" not in artifact["integration_performance_report.md"]
 
 
 # ---- rounds ---------------------------------------------------------------------------------------
