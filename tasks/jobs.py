@@ -42,6 +42,9 @@ REQUIRED = {"job_id": str, "status": str}
 OPTIONAL = {"phase": str, "message": str, "progress": int, "created_at": str, "updated_at": str,
             "completed_at": str, "result": dict, "errors": list}
 VIDEO_STATUSES = ("completed", "completed_with_errors")
+# given up while the server still has the job: it is cancelled there, or it could start later and load the stages
+# after this one
+ABANDONED = ("stuck_pending", "timed_out")
 JOB_COLUMNS = frozenset(TABLES["jobs"])
 
 
@@ -196,6 +199,21 @@ async def _submit(client: httpx.AsyncClient, profile: Profile, document: Path) -
     return job_object(status_code, body)
 
 
+async def _cancel_abandoned(client: httpx.AsyncClient, profile: Profile, job_id: str) -> str:
+    """Cancel a job given up while the server still has it: one request within timing.request_timeout_s, never
+    retried, ended by a stop request; what came of it in words, for the job's `failure`."""
+    path = profile.target.endpoints.cancel.format(job_id=job_id)
+    try:
+        status_code, body = await whole_answer_async(client, "POST", path, profile.timing.request_timeout_s)
+    except Interrupted:
+        return "not cancelled on the server: the run was stopped"
+    except (httpx.HTTPError, BadResponse) as exc:
+        return f"not cancelled on the server: the cancel got no answer ({no_answer(exc)})"
+    if 200 <= status_code < 300:
+        return f"cancelled on the server ({status_code})"
+    return f"the cancel answered {refusal(status_code, body)}"
+
+
 class Follower:
     """Polls one job's status, recording every observation as it is taken and keeping `row` up to date."""
 
@@ -309,6 +327,9 @@ async def _follow_job(row: dict, client: httpx.AsyncClient, profile: Profile, le
     follower.submitted(job)
     try:
         gave_up = await follower.until_terminal(poll_interval_s)
+        if gave_up is not None and gave_up[0] in ABANDONED:
+            outcome, failure = gave_up
+            gave_up = outcome, f"{failure}; {await _cancel_abandoned(client, profile, row['job_id'])}"
         if gave_up is None and not await pause_async(poll_interval_s):
             # Look once more, a poll later: a terminal status must stay terminal (tracking_problems says if not).
             with contextlib.suppress(httpx.HTTPError, BadResponse, Interrupted):
