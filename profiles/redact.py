@@ -62,6 +62,25 @@ def redact_text(text: str) -> str:
     return masked
 
 
+# text that looks like a secret whatever registered it: an Authorization scheme's credentials ("Bearer xyz"), and
+# the value of a secret-like key or option ("token=xyz", "password: xyz", "--api-key xyz")
+_VALUE = r"(?P<value>[^\s\"'&;,$][^\s\"'&;,]*)"  # not a `$NAME` reference: that is no secret
+_SCHEME_CREDENTIALS = re.compile(rf"(?P<key>\b(?:Bearer|Basic)|\bAuthorization:\s*\w+)(?P<sep>\s+){_VALUE}",
+                                 re.IGNORECASE)
+_SECRET_WORD = r"[\w-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|credential)[\w-]*"
+_SECRET_ASSIGNMENT = re.compile(rf"(?P<key>\b{_SECRET_WORD})(?P<sep>\s*[=:]\s*[\"']?){_VALUE}", re.IGNORECASE)
+_SECRET_OPTION = re.compile(rf"(?P<key>(?<!\S)--{_SECRET_WORD})(?P<sep>\s+[\"']?){_VALUE}", re.IGNORECASE)
+
+
+def redact_secret_looking(text: str) -> str:
+    """`text` masked as redact_text does, and besides every piece of it that looks like a secret though no one
+    registered it: for free text that may carry one (a fault command, its output)."""
+    masked = redact_text(text)
+    for pattern in (_SCHEME_CREDENTIALS, _SECRET_ASSIGNMENT, _SECRET_OPTION):
+        masked = pattern.sub(lambda m: m["key"] + m["sep"] + (m["value"] if m["value"] == MASK else MASK), masked)
+    return masked
+
+
 def redact_url(url: object) -> str:
     """A URL as it may be shown: its credentials masked."""
     return redact_text(str(url))

@@ -30,7 +30,7 @@ from analysis.faults import EXPERIMENTS as FAULT_EXPERIMENTS
 from analysis.faults import FAULTS
 from analysis.faults import SERVICES as FAULT_SERVICES
 from analysis.video import BLACK_LUMA, SILENT_DBFS, parse_resolution
-from profiles.redact import redact_text, redact_url
+from profiles.redact import redact_secret_looking, redact_text, redact_url
 from profiles.uploads import document_problem
 
 PROFILES_DIR = Path(__file__).parent
@@ -181,8 +181,9 @@ class FaultCommands(Strict):
 
     @field_serializer("inject", "restore", when_used="json")
     def _shown_masked(self, command: str | None) -> str | None:
-        # JSON is what leaves the process (manifest, Prefect parameters): known secrets and URL passwords masked
-        return None if command is None else redact_text(command)
+        # JSON is what leaves the process (manifest, Prefect parameters): known secrets, URL passwords and whatever
+        # looks like a secret ("Bearer xyz", "token=xyz") masked
+        return None if command is None else redact_secret_looking(command)
 
 
 class Faults(Strict):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -25,7 +26,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from analysis.faults import EXPERIMENTS, HEALTHY, FaultResult, health_words
-from profiles.redact import redact_text
+from profiles.redact import MASK, MIN_SECRET_LENGTH, redact_secret_looking
 from profiles.settings import FaultCommands, Faults, Profile
 from stack.launcher import Stack, StackError, stack_serving
 from tasks import http
@@ -120,8 +121,19 @@ def _run_command(setting: str, command: str, timeout_s: float, stop_aware: bool)
     if why is None and proc.returncode != 0:
         why = f"{setting}: exited {proc.returncode}"
     if why and text:
-        why += f": {redact_text(text[-COMMAND_OUTPUT_CHARS:])}"
+        why += f": {masked_output(command, text[-COMMAND_OUTPUT_CHARS:])}"
     return why
+
+
+def masked_output(command: str, text: str) -> str:
+    """A command's output as it may be written: the value of every environment variable the command references
+    (`$NAME`, `${NAME}`: how a profile passes a secret to it) masked, and whatever else looks like a secret."""
+    names = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", command))
+    values = sorted((os.environ[name] for name in names if len(os.environ.get(name, "")) >= MIN_SECRET_LENGTH),
+                    key=len, reverse=True)  # a longer value first: it may contain a shorter one
+    for value in values:
+        text = text.replace(value, MASK)
+    return redact_secret_looking(text)
 
 
 def _bundled(services: Services) -> Stack:

@@ -185,6 +185,22 @@ def test_a_fault_command_is_bounded_even_when_a_child_keeps_its_output_open():
     assert time.monotonic() - started < 3
 
 
+
+def test_a_secret_a_command_takes_from_the_environment_or_writes_literally_is_masked(monkeypatch):
+    """The docs say: pass a secret to a command as $NAME. Its value never reaches a result; nor does a literal
+    token in a command reach the profile as written (manifest, Prefect parameters)."""
+    monkeypatch.setenv("FAULT_T", "s3cr3t-value-from-env")
+    failed = _run_command("faults.actions.tts.killed.inject", 'echo "login as ${FAULT_T} refused"; echo token=abc12; '
+                          "exit 4", 5, stop_aware=True)
+    assert failed == "faults.actions.tts.killed.inject: exited 4: login as *** refused\ntoken=***"
+    profile = load_profile("smoke", ['faults.actions.tts.killed.inject="curl -H \'Authorization: Bearer xyz\' '
+                                     'http://h/kill?api_key=k3y1 --password pw5"',
+                                     'faults.actions.tts.killed.restore="curl -H \'Authorization: Bearer $TOKEN\' x"'])
+    shown = profile.model_dump(mode="json")["faults"]["actions"]["tts"]["killed"]
+    assert shown == {"inject": "curl -H 'Authorization: Bearer ***' http://h/kill?api_key=*** --password ***",
+                     "restore": "curl -H 'Authorization: Bearer $TOKEN' x"}
+    assert profile.faults.actions["tts"]["killed"].inject.startswith("curl -H 'Authorization: Bearer xyz'")
+
 # ---- the supervisor: one service at a time, the others keep running --------------------------------
 
 def healthy(client: httpx.Client) -> dict:
