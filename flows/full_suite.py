@@ -5,6 +5,7 @@
 """
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -173,8 +174,9 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
                         break
                     if round_ == 1:
                         stages.run("baseline", baseline_resources, *args)
-                    with ResourceSampler(ledger, services.ports(), settings.timing.sample_interval_s,
-                                         stage="single") as sampler:
+                    sampler = ResourceSampler(ledger, services.ports(), settings.timing.sample_interval_s, "single")
+                    # samples of the jobs' stages only: none for stages a resumed campaign keeps
+                    with sampler if stages.pending("single", "concurrent") else contextlib.nullcontext():
                         single = stages.run("single", single_request, *args, progress_id, total) or {}
                         sampler.stage = "concurrent"
                         stages.run("concurrent", concurrent_runs, *args, progress_id, total)
