@@ -22,8 +22,8 @@ from analysis.tracking import TERMINAL
 SERVICES = ("tts", "llm", "redis", "server")
 FAULTS = ("killed", "frozen", "slow", "restarted_with_jobs", "killed_with_jobs")
 # every experiment the bundled stack can run, in the order the stage runs them
-EXPERIMENTS = ("tts.killed", "llm.killed", "tts.frozen", "llm.frozen", "llm.slow", "redis.restarted_with_jobs",
-               "server.killed_with_jobs")
+EXPERIMENTS = ("tts.killed", "llm.killed", "redis.killed", "tts.frozen", "llm.frozen", "llm.slow",
+               "redis.restarted_with_jobs", "server.killed_with_jobs")
 WITH_JOBS = ("restarted_with_jobs", "killed_with_jobs")  # faults injected while jobs are in flight
 # words by which a job's error names a service (whole words, any case)
 DEPENDENCY_WORDS = {"tts": ("tts", "text-to-speech", "speech"), "llm": ("llm", "ollama", "language model"),

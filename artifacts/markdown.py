@@ -574,14 +574,22 @@ def software_text(metrics: RunMetrics) -> str:
     return ", ".join(parts) or MISSING
 
 
+def project_version(env) -> str:
+    """"t2v-bench 0.1.0 at commit 0123456789ab (with uncommitted changes)"; "t2v-bench 0.1.0, not run from a git
+    checkout (no commit recorded)"."""
+    version = f"t2v-bench {env.project_version}" if env.project_version else "t2v-bench (version not recorded)"
+    if not env.git_commit:
+        return f"{version}, not run from a git checkout (no commit recorded)"
+    return (f"{version} at commit {fmt(env.git_commit, 'hash')}"
+            + (" (with uncommitted changes)" if env.git_dirty else ""))
+
+
 def project_text(metrics: RunMetrics) -> str:
     """"t2v-bench 0.1.0 at commit 0123456789ab (with uncommitted changes); profile sha256 abcdef012345"."""
     env = metrics.environment
     if not env.recorded:
         return "not recorded"
-    commit = (f"commit {fmt(env.git_commit, 'hash')}" + (" (with uncommitted changes)" if env.git_dirty else "")
-              if env.git_commit else "not from a git checkout")
-    return f"t2v-bench {fmt(env.project_version)} at {commit}; profile sha256 {fmt(env.profile_sha256, 'hash')}"
+    return f"{project_version(env)}; profile sha256 {fmt(env.profile_sha256, 'hash')}"
 
 
 # ---- for a paper ----------------------------------------------------------------------------------

@@ -208,6 +208,16 @@ class Faults(Strict):
     # external targets: service → fault → commands, e.g. [faults.actions.tts.killed]
     actions: dict[Literal[FAULT_SERVICES], dict[Literal[FAULTS], FaultCommands]] = {}
 
+    @model_validator(mode="after")
+    def _actions_of_experiments(self) -> Faults:
+        # a service and fault the stage has no experiment for would be accepted and never run
+        unknown = [f"[faults.actions.{service}.{fault}]" for service, faults in self.actions.items()
+                   for fault in faults if f"{service}.{fault}" not in FAULT_EXPERIMENTS]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: no such fault experiment; commands can be given for "
+                             f"{', '.join(FAULT_EXPERIMENTS)}")
+        return self
+
 
 class Campaign(Strict):
     """How often the load stages are repeated: `rounds` of single, concurrent, latency and sequential, or rounds

@@ -28,7 +28,7 @@ from analysis.faults import (
 from analysis.metrics import compute_metrics
 from analysis.schema import frame
 from profiles.redact import register_secrets
-from profiles.settings import Faults, load_profile
+from profiles.settings import Faults, ProfileError, load_profile
 from stack import running_stack
 from stack.launcher import SERVICES, free_port
 from tasks.faults import _run_command, plan
@@ -161,6 +161,16 @@ def test_plan_bundled_external_and_off():
     planned, _ = plan(listed, bundled=False)
     assert planned[1].not_run == "no commands under [faults.actions.llm.frozen] for an external target"
 
+
+def test_commands_for_a_fault_with_no_experiment_are_refused_at_load():
+    """Every service is killed and restarted (redis too); a slow tts has no experiment, so its commands would never
+    run: the profile is refused, naming the key and the pairs there are."""
+    assert {"tts.killed", "llm.killed", "redis.killed"} <= set(EXPERIMENTS)
+    assert load_profile("smoke", ['faults.actions.redis.killed.inject="docker kill redis"'])
+    with pytest.raises(ProfileError) as refused:
+        load_profile("smoke", ['faults.actions.tts.slow.inject="tc qdisc add dev eth0 root netem delay 1s"'])
+    assert "[faults.actions.tts.slow]: no such fault experiment; commands can be given for tts.killed, llm.killed, " \
+           "redis.killed," in str(refused.value)
 
 def test_a_fault_command_is_bounded_and_its_output_masked():
     assert _run_command("faults.actions.tts.killed.inject", "true", 5, stop_aware=True) is None
