@@ -552,6 +552,21 @@ def test_every_header_carries_the_environment():
     assert "- **Software:** not recorded (the run was made by a version that did not record its environment)" in older
 
 
+def test_the_project_line_reads_for_a_commit_a_dirty_tree_and_no_checkout():
+    from analysis.metrics import Environment
+    from artifacts.markdown import project_version
+
+    commit = "0123456789abcdef" * 2 + "01234567"
+    assert project_version(Environment(project_version="0.1.0", git_commit=commit, git_dirty=False)) == \
+        "t2v-bench 0.1.0 at commit 0123456789ab"
+    assert project_version(Environment(project_version="0.1.0", git_commit=commit, git_dirty=True)) == \
+        "t2v-bench 0.1.0 at commit 0123456789ab (with uncommitted changes)"
+    assert project_version(Environment(project_version="0.1.0")) == \
+        "t2v-bench 0.1.0, not run from a git checkout (no commit recorded)"
+    assert project_version(Environment()) == \
+        "t2v-bench (version not recorded), not run from a git checkout (no commit recorded)"
+
+
 def test_figures_are_linked_from_markdown_and_shown_in_html(good_metrics):
     drawn = [DrawnFigure(name="job_time_vs_concurrency", title="Job time vs concurrency",
                          png="figures/job_time_vs_concurrency.png", svg="figures/job_time_vs_concurrency.svg",
