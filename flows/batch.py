@@ -44,6 +44,7 @@ class Progress:
     deadline: float | None = None
     duration_s: float | None = None
     batch_started_at: float | None = None  # the batch under way, whose time counts toward the estimate
+    campaign: bool = False  # a campaign's (track_campaign), not batches run on their own (the fault experiments')
 
 
 _progress: dict[str, Progress] = {}  # per run folder, while its campaign runs
@@ -62,7 +63,8 @@ def _progress_of(run_dir: str) -> Progress:
 def track_campaign(run_dir: str, rounds: int | None, deadline: float | None, duration_s: float | None) -> None:
     """Start counting a campaign's progress (its flow calls this once per start, resumed or not)."""
     with _progress_lock:
-        _progress[_run_key(run_dir)] = Progress(rounds=rounds, deadline=deadline, duration_s=duration_s)
+        _progress[_run_key(run_dir)] = Progress(rounds=rounds, deadline=deadline, duration_s=duration_s,
+                                                campaign=True)
 
 
 def forget_progress(run_dir: str) -> None:
@@ -108,7 +110,8 @@ def report_where(run_dir: str, stage: str, progress_id: str | None, total_jobs: 
     its progress in jobs, a soak in time (its rounds are not counted ahead)."""
     progress = _progress_of(run_dir)
     now = time.time()
-    where = f"{round_line(Ledger.of(run_dir).round, progress.rounds, progress.deadline, now)}, {stage}"
+    where = f"{round_line(Ledger.of(run_dir).round, progress.rounds, progress.deadline, now)}, {stage}" \
+        if progress.campaign else stage
     if progress.rounds is not None:
         busy_s = progress.busy_s + (now - progress.batch_started_at if progress.batch_started_at else 0.0)
         left = seconds_left(busy_s, progress.done, total_jobs)
