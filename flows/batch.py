@@ -164,6 +164,8 @@ def run_batch(profile: Profile, services: Services, run_dir: str, stage: str, le
     explain_failures(profile, services, run_dir, rows)
     progress.busy_s += time.time() - started_at
     progress.batch_started_at = None
+    if not progress.campaign and progress.done >= total_jobs:  # batches on their own: forgotten once all are done
+        forget_progress(run_dir)
     ok = sum(1 for r in rows if r.get("succeeded"))
     logger.info("%s batch %s (level %s): %s/%s jobs succeeded (video downloaded and verified), %.1f s wall",
                 stage, batch, level, ok, len(rows), finished_at - started_at)
