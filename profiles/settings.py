@@ -32,6 +32,7 @@ from analysis.faults import SERVICES as FAULT_SERVICES
 from analysis.video import BLACK_LUMA, SILENT_DBFS, parse_resolution
 from profiles.redact import redact_secret_looking, redact_text, redact_url
 from profiles.uploads import document_problem
+from stack.launcher import FREEZE_MARGIN_S, MAX_FREEZE_S
 
 PROFILES_DIR = Path(__file__).parent
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss"])]
@@ -261,6 +262,30 @@ class Profile(Strict):
     faults: Faults = Faults()
     campaign: Campaign = Campaign()
     retention: Retention = Retention()
+
+    @model_validator(mode="after")
+    def _faults_fit_the_bundled_stack(self) -> Profile:
+        # caught here, not when the fault is injected at the end of a campaign (an external server's own bound on one
+        # request is not known to the profile: its freeze_s is the user's to choose)
+        faults = self.faults
+        if not self.target.bundled_stack or faults.enabled is False:
+            return self
+        planned = faults.experiments if faults.experiments is not None else FAULT_EXPERIMENTS
+        problems = []
+        if any(name.endswith(".frozen") for name in planned):
+            if faults.freeze_s <= faults.bundled_dependency_timeout_s:
+                problems.append(f"faults.freeze_s = {faults.freeze_s:g} must be more than "
+                                f"faults.bundled_dependency_timeout_s = {faults.bundled_dependency_timeout_s:g}: a "
+                                "freeze within the server's bound on one request tests no timeout")
+            if faults.freeze_s > MAX_FREEZE_S - FREEZE_MARGIN_S:
+                problems.append(f"faults.freeze_s = {faults.freeze_s:g} is beyond the bundled stack's longest freeze, "
+                                f"{MAX_FREEZE_S - FREEZE_MARGIN_S:g} s")
+        if "llm.slow" in planned and faults.llm_delay_s > MAX_FREEZE_S:
+            problems.append(f"faults.llm_delay_s = {faults.llm_delay_s:g} is beyond the bundled stack's longest llm "
+                            f"delay, {MAX_FREEZE_S:g} s")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 def with_campaign(profile: Profile, rounds: int | None, duration_s: float | None) -> Profile:

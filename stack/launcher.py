@@ -40,6 +40,7 @@ DEFAULT_PORTS = {"server": 18000, "tts": 14123, "llm": 21434, "redis": 16379}
 HEALTH_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 MAX_FREEZE_S = 3600.0  # a frozen service is resumed by then at the latest, whatever happens to the launcher
+FREEZE_MARGIN_S = 30.0  # a freeze the campaign ends itself is resumed by the launcher's timer this long after
 
 
 class StackError(RuntimeError):

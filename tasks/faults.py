@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from analysis.faults import EXPERIMENTS, HEALTHY, FaultResult, health_words
 from profiles.redact import MASK, MIN_SECRET_LENGTH, redact_secret_looking
 from profiles.settings import FaultCommands, Faults, Profile
-from stack.launcher import Stack, StackError, stack_serving
+from stack.launcher import FREEZE_MARGIN_S, Stack, StackError, stack_serving
 from tasks import http
 from tasks.interrupt import Interrupted, pause, stop_requested
 from tasks.services import Services
@@ -36,7 +36,6 @@ from tasks.store import Ledger
 
 COMMAND_POLL_S = 0.1
 COMMAND_OUTPUT_CHARS = 300  # of a failed command's output, quoted (masked) in the result's detail
-FREEZE_MARGIN_S = 30.0  # a frozen bundled service is resumed by its launcher's timer this long after freeze_s
 
 
 @dataclass(frozen=True)

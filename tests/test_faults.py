@@ -172,6 +172,17 @@ def test_commands_for_a_fault_with_no_experiment_are_refused_at_load():
     assert "[faults.actions.tts.slow]: no such fault experiment; commands can be given for tts.killed, llm.killed, " \
            "redis.killed," in str(refused.value)
 
+def test_fault_settings_that_cannot_work_on_the_bundled_stack_are_refused_at_load():
+    with pytest.raises(ProfileError, match="faults.freeze_s = 5 must be more than faults.bundled_dependency_timeout_s"):
+        load_profile("smoke", ["faults.freeze_s=5", "faults.bundled_dependency_timeout_s=5"])
+    with pytest.raises(ProfileError, match="faults.freeze_s = 4000 is beyond the bundled stack's longest freeze"):
+        load_profile("smoke", ["faults.freeze_s=4000"])
+    with pytest.raises(ProfileError, match="faults.llm_delay_s = 5000 is beyond"):
+        load_profile("smoke", ["faults.llm_delay_s=5000"])
+    # no freeze planned, or an external target (whose server's bound the profile does not know): nothing to check
+    assert load_profile("smoke", ["faults.freeze_s=5", 'faults.experiments=["tts.killed"]'])
+    assert load_profile("seed", ["faults.freeze_s=5", "faults.enabled=true"])
+
 def test_a_fault_command_is_bounded_and_its_output_masked():
     assert _run_command("faults.actions.tts.killed.inject", "true", 5, stop_aware=True) is None
     register_secrets(["hunter2-secret"])
