@@ -363,8 +363,33 @@ def check_rows(metrics: RunMetrics) -> list[dict]:
 
 # ---- sentences the templates share ----------------------------------------------------------------
 
+# services whose health answer names them (server: "service", tts: "engine" or "device") but gives no version: what
+# the services table records as their version is that name, never a version
+NAMED_NOT_VERSIONED = ("server", "tts")
+
+
+def version_text(service: str, version: str | None) -> str:
+    """A services table's version cell: "6.2.14"; for a service that reports no version, "not reported (health
+    names it text-to-video)"."""
+    if service not in NAMED_NOT_VERSIONED:
+        return fmt(version)
+    return "not reported" + (f" (health names it {version})" if version else "")
+
+
+def service_rows(metrics: RunMetrics) -> list[dict]:
+    return [{**check.model_dump(), "version": version_text(check.service, check.version)}
+            for check in metrics.services]
+
+
+def _target_version(name: str, version: str | None) -> str:
+    """"version 6.2.14"; "version not reported, health names it text-to-video"."""
+    if name not in NAMED_NOT_VERSIONED:
+        return f"version {fmt(version)}"
+    return "version not reported" + (f", health names it {version}" if version else "")
+
+
 def targets_text(metrics: RunMetrics) -> str:
-    parts = [f"{t.name} `{fmt(t.url)}` (version {fmt(t.version)}, {t.state})" for t in metrics.targets]
+    parts = [f"{t.name} `{fmt(t.url)}` ({_target_version(t.name, t.version)}, {t.state})" for t in metrics.targets]
     parts += [f"{name.replace('_', ' ')} {value}" for name, value in metrics.target_notes.items()]
     return "; ".join(parts) or MISSING
 
@@ -564,9 +589,11 @@ def software_text(metrics: RunMetrics) -> str:
         return "not recorded (the run was made by a version that did not record its environment)"
     parts = [f"{name} {version or 'not installed'}" for name, version in env.packages.items()]
     parts += [f"PyAV's FFmpeg {env.pyav_ffmpeg}"] if env.pyav_ffmpeg else []
-    parts += ([f"eSpeak NG {env.espeak_ng}" + (f" ({env.espeak_ng_source})" if env.espeak_ng_source else "")]
-              if env.espeak_ng else [])
-    parts += [f"the stack's ffmpeg {env.stack_ffmpeg}"] if env.stack_ffmpeg else []
+    # the bundled stack's server and tts report no version (targets_text): their parts' versions are these
+    parts += ([f"the bundled tts's eSpeak NG {env.espeak_ng}"
+               + (f" ({env.espeak_ng_source})" if env.espeak_ng_source else "")] if env.espeak_ng else [])
+    parts += ([f"the bundled server's ffmpeg {env.stack_ffmpeg} (the server itself is this project's stack/: see "
+               "Project)"] if env.stack_ffmpeg else [])
     parts += [f"Redis {env.redis}"] if env.redis else []
     if env.llm_model:
         digest = f" (digest {fmt(env.llm_digest, 'hash')})" if env.llm_digest else ""

@@ -543,9 +543,12 @@ def test_every_header_carries_the_environment():
     for name, text in render_reports(metrics).items():
         assert ("- **Machine:** bench: AMD EPYC 7B13, 2 CPU cores (1 physical), 8192.0 MB memory; Debian GNU/Linux 12 "
                 "(bookworm), Linux 6.1.0, x86_64; Python 3.11.9 (CPython)") in text, name
-        assert ("- **Software:** prefect 3.8.8, polars 1.20.0, httpx not installed, PyAV's FFmpeg 7.1, eSpeak NG 1.51 "
-                "(/usr/bin/espeak-ng), the stack's ffmpeg n7.1, Redis 1.0, LLM model extractive-planner (digest "
-                "sha256:ababa)") in text, name
+        assert ("- **Software:** prefect 3.8.8, polars 1.20.0, httpx not installed, PyAV's FFmpeg 7.1, the bundled "
+                "tts's eSpeak NG 1.51 (/usr/bin/espeak-ng), the bundled server's ffmpeg n7.1 (the server itself is "
+                "this project's stack/: see Project), Redis 1.0, LLM model extractive-planner (digest sha256:ababa)") \
+            in text, name
+        # the server's and tts's health answers name them, they give no version
+        assert "server `http://127.0.0.1:4000` (version not reported, health names it 1.0, " in text, name
         assert ("- **Project:** t2v-bench 0.1.0 at commit 0123456789ab (with uncommitted changes); profile sha256 "
                 "fefefefefefe") in text, name
     older = render_reports(compute_metrics({}, manifest(), []))["test_api_latency.md"]
