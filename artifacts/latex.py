@@ -15,7 +15,7 @@ from pathlib import Path
 
 from analysis.metrics import RunMetrics
 from artifacts.markdown import MISSING, NUMERIC, fmt
-from artifacts.paper_tables import Column, PaperTable, interval_of, paper_tables
+from artifacts.paper_tables import Column, PaperTable, interval_of, write_tables
 
 FOLDER = "latex"  # under reports/
 SPECIAL = {
@@ -93,16 +93,5 @@ def _wrapped(text: str, width: int = 110) -> list[str]:
 
 
 def write_latex_tables(metrics: RunMetrics, reports_dir: Path) -> list[str]:
-    """Write every main table with rows to `reports_dir/latex/<table>.tex`; returns their paths relative to
-    reports_dir. A table with no rows has no file (one left by an earlier rendering is removed)."""
-    folder = reports_dir / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for table in paper_tables(metrics):
-        path = folder / f"{table.key}.tex"
-        if not table.rows:
-            path.unlink(missing_ok=True)
-            continue
-        path.write_text(tabular(table, metrics.run_id), encoding="utf-8")
-        written.append(f"{FOLDER}/{path.name}")
-    return written
+    """Every main table with rows as `reports_dir/latex/<table>.tex`; returns their paths relative to reports_dir."""
+    return write_tables(metrics, reports_dir, FOLDER, "tex", lambda table: tabular(table, metrics.run_id))

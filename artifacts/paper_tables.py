@@ -12,7 +12,9 @@ the value. A table with no rows is not written.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from analysis.metrics import RunMetrics
@@ -287,3 +289,21 @@ def paper_tables(metrics: RunMetrics) -> list[PaperTable]:
 
 def interval_of(row: dict[str, Any], column: Column) -> Interval | None:
     return row.get(column.ci) if column.ci else None
+
+
+def write_tables(metrics: RunMetrics, reports_dir: Path, folder: str, suffix: str,
+                 render: Callable[[PaperTable], str]) -> list[str]:
+    """Write every main table with rows to `reports_dir/<folder>/<table>.<suffix>` as `render` formats it; returns
+    their paths relative to reports_dir. A table with no rows has no file (one left by an earlier rendering is
+    removed)."""
+    out = reports_dir / folder
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in paper_tables(metrics):
+        path = out / f"{table.key}.{suffix}"
+        if not table.rows:
+            path.unlink(missing_ok=True)
+            continue
+        path.write_text(render(table), encoding="utf-8", newline="")  # CSV's own \r\n line ends kept as written
+        written.append(f"{folder}/{path.name}")
+    return written

@@ -9,10 +9,11 @@ artifacts.paper_tables, the definition the LaTeX tables share.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from analysis.metrics import RunMetrics
-from artifacts.paper_tables import PaperTable, interval_of, paper_tables
+from artifacts.paper_tables import PaperTable, interval_of, write_tables
 
 FOLDER = "csv"  # under reports/
 
@@ -47,20 +48,14 @@ def records(table: PaperTable) -> list[list[object]]:
     return rows
 
 
+def csv_text(table: PaperTable) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header(table))
+    writer.writerows(records(table))
+    return text.getvalue()
+
+
 def write_csv_tables(metrics: RunMetrics, reports_dir: Path) -> list[str]:
-    """Write every main table with rows to `reports_dir/csv/<table>.csv`; returns their paths relative to
-    reports_dir. A table with no rows has no file (one left by an earlier rendering is removed)."""
-    folder = reports_dir / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for table in paper_tables(metrics):
-        path = folder / f"{table.key}.csv"
-        if not table.rows:
-            path.unlink(missing_ok=True)
-            continue
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(header(table))
-            writer.writerows(records(table))
-        written.append(f"{FOLDER}/{path.name}")
-    return written
+    """Every main table with rows as `reports_dir/csv/<table>.csv`; returns their paths relative to reports_dir."""
+    return write_tables(metrics, reports_dir, FOLDER, "csv", csv_text)
