@@ -9,6 +9,11 @@ answer to its upload included, and its decoded video), and "probe", requests the
 only to see an answer the campaign never asks for (tasks/conformance.py, one per entry of PROBES). A rule
 with 0 observations was not checked: its example then says why, and it has neither held nor failed.
 
+"Observed" also covers jobs that are not under test, so that the rules see failed and cancelled jobs, which a
+clean run's own jobs never are: the fault experiments' jobs (their own ledger, `<run>/faults/`, passed as
+`outside`) and the conformance probes' job (stage PROBE_STAGE in `status_trace`). An example from one of them
+names its stage and says it is not a job under test; none of them is in any figure of the campaign.
+
 `unreported_fields(status_trace)` names the status fields the server never filled in, with what that
 leaves unmeasured ("the server reports no phases: time per phase not measured").
 """
@@ -28,6 +33,7 @@ from analysis.tracking import PROMISES, STATUSES, TERMINAL, instant, parsed_time
 from analysis.video import parse_resolution
 
 OBSERVED, PROBE = "observed", "probe"
+PROBE_STAGE = "conformance"  # the stage under which the probes' own job's status answers are recorded
 PHASES = ("upload", "script", "audio", "visual", "compose", "done")
 VIDEO_STATUSES = ("completed", "completed_with_errors")  # the statuses a job has a video with
 VIDEO_FIELDS = ("video_url", "download_url", "duration_seconds", "size_bytes", "fps", "resolution", "format")
@@ -130,14 +136,17 @@ def _clock(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-4] + " UTC" if t is not None else "?"
 
 
-def _answers(status_trace: pl.DataFrame) -> dict[str, list[dict]]:
-    """Each job's recorded status answers in the order they came, each with `where` (words naming it) and its
-    result as an object."""
+def _answers(status_trace: pl.DataFrame, under_test: bool = True) -> dict[str, list[dict]]:
+    """Each job's recorded status answers in the order they came, each with `where` (words naming it, and the
+    job's stage when it is no job under test: `under_test` False, or the probes' job) and its result as an
+    object."""
     jobs: dict[str, list[dict]] = {}
     for row in status_trace.sort("t", nulls_last=True).iter_rows(named=True):
         answers = jobs.setdefault(row["job_id"] or "?", [])
         kind = "the 202 answer to its upload" if row["answer"] == "submit" else f"status answer at {_clock(row['t'])}"
-        answers.append({**row, "where": f"job {row['job_id']}, {kind}", "result": _json(row["result"])})
+        apart = not under_test or row["stage"] == PROBE_STAGE
+        job = f"job {row['job_id']}" + (f" (a job of the {row['stage']} stage, not under test)" if apart else "")
+        answers.append({**row, "where": f"{job}, {kind}", "result": _json(row["result"])})
     return jobs
 
 
@@ -178,7 +187,7 @@ def _timestamp_problem(answer: dict) -> str | None:
     return "; ".join(problems) or None
 
 
-def _status_rules(status_trace: pl.DataFrame, videos: pl.DataFrame) -> list[_Tally]:
+def _status_rules(status_trace: pl.DataFrame, videos: pl.DataFrame, outside: dict[str, pl.DataFrame]) -> list[_Tally]:
     no_answers = "no status answer was recorded"
     types = _Tally("every status answer is a job status object with the contract's field types", OBSERVED,
                    no_answers)
@@ -194,10 +203,11 @@ def _status_rules(status_trace: pl.DataFrame, videos: pl.DataFrame) -> list[_Tal
                     "no job was seen completed with a result")
     resolution = _Tally("result.video.resolution is the decoded video's", OBSERVED,
                         "no completed job reported a resolution and had its video decoded")
-    decoded = {row["job_id"]: (row["width"], row["height"]) for row in videos.iter_rows(named=True)
+    every_video = pl.concat([videos, outside["videos"]])
+    decoded = {row["job_id"]: (row["width"], row["height"]) for row in every_video.iter_rows(named=True)
                if row["width"] and row["height"]}
 
-    for job_id, answers in _answers(status_trace).items():
+    for job_id, answers in {**_answers(status_trace), **_answers(outside["status_trace"], under_test=False)}.items():
         for answer in answers:
             types.see(answer["where"], answer["rejected"])
         accepted = [answer for answer in answers if answer["rejected"] is None and answer["status"] is not None]
@@ -270,21 +280,29 @@ def _table(frames: dict[str, pl.DataFrame], name: str) -> pl.DataFrame:
     return frame(name, stored.to_dicts() if stored is not None else [])
 
 
-def conformance_rows(frames: dict[str, pl.DataFrame]) -> list[dict]:
-    """Every rule of the contract with its observations, violations and one example (the `conformance` table)."""
-    status_rules = _status_rules(_table(frames, "status_trace"), _table(frames, "videos"))
+def conformance_rows(frames: dict[str, pl.DataFrame], outside: dict[str, pl.DataFrame] | None = None) -> list[dict]:
+    """Every rule of the contract with its observations, violations and one example (the `conformance` table).
+    `outside`: the tables (status_trace, videos) of jobs that are not under test — the fault experiments' own
+    ledger — whose answers the rules check too, each example naming their stage."""
+    outside = {name: _table(outside or {}, name) for name in ("status_trace", "videos")}
+    status_rules = _status_rules(_table(frames, "status_trace"), _table(frames, "videos"), outside)
     return [tally.row() for tally in [*status_rules, *_probe_rules(_table(frames, "contract_probes"))]]
 
 
 def conformance_rules(frames: dict[str, pl.DataFrame]) -> list[ConformanceRule]:
-    return [ConformanceRule(**row) for row in conformance_rows(frames)]
+    """The rules as the stored `conformance` table gives them (computed with the jobs outside the run's figures when
+    the tables were stored, tasks.store.rebuild_tables); computed from `frames` when they carry none."""
+    stored = frames.get("conformance")
+    rows = stored.to_dicts() if stored is not None and stored.height else conformance_rows(frames)
+    return [ConformanceRule(**row) for row in rows]
 
 
 def unreported_fields(status_trace: pl.DataFrame) -> dict[str, str]:
     """The status fields no answer ever filled in where the contract expects them, each with what that leaves
     unmeasured; a field whose statuses were never seen (e.g. no job completed) is not claimed to be missing."""
     answers = [answer for job in _answers(_table({"status_trace": status_trace}, "status_trace")).values()
-               for answer in job if answer["rejected"] is None and answer["status"] in STATUSES]
+               for answer in job if answer["rejected"] is None and answer["status"] in STATUSES
+               and answer["stage"] != PROBE_STAGE]  # what the campaign's own jobs left unmeasured
     where = {
         "any": answers,
         "processing": [answer for answer in answers if answer["status"] == "processing"],

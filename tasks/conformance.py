@@ -6,12 +6,16 @@ its body (a video's body is never read), and ends at a stop request (the client 
 whose reads watch it). A probe that could not be made is recorded too, without a status code, saying why:
 its rule is then "not checked", never "held".
 
-The job the download probe submits is no job under test: it is never in `jobs` or `status_trace`, and it is
-cancelled as soon as its probes are done.
+The job the download probe submits is no job under test: it is never in `jobs`, and it is cancelled as soon as
+its probes are done. Its status answers (the 202 to its upload, each status read, then polls until it is
+terminal, within timing.request_timeout_s) are recorded in `status_trace` under the stage `conformance`
+(analysis.conformance.PROBE_STAGE): they are checked by the contract's rules — the one job of a clean run seen
+`cancelled` — and never enter a figure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -21,12 +25,12 @@ import httpx
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from analysis.conformance import PROBES
+from analysis.conformance import PROBE_STAGE, PROBES
 from analysis.tracking import TERMINAL
 from profiles.settings import Profile
 from tasks import http
-from tasks.interrupt import Interrupted, raise_if_stopped
-from tasks.jobs import document_upload, no_answer
+from tasks.interrupt import Interrupted, pause, raise_if_stopped
+from tasks.jobs import document_upload, no_answer, record_status_answer
 from tasks.services import Services
 from tasks.store import Ledger
 
@@ -129,6 +133,31 @@ class Prober:
         except (httpx.HTTPError, http.BadResponse):
             return None
 
+    def observe(self, job_id: str) -> str | None:
+        """The status of the probes' own job now, its answer recorded in `status_trace` (stage PROBE_STAGE); None
+        when it could not be read."""
+        try:
+            status_code, body = http.whole_answer(self.client, "GET", self.endpoints.status.format(job_id=job_id),
+                                                  self.seconds)
+            return record_status_answer(self.ledger, job_id, PROBE_STAGE, status_code, body)[0]["status"]
+        except (httpx.HTTPError, http.BadResponse):
+            return None
+
+    def until_terminal(self, job_id: str) -> str | None:
+        """Poll the probes' own job (cancelled) every timing.poll_interval_s until it is terminal, within
+        timing.request_timeout_s, each answer recorded; its last status (None: not readable)."""
+        ends = time.monotonic() + self.seconds
+        status = None
+        while time.monotonic() < ends:
+            raise_if_stopped("the conformance probes")
+            if (status := self.observe(job_id)) in TERMINAL:
+                return status
+            if pause(min(self.profile.timing.poll_interval_s, max(0.0, ends - time.monotonic()))):
+                raise Interrupted("the conformance probes")
+        self.logger.warning("job %s made by the probes was still %s %g s after its cancel", job_id,
+                            status or "not readable", self.seconds)
+        return status
+
     def cancel_quietly(self, job_id: str) -> None:
         """End a job the probes made (not a probe): best effort, bounded, on a client that a stop does not cut
         short, so a stop during the probes still cancels it."""
@@ -177,8 +206,11 @@ def probe_unfinished_job(profile: Profile, services: Services, run_dir: str) -> 
             prober.not_probed("download_unfinished", endpoints.download, why)
             prober.not_probed("cancel_unfinished", endpoints.cancel, why)
             return
+        with contextlib.suppress(http.BadResponse):  # its created_at is the one the contract says must stay
+            record_status_answer(prober.ledger, job_id, PROBE_STAGE, submitted.status_code, submitted.head, "submit")
         try:
             _download_and_cancel(prober, job_id)
+            prober.until_terminal(job_id)
         except Interrupted:
             prober.cancel_quietly(job_id)
             raise
@@ -195,13 +227,13 @@ def _download_and_cancel(prober: Prober, job_id: str) -> None:
         prober.not_probed("download_unfinished", download, f"no answer: {no_answer(exc)}")
         answer = None
     if answer is not None:
-        status = prober.status_of(job_id) if answer.status_code == 200 else None
+        status = prober.observe(job_id) if answer.status_code == 200 else None
         if status in TERMINAL:  # it had finished before its download was asked: nothing to see
             prober.not_probed("download_unfinished", download,
                               f"the job was already {status} when its download was asked (answered 200)")
         else:
             prober.record("download_unfinished", download, t, answer)
-    status = prober.status_of(job_id)
+    status = prober.observe(job_id)
     if status in TERMINAL:
         prober.not_probed("cancel_unfinished", cancel, f"the job was already {status} before it could be cancelled")
     elif (cancelled := prober.probe("cancel_unfinished", cancel)) is None or cancelled.status_code >= 300:

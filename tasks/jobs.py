@@ -190,6 +190,23 @@ def document_upload(profile: Profile, document: Path) -> dict:
     return {profile.target.endpoints.upload_field: (document.name, data, content_type)}
 
 
+def record_status_answer(ledger: Ledger, job_id: str, stage: str, status_code: int, body: bytes,
+                         answer: str = "poll") -> tuple[dict, dict]:
+    """(job status object, its `status_trace` row) of one status answer (`answer`: "poll", or "submit" for the
+    upload's), recorded as it came; BadResponse when it is no job status object (a 200 one breaking the contract's
+    types is recorded too, with why: it is a conformance observation)."""
+    try:
+        job = job_object(status_code, body)
+    except BadResponse as exc:
+        if (readable := _readable(status_code, body)) is not None:
+            ledger.record("status_trace", job_id=job_id, stage=stage, rejected=str(exc),
+                          **_observation(readable, time.time(), answer))
+        raise
+    observation = _observation(job, time.time(), answer)
+    ledger.record("status_trace", job_id=job_id, stage=stage, **observation)
+    return job, observation
+
+
 async def _submit(client: httpx.AsyncClient, profile: Profile, document: Path) -> dict:
     endpoints = profile.target.endpoints
     status_code, body = await whole_answer_async(client, "POST", endpoints.generate, profile.timing.upload_timeout_s,
@@ -235,16 +252,8 @@ class Follower:
             if seconds > 0:  # asked, and no whole answer came (none, or one trickling in): since when, for the cause
                 self.row.setdefault("server_unanswered_at", asked_at)
             raise
-        try:
-            job = job_object(status_code, body)
-        except BadResponse as exc:  # a status answer breaking the contract's types is a conformance observation
-            if (readable := _readable(status_code, body)) is not None:
-                self.ledger.record("status_trace", job_id=self.row["job_id"], stage=self.row["stage"],
-                                   rejected=str(exc), **_observation(readable, time.time(), "poll"))
-            raise
-        observation = _observation(job, time.time(), "poll")
+        job, observation = record_status_answer(self.ledger, self.row["job_id"], self.row["stage"], status_code, body)
         self.trace.append(observation)
-        self.ledger.record("status_trace", job_id=self.row["job_id"], stage=self.row["stage"], **observation)
         self.last = job
         if job["status"] != "pending":
             self.pending_since = None

@@ -133,11 +133,15 @@ def latest_job_rows(rows: list[dict]) -> list[dict]:
 
 def rebuild_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
     """Write `<table>.parquet` for every table from the ledger and return the frames; the derived `conformance`
-    table is computed from the others (analysis.conformance), never read from the ledger."""
+    table is computed from the others (analysis.conformance), never read from the ledger, and with the status
+    answers and videos of the ledgers inside the run folder (the fault experiments' faults/): the contract's rules
+    check their jobs, which are in no table of the run and so in no figure."""
     ledger = read_ledger(run_dir)
     ledger["jobs"] = latest_job_rows(ledger["jobs"])
     frames = {name: frame(name, rows) for name, rows in ledger.items()}
-    frames["conformance"] = frame("conformance", conformance_rows(frames))
+    inner = [read_ledger(path.parent) for path in sorted(run_dir.glob(f"*/{LEDGER}"))]
+    outside = {name: frame(name, [row for rows in inner for row in rows[name]]) for name in ("status_trace", "videos")}
+    frames["conformance"] = frame("conformance", conformance_rows(frames, outside))
     for name, df in frames.items():
         df.write_parquet(run_dir / f"{name}.parquet")
     return frames

@@ -197,6 +197,64 @@ def test_nothing_is_called_unreported_before_it_could_be_seen():
     assert unreported_fields(frame("status_trace", [])) == {}
 
 
+def test_failed_and_cancelled_jobs_outside_the_campaign_are_checked_and_named_by_their_stage():
+    """A clean run's own jobs all complete: the fault experiments' jobs (their own ledger) and the probes' cancelled
+    job are where a failed or cancelled job is seen. The rules check them, each example naming the job's stage."""
+    failed_job, probe_job = "6f1c2a4e-0000-4000-8000-00000000000f", "6f1c2a4e-0000-4000-8000-00000000000c"
+    fault_trace = [{**row, "stage": "faults"} for row in (  # upstream: a failed job gets no completed_at and its
+        answer(1.5, "pending", None, 0, job=failed_job, kind="submit"),  # progress falls to 0
+        answer(2.5, "processing", "audio", 40, job=failed_job),
+        answer(3.5, "failed", None, 0, job=failed_job))]
+    probe_trace = [{**row, "stage": "conformance"} for row in (
+        answer(6.0, "pending", "upload", 0, job=probe_job, kind="submit"),
+        answer(7.0, "cancelled", None, 0, job=probe_job, completed=DONE))]
+    frames = {"status_trace": frame("status_trace", [*CONFORMING, *probe_trace]), "videos": frame("videos", [DECODED])}
+    found = {row["rule"]: ConformanceRule(**row)
+             for row in conformance_rows(frames, {"status_trace": frame("status_trace", fault_trace)})}
+
+    completed_at = rule(found, "every terminal status carries completed_at")
+    assert (completed_at.observations, completed_at.violations) == (4, 1)  # 2 completed, failed, cancelled
+    assert completed_at.example == (f"job {failed_job} (a job of the faults stage, not under test), status answer "
+                                    "at 00:00:03.50 UTC: failed without completed_at")
+    assert rule(found, "progress never decreases").example.startswith(
+        f"job {failed_job} (a job of the faults stage, not under test)")
+    created = rule(found, "created_at stays")
+    assert created.observations == 4 + 2 + 1 and created.holds
+    # none of them is in a figure: what is unreported is the campaign's own jobs' business
+    with_probe_job = frame("status_trace", [*CONFORMING, *[{**row, "phase": None} for row in probe_trace]])
+    assert unreported_fields(with_probe_job) == unreported_fields(frame("status_trace", CONFORMING))
+
+
+def test_the_conformance_stored_with_the_tables_is_the_one_the_figures_read(tmp_path):
+    """rebuild_tables checks the fault stage's own ledger (faults/) with the run's; the jobs table and the run's
+    figures never include its jobs, and RunMetrics reads the stored conformance table."""
+    from tasks.store import Ledger, load_tables, rebuild_tables
+
+    failed_job = "6f1c2a4e-0000-4000-8000-00000000000f"
+    run, faults = Ledger.of(tmp_path), Ledger.of(tmp_path / "faults")
+    for row in CONFORMING:
+        run.record("status_trace", **row)
+    run.record("jobs", job_id=JOB, stage="single", level=None, batch=0, slot=0, outcome="succeeded", succeeded=True)
+    faults.record("jobs", job_id=failed_job, stage="faults", level=1, batch=1, slot=0, outcome="failed",
+                  succeeded=False)
+    for row in (answer(1.5, "pending", None, 0, job=failed_job, kind="submit"), answer(3.5, "failed", None, 0,
+                                                                                      job=failed_job)):
+        faults.record("status_trace", **{**row, "stage": "faults"})
+    run.close()
+    faults.close()
+
+    frames = rebuild_tables(tmp_path)
+    stored = {row["rule"]: row for row in pl.read_parquet(tmp_path / "conformance.parquet").to_dicts()}
+    completed_at = stored["every terminal status carries completed_at"]
+    assert (completed_at["observations"], completed_at["violations"]) == (3, 1)
+    assert "(a job of the faults stage, not under test)" in completed_at["example"]
+    assert set(frames["jobs"]["job_id"]) == {JOB} and set(frames["status_trace"]["job_id"]) == {JOB}
+    metrics = compute_metrics(load_tables(tmp_path), {}, [])
+    assert [job.job_id for job in metrics.jobs] == [JOB] and (metrics.all_jobs.k, metrics.all_jobs.n) == (1, 1)
+    (seen,) = [r for r in metrics.conformance if r.rule == "every terminal status carries completed_at"]
+    assert (seen.observations, seen.violations) == (3, 1)
+
+
 def test_an_older_run_without_the_new_columns_is_still_checked():
     old = pl.DataFrame({"job_id": [JOB, JOB], "stage": ["single"] * 2, "t": [1.0, 2.0],
                         "status": ["processing", "completed"], "phase": [None, "done"], "progress": [5, 100],
@@ -274,10 +332,14 @@ def test_the_bundled_server_answers_every_probe_as_the_contract_says(stack, tmp_
         made = ledger["contract_probes"]
         assert {row["probe"] for row in made} == set(PROBES)
         assert all(row["ok"] for row in made), [row for row in made if not row["ok"]]
-        assert not ledger["jobs"] and not ledger["status_trace"]  # the probes' job is no job under test
+        assert not ledger["jobs"]  # the probes' job is no job under test
         (submitted,) = [row for row in made if row["probe"] == "download_unfinished"]
         made_job = submitted["path"].rsplit("/", 1)[1]
         assert status(client, made_job)["status"] == "cancelled"
+        # its status answers are observations, from its 202 answer to the cancelled status it was polled to
+        trace = ledger["status_trace"]
+        assert {(row["job_id"], row["stage"]) for row in trace} == {(made_job, "conformance")}
+        assert trace[0]["answer"] == "submit" and trace[-1]["status"] == "cancelled" and trace[-1]["completed_at"]
     found = {row["rule"]: row for row in conformance_rows({"contract_probes": frame("contract_probes", made)})}
     assert all(row["observations"] == 1 and row["violations"] == 0 for name, row in found.items()
                if name in {probe.rule for probe in PROBES.values()})
@@ -350,6 +412,68 @@ def test_an_accepted_empty_upload_is_recorded_against_the_contract(tmp_path):
     assert empty["violations"] == 1 and "answered 202" in empty["example"]
     assert cancelled[-1] == f"/api/v1/video/cancel/{job_id}"  # after the cancel probes: the job nobody wants ended
     assert found['an error answer is JSON with a "detail"']["violations"] >= 1
+
+
+def test_the_probes_job_is_sent_unique_and_polled_until_cancelled_its_answers_checked_by_the_rules(tmp_path):
+    """A caching upstream-like server: the probes' upload carries a nonce (else it would be a cache hit, finished at
+    once); after its cancel the job is polled until terminal, and its `cancelled` answer without completed_at breaks
+    the rule, named as the probes' job. Nothing enters `jobs`."""
+    import re
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.stackutil import serving
+
+    job_id = str(uuid.uuid4())
+    uploads, cancelled, polls = [], [], []
+
+    class Upstream(BaseHTTPRequestHandler):
+        def _answer(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if "/cancel/" in self.path:
+                cancelled.append(self.path)
+                self._answer(200, {"message": "cancelled", "job_id": job_id, "reason": "user"})
+            else:
+                uploads.append(body)
+                self._answer(202, {"job_id": job_id, "status": "pending", "progress": 0, "created_at": CREATED})
+
+        def do_GET(self):  # noqa: N802
+            if "/download/" in self.path:
+                self._answer(400, {"detail": "not finished"})
+                return
+            polls.append(self.path)
+            # the cancel takes effect a poll late; upstream gives a cancelled job no completed_at
+            status = "cancelled" if cancelled and len(polls) > 2 else "pending"
+            self._answer(200, {"job_id": job_id, "status": status, "progress": 0, "created_at": CREATED,
+                               "completed_at": None})
+
+        def log_message(self, *args):
+            pass
+
+    with serving(Upstream) as url, disable_run_logger():
+        services = Services(server=url, tts=url, llm=url, redis="redis://x", llm_model="m")
+        probe_unfinished_job.fn(campaign_profile(tmp_path, poll_interval_s=0.05), services, str(tmp_path))
+    (upload,) = uploads
+    assert re.search(rb"<!-- t2v-bench nonce [0-9a-f]{32} -->", upload)
+    ledger = read_ledger(tmp_path)
+    assert not ledger["jobs"]
+    trace = ledger["status_trace"]
+    assert [row["status"] for row in trace][-1] == "cancelled" and trace[0]["answer"] == "submit"
+    assert [row["status"] for row in trace].count("cancelled") == 1  # polled until terminal, then no more
+    found = rules(trace, videos=[], probes=ledger["contract_probes"])
+    completed_at = rule(found, "every terminal status carries completed_at")
+    assert (completed_at.observations, completed_at.violations) == (1, 1)
+    assert completed_at.example.startswith(f"job {job_id} (a job of the conformance stage, not under test)")
+    assert completed_at.example.endswith("cancelled without completed_at")
+    assert found["cancelling an unfinished job answers 200"].holds
+    assert found["downloading an unfinished job's video answers 400"].holds
 
 
 def test_every_status_answer_is_recorded_whole_and_a_wrongly_typed_one_says_why(tmp_path):
