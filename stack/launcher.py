@@ -5,7 +5,8 @@ stopping it also stops what it spawned (ffmpeg), and with a parent-death signal 
 outlives a launcher that was killed outright. A service that dies is recorded (`exit_of`) and the
 others keep running; one service can be stopped, started, restarted, killed (SIGKILL, as a crash),
 frozen (SIGSTOP, resumed by SIGCONT, within a bound even if the launcher dies) and, for the llm, made
-slow (the server reaches it through the launcher's `DelayProxy`). `ControlChannel` offers the same to
+slow (the server reaches it through `python -m stack.proxy`, a fifth child process that is no service: the
+launcher starts it with the server and tells it the delay through a file). `ControlChannel` offers the same to
 `python -m stack ACTION SERVICE` while a launcher runs.
 """
 
@@ -32,9 +33,10 @@ import redis
 from stack.binaries import redis_server
 from stack.children import own_session_dying_with_parent
 from stack.llm import MODEL_NAME
-from stack.proxy import DelayProxy
+from stack.proxy import read_delay
 
 SERVICES = ("redis", "llm", "tts", "server")
+LLM_PROXY = "llm-proxy"  # not a service: the server's way to the llm, which `slow_llm` delays
 # Loopback ports that do not clash with the seed's real services (8000, 4123, 11434, 6379).
 DEFAULT_PORTS = {"server": 18000, "tts": 14123, "llm": 21434, "redis": 16379}
 HEALTH_TIMEOUT_S = 60.0
@@ -120,7 +122,9 @@ class Stack:
         self.max_concurrent_jobs = max_concurrent_jobs
         # the server's bound on one tts or llm request (None: the server's own defaults)
         self.dependency_timeout_s = dependency_timeout_s
-        self.llm_proxy = DelayProxy(ports["llm"])
+        self.llm_proxy_port = free_port()
+        self.llm_proxy_url = f"http://127.0.0.1:{self.llm_proxy_port}"
+        self._llm_delay_file = data_dir / "llm-delay"  # what the proxy delays each llm request by (absent: 0)
         self.urls = StackURLs(
             server=f"http://127.0.0.1:{ports['server']}",
             tts=f"http://127.0.0.1:{ports['tts']}",
@@ -132,7 +136,13 @@ class Stack:
         self._thaw_timers: dict[str, subprocess.Popen] = {}  # frozen service → the process that resumes it
         _STACKS.add(self)
 
+    def _port(self, name: str) -> int:
+        return self.llm_proxy_port if name == LLM_PROXY else self.ports[name]
+
     def _command(self, name: str) -> list[str]:
+        if name == LLM_PROXY:
+            return [sys.executable, "-m", "stack.proxy", "--port", str(self.llm_proxy_port),
+                    "--upstream-port", str(self.ports["llm"]), "--delay-file", str(self._llm_delay_file)]
         port = str(self.ports[name])
         if name == "redis":
             # An append-only file in the data folder: a restarted stack still knows its jobs.
@@ -141,7 +151,7 @@ class Stack:
         command = [sys.executable, "-m", f"stack.{name}", "--host", "127.0.0.1", "--port", port]
         if name == "server":
             command += [
-                "--redis-url", self.urls.redis, "--tts-url", self.urls.tts, "--llm-url", self.llm_proxy.url,
+                "--redis-url", self.urls.redis, "--tts-url", self.urls.tts, "--llm-url", self.llm_proxy_url,
                 "--llm-model", MODEL_NAME, "--data-dir", str(self.data_dir / "server"),
                 "--max-concurrent-jobs", str(self.max_concurrent_jobs),
             ]
@@ -168,6 +178,10 @@ class Stack:
         return ""
 
     def _healthy(self, name: str) -> bool:
+        if name == LLM_PROXY:  # it answers nothing itself: listening is all it has to do
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.llm_proxy_port), 1.0):
+                return True
+            return False
         url = getattr(self.urls, name)
         try:
             if name == "redis":
@@ -189,8 +203,10 @@ class Stack:
         """
         if name in self._procs and self._procs[name].poll() is None:
             return
-        if port_in_use(self.ports[name]):
-            raise StackError(f"{name}: port {self.ports[name]} is already in use")
+        if name == "server":
+            self.start_service(LLM_PROXY, stop_requested)
+        if port_in_use(self._port(name)):
+            raise StackError(f"{name}: port {self._port(name)} is already in use")
         self._prepare_data_dir()
         log_path = self.log_path(name)
         try:
@@ -301,7 +317,14 @@ class Stack:
         """Delay every request the server sends the llm by `delay_s` (0: no delay)."""
         if not 0 <= delay_s <= MAX_FREEZE_S:
             raise StackError(f"an llm delay is 0 to {MAX_FREEZE_S:g} s, not {delay_s:g}")
-        self.llm_proxy.delay_s = delay_s
+        self._prepare_data_dir()
+        written = self._llm_delay_file.with_suffix(".tmp")
+        written.write_text(f"{delay_s:g}")
+        written.replace(self._llm_delay_file)  # whole, at once: the proxy never reads half a number
+
+    @property
+    def llm_delay_s(self) -> float:
+        return read_delay(self._llm_delay_file)
 
     def state(self) -> dict[str, str]:
         """Each service in words: running, frozen, exited (code N) or stopped; plus the llm's added delay."""
@@ -310,8 +333,8 @@ class Stack:
             proc = self._procs.get(name)
             states[name] = ("stopped" if proc is None else f"exited (code {proc.returncode})"
                             if proc.poll() is not None else "frozen" if self._is_frozen(name) else "running")
-        if self.llm_proxy.delay_s:
-            states["llm"] += f", slowed by {self.llm_proxy.delay_s:g} s per request"
+        if self.llm_delay_s:
+            states["llm"] += f", slowed by {self.llm_delay_s:g} s per request"
         return states
 
     def start(self, stop_requested: Callable[[], bool] = _never) -> None:
@@ -320,6 +343,8 @@ class Stack:
                 if port_in_use(self.ports[name])]
         if busy:
             raise StackError("; ".join(busy))
+        with contextlib.suppress(OSError):
+            self._llm_delay_file.unlink()  # left by a launcher killed outright: a new stack starts with no delay
         try:
             for name in SERVICES:
                 self.start_service(name, stop_requested)
@@ -330,12 +355,13 @@ class Stack:
             raise
 
     def stop(self) -> None:
-        for name in reversed(SERVICES):
+        for name in (*reversed(SERVICES), LLM_PROXY):
             self.stop_service(name)
-        self.llm_proxy.stop()
+        with contextlib.suppress(OSError):
+            self._llm_delay_file.unlink()  # a data folder kept for the next start starts with no delay
 
     def pids(self) -> dict[str, int]:
-        return {name: proc.pid for name, proc in self._procs.items() if proc.poll() is None}
+        return {name: proc.pid for name, proc in self._procs.items() if name in SERVICES and proc.poll() is None}
 
     def exit_of(self, name: str) -> ServiceExit | None:
         """How the service died on its own (None while it runs, or once stopped on purpose)."""

@@ -1,70 +1,52 @@
-"""A loopback TCP proxy in front of the llm, owned by the launcher, that can make the llm slow.
+"""A loopback TCP proxy in front of the llm that can make it slow: `python -m stack.proxy`, a child process of
+the launcher like the four services (its own session, dying with its parent), so the server's llm traffic never
+passes through the campaign's measuring process.
 
 The server reaches its llm through it; everyone else (verification, the campaign's process sampling by
-port) reaches the llm itself, so the llm's port is still served by the llm's own process. With a delay
-set, each request passed on waits that long first (a request is the first bytes the client sends after
-an answer, so a kept-alive connection is delayed once per request, not once per connection). When the
-llm does not accept a connection, the client's connection is reset at once, as a refused one would be.
+port) reaches the llm itself, so the llm's port is still served by the llm's own process. The added delay is
+read from a small file the launcher writes (`--delay-file`, seconds as text; absent: none), its one control
+channel: each request passed on waits that long first (a request is the first bytes the client sends after an
+answer, so a kept-alive connection is delayed once per request, not once per connection). When the llm does not
+accept a connection, the client's connection is reset at once, as a refused one would be.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import signal
 import socket
 import struct
-import threading
+import sys
+from pathlib import Path
 
 CONNECT_TIMEOUT_S = 2.0
-START_TIMEOUT_S = 5.0
 CHUNK = 65536
 
 
+def read_delay(path: Path) -> float:
+    """The delay the launcher asked for (0 when none, or unreadable: a proxy never breaks the llm's traffic)."""
+    try:
+        delay = float(path.read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return delay if delay > 0 else 0.0
+
+
 class DelayProxy:
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, delay_file: Path) -> None:
         self.upstream_port = upstream_port
-        self.delay_s = 0.0
-        self.port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self.delay_file = delay_file
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.start()}"
-
-    def start(self) -> int:
-        """Listen (once) on a free loopback port, served by a thread of its own; returns the port."""
-        if self._thread is not None and self._thread.is_alive():
-            return self.port
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-            server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            try:
-                self._loop.run_forever()
-            finally:
-                server.close()
-                for task in asyncio.all_tasks(self._loop):
-                    task.cancel()
-                self._loop.run_until_complete(asyncio.sleep(0))
-                self._loop.close()
-
-        self._thread = threading.Thread(target=serve, name="llm-delay-proxy", daemon=True)
-        self._thread.start()
-        if not ready.wait(START_TIMEOUT_S):
-            raise RuntimeError(f"the llm proxy did not start within {START_TIMEOUT_S:g} s")
-        return self.port
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(START_TIMEOUT_S)
-        self._thread = None
+    async def serve(self, port: int) -> None:
+        """Listen on the loopback `port` until SIGTERM or SIGINT."""
+        server = await asyncio.start_server(self._handle, "127.0.0.1", port)
+        stopped = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stopped.set)
+        async with server:
+            await stopped.wait()
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
@@ -78,8 +60,8 @@ class DelayProxy:
         async def requests() -> None:
             nonlocal answered
             while data := await client_reader.read(CHUNK):
-                if answered and self.delay_s > 0:
-                    await asyncio.sleep(self.delay_s)
+                if answered and (delay := read_delay(self.delay_file)) > 0:
+                    await asyncio.sleep(delay)
                 answered = False
                 upstream_writer.write(data)
                 await upstream_writer.drain()
@@ -109,3 +91,17 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stack.proxy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True, help="the loopback port the server connects to")
+    parser.add_argument("--upstream-port", type=int, required=True, help="the llm's loopback port")
+    parser.add_argument("--delay-file", type=Path, required=True, help="seconds to delay each request (absent: 0)")
+    args = parser.parse_args(argv)
+    asyncio.run(DelayProxy(args.upstream_port, args.delay_file).serve(args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -252,7 +252,7 @@ def test_one_service_killed_frozen_slowed_and_back_while_the_others_run(tmp_path
 
         stack.slow_llm(1.0)
         started = time.monotonic()
-        assert httpx.get(f"{stack.llm_proxy.url}/api/version", timeout=10).status_code == 200
+        assert httpx.get(f"{stack.llm_proxy_url}/api/version", timeout=10).status_code == 200
         assert time.monotonic() - started >= 1.0
         stack.slow_llm(0)
         wait_until(lambda: healthy(client)["status"] == "healthy", 10, "health to recover")
