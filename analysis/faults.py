@@ -38,7 +38,9 @@ class FaultResult(BaseModel):
 
     service: str  # tts | llm | redis | server
     fault: str  # killed | frozen | slow | restarted_with_jobs | killed_with_jobs
-    recovered: bool | None  # steady state back after restore (None: the experiment could not be run)
+    # steady state back after restore: health healthy and a new job verified, each within the recovery bound
+    # (None: the experiment could not be run)
+    recovered: bool | None
     recovery_s: float | None  # restore → health `healthy` again
     first_success_s: float | None  # restore → first new job succeeded (verified video)
     jobs_failed_during: int  # jobs under the fault that ended failed
@@ -123,6 +125,11 @@ def _since(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else max(0.0, end - start)
 
 
+def within(seconds: float | None, bound_s: float | None) -> bool:
+    """Measured, and within the bound (if there is one): a recovery after the bound is no recovery."""
+    return seconds is not None and (bound_s is None or seconds <= bound_s)
+
+
 def is_stuck(job: JobSeen) -> bool:
     """Accepted, and still not terminal when asked once the deployment had recovered."""
     return job.job_id is not None and job.final_status is not None and job.final_status not in TERMINAL
@@ -137,7 +144,8 @@ def fault_result(seen: Observed) -> FaultResult:
                            job_error_during=None, named_dependency=None, hung=False, detail=f"not run: {why}")
     recovery_s = _since(seen.restored_at, seen.healthy_at)
     first_success_s = _since(seen.restored_at, seen.first_success_at)
-    recovered = None if seen.interrupted else recovery_s is not None and first_success_s is not None
+    recovered = None if seen.interrupted else within(recovery_s, seen.recovery_bound_s) and \
+        within(first_success_s, seen.recovery_bound_s)
     failed = [job for job in seen.jobs if job.outcome in GAVE_UP]
     # the server's words for the fault: a job it accepted first (submitted during the fault, then one caught in
     # flight), else a refused submission (a 503's detail, or only the connection error)
@@ -170,9 +178,12 @@ def _detail(seen: Observed, recovery_s: float | None, first_success_s: float | N
     if seen.interrupted:  # recovery was not waited for: nothing to say of it
         return "; ".join(parts + seen.notes)
     bound = f" within {seen.recovery_bound_s:g} s" if seen.recovery_bound_s else ""
-    parts.append(f"healthy {recovery_s:.1f} s after restore" if recovery_s is not None
+    late = f", beyond the bound of {seen.recovery_bound_s:g} s"
+    parts.append(f"healthy {recovery_s:.1f} s after restore" + ("" if within(recovery_s, seen.recovery_bound_s)
+                                                                 else late) if recovery_s is not None
                  else f"health not healthy again{bound}")
-    parts.append(f"first verified video {first_success_s:.1f} s after restore" if first_success_s is not None
+    parts.append(f"first verified video {first_success_s:.1f} s after restore"
+                 + ("" if within(first_success_s, seen.recovery_bound_s) else late) if first_success_s is not None
                  else f"no new job verified{bound}")
     if stuck:
         parts.append(f"{stuck} job(s) still not terminal after recovery")

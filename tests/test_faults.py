@@ -94,6 +94,12 @@ def test_a_recovered_fault_in_figures():
                              "first verified video 4.0 s after restore")
 
 
+def test_a_recovery_beyond_the_bound_is_no_recovery():
+    late = fault_result(killed_tts(first_success_at=T0 + 2.0 + 31))
+    assert late.recovered is False and late.first_success_s == pytest.approx(31)
+    assert "first verified video 31.0 s after restore, beyond the bound of 30 s" in late.detail
+    assert fault_result(killed_tts(healthy_at=T0 + 40)).recovered is False
+
 def test_no_recovery_within_the_bound_and_jobs_left_stuck():
     stuck = [JobSeen(role="in_flight", job_id=f"j{i}", outcome="timed_out", failure="timed out after 20 s",
                      final_status="processing") for i in range(2)]
