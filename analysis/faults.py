@@ -29,7 +29,6 @@ WITH_JOBS = ("restarted_with_jobs", "killed_with_jobs")  # faults injected while
 DEPENDENCY_WORDS = {"tts": ("tts", "text-to-speech", "speech"), "llm": ("llm", "ollama", "language model"),
                     "redis": ("redis",), "server": ("server",)}
 HEALTHY = "healthy"
-GAVE_UP = ("failed", "not_submitted")  # job outcomes that count as failed under a fault
 HUNG = ("timed_out", "stuck_pending")  # outcomes of a job that reached no terminal status within its bound
 
 
@@ -43,7 +42,8 @@ class FaultResult(BaseModel):
     recovered: bool | None
     recovery_s: float | None  # restore → health `healthy` again
     first_success_s: float | None  # restore → first new job succeeded (verified video)
-    jobs_failed_during: int  # jobs under the fault that ended failed
+    jobs_failed_during: int  # jobs under the fault the server accepted that ended failed
+    submissions_refused: int = 0  # submissions under the fault the server did not accept (no job: not a failed one)
     jobs_stuck: int  # jobs not terminal once recovered (never acceptable)
     health_during: str | None  # what /health said while the fault lasted ("degraded (tts_service: down)")
     job_error_during: str | None  # the error of a job under the fault, in the server's words
@@ -146,11 +146,12 @@ def fault_result(seen: Observed) -> FaultResult:
     first_success_s = _since(seen.restored_at, seen.first_success_at)
     recovered = None if seen.interrupted else within(recovery_s, seen.recovery_bound_s) and \
         within(first_success_s, seen.recovery_bound_s)
-    failed = [job for job in seen.jobs if job.outcome in GAVE_UP]
+    failed = [job for job in seen.jobs if job.outcome == "failed"]
+    refused = [job for job in seen.jobs if job.outcome == "not_submitted"]
     # the server's words for the fault: a job it accepted first (submitted during the fault, then one caught in
     # flight), else a refused submission (a 503's detail, or only the connection error)
-    errors = [job.failure for job in sorted(failed, key=lambda job: (job.job_id is None, job.role != "during"))
-              if job.failure]
+    errors = [job.failure for job in sorted(failed + refused, key=lambda job: (job.job_id is None,
+                                                                               job.role != "during")) if job.failure]
     error = errors[0] if errors else None
     stuck = sum(is_stuck(job) for job in seen.jobs)
     hung = any(job.outcome in HUNG for job in seen.jobs)
@@ -158,7 +159,7 @@ def fault_result(seen: Observed) -> FaultResult:
         service=seen.service, fault=seen.fault,
         recovered=recovered,
         recovery_s=recovery_s, first_success_s=first_success_s,
-        jobs_failed_during=len(failed), jobs_stuck=stuck,
+        jobs_failed_during=len(failed), submissions_refused=len(refused), jobs_stuck=stuck,
         health_during=health_summary(seen.health), job_error_during=error,
         named_dependency=names_dependency(error, seen.service), hung=hung,
         detail=_detail(seen, recovery_s, first_success_s, stuck),
@@ -199,6 +200,7 @@ def results_of(faults: pl.DataFrame) -> list[FaultResult]:
         faults.iter_rows(named=True)
     return [FaultResult(**{name: row.get(name) for name in fields}
                         | {"jobs_failed_during": row.get("jobs_failed_during") or 0,
+                           "submissions_refused": row.get("submissions_refused") or 0,
                            "jobs_stuck": row.get("jobs_stuck") or 0, "hung": bool(row.get("hung"))})
             for row in rows]
 

@@ -129,8 +129,8 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     "faults": {
         "t": pl.Float64, "service": pl.String, "fault": pl.String, "recovered": pl.Boolean,
         "recovery_s": pl.Float64, "first_success_s": pl.Float64, "jobs_failed_during": pl.Int64,
-        "jobs_stuck": pl.Int64, "health_during": pl.String, "job_error_during": pl.String,
-        "named_dependency": pl.Boolean, "hung": pl.Boolean, "detail": pl.String,
+        "submissions_refused": pl.Int64, "jobs_stuck": pl.Int64, "health_during": pl.String,
+        "job_error_during": pl.String, "named_dependency": pl.Boolean, "hung": pl.Boolean, "detail": pl.String,
     },
 }
 DERIVED = ("conformance",)  # computed from the other tables, never recorded

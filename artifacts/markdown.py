@@ -495,7 +495,8 @@ CONFORMANCE_COLUMNS = [Column("rule", "rule"), Column("source", "source"),
 FAULT_COLUMNS = [
     Column("service", "service"), Column("fault", "fault"), Column("recovered", "recovered"),
     Column("healthy again s", "recovery_s", "s"), Column("first success s", "first_success_s", "s"),
-    Column("jobs failed during", "jobs_failed_during", "int"), Column("jobs stuck", "jobs_stuck", "int"),
+    Column("jobs failed during", "jobs_failed_during", "int"),
+    Column("submissions refused", "submissions_refused", "int"), Column("jobs stuck", "jobs_stuck", "int"),
     Column("hung", "hung"), Column("health during", "health_during"),
     Column("job error named the service", "named_dependency"), Column("job error during", "job_error_during"),
     Column("detail", "detail"),
@@ -561,7 +562,9 @@ def fault_during_sentence(fault: FaultResult) -> str:
         return ""
     said = f"health said '{fault.health_during}'" if fault.health_during else "health said nothing"
     failed = plural(fault.jobs_failed_during, "job") + " failed" if fault.jobs_failed_during else "no job failed"
-    if fault.named_dependency is not None and fault.jobs_failed_during:
+    if fault.submissions_refused:
+        failed += f", {plural(fault.submissions_refused, 'submission')} refused"
+    if fault.named_dependency is not None and (fault.jobs_failed_during or fault.submissions_refused):
         failed += f" and the job error {'named' if fault.named_dependency else 'did not name'} {fault.service}"
     hung = "; a job under the fault hung (no terminal status within its bound)" if fault.hung else ""
     stuck = (f"{plural(fault.jobs_stuck, 'job')} stayed stuck after recovery" if fault.jobs_stuck

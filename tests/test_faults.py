@@ -110,7 +110,7 @@ def test_no_recovery_within_the_bound_and_jobs_left_stuck():
     result = fault_result(seen)
     assert result.recovered is False and result.recovery_s is None and result.first_success_s is None
     assert result.jobs_stuck == 2 and result.hung
-    assert result.jobs_failed_during == 1  # the refused one; the stuck ones hung
+    assert result.jobs_failed_during == 0 and result.submissions_refused == 1  # refused, not failed; the stuck hung
     assert result.job_error_during == "submit failed: upload answered HTTP 503: redis unavailable"
     assert result.named_dependency is True
     assert "health not healthy again within 30 s" in result.detail and "2 job(s) still not terminal" in result.detail
@@ -124,7 +124,7 @@ def test_the_servers_own_words_come_before_a_refused_submission():
                     failure="submit failed: ConnectError: All connection attempts failed")]
     result = fault_result(killed_tts(service="server", fault="killed_with_jobs", jobs=jobs))
     assert "the server restarted" in result.job_error_during and result.named_dependency is True
-    assert result.jobs_failed_during == 2
+    assert result.jobs_failed_during == 1 and result.submissions_refused == 1
 
 
 def test_an_experiment_not_run_or_cut_short_claims_no_recovery():
