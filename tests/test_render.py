@@ -476,7 +476,7 @@ def test_error_handling_and_recovery_table_and_paper_sentences(good_metrics):
     reports = render_reports(good_metrics.model_copy(update={"faults": faults}))
     text = reports["test_error_recovery.md"]
     assert "The deployment recovered from 1 of 2 injected faults; 1 experiment could not be run." in text
-    assert ("| tts | killed | yes | 2.10 | 9.80 | 1 | 0 | no | degraded (tts_service: down) | yes | TTS unreachable "
+    assert ("| tts | killed | yes | 2.10 | 9.80 | 1 | 0 | 0 | no | degraded (tts_service: down) | yes | TTS unreachable "
             "| — |") in text
     sentence = ("After tts was killed and restarted, the server reported healthy again after 2.10 s and the first new "
                 "job succeeded after 9.80 s.")
