@@ -37,8 +37,11 @@ class FaultResult(BaseModel):
 
     service: str  # tts | llm | redis | server
     fault: str  # killed | frozen | slow | restarted_with_jobs | killed_with_jobs
+    # measured: injected, restored and recovery waited for; not_run: nothing injected (detail says why);
+    # interrupted: injected, and the run's stop came before recovery was measured
+    state: Literal["measured", "not_run", "interrupted"] = "measured"
     # steady state back after restore: health healthy and a new job verified, each within the recovery bound
-    # (None: the experiment could not be run)
+    # (None: not measured, see state)
     recovered: bool | None
     recovery_s: float | None  # restore → health `healthy` again
     first_success_s: float | None  # restore → first new job succeeded (verified video)
@@ -139,7 +142,7 @@ def fault_result(seen: Observed) -> FaultResult:
     """The figures of one experiment from what the stage saw."""
     if seen.not_run or seen.steady_before:
         why = seen.not_run or f"the steady state did not hold before the fault: {seen.steady_before}"
-        return FaultResult(service=seen.service, fault=seen.fault, recovered=None, recovery_s=None,
+        return FaultResult(service=seen.service, fault=seen.fault, state="not_run", recovered=None, recovery_s=None,
                            first_success_s=None, jobs_failed_during=0, jobs_stuck=0, health_during=None,
                            job_error_during=None, named_dependency=None, hung=False, detail=f"not run: {why}")
     recovery_s = _since(seen.restored_at, seen.healthy_at)
@@ -156,7 +159,7 @@ def fault_result(seen: Observed) -> FaultResult:
     stuck = sum(is_stuck(job) for job in seen.jobs)
     hung = any(job.outcome in HUNG for job in seen.jobs)
     return FaultResult(
-        service=seen.service, fault=seen.fault,
+        service=seen.service, fault=seen.fault, state="interrupted" if seen.interrupted else "measured",
         recovered=recovered,
         recovery_s=recovery_s, first_success_s=first_success_s,
         jobs_failed_during=len(failed), submissions_refused=len(refused), jobs_stuck=stuck,
@@ -199,10 +202,18 @@ def results_of(faults: pl.DataFrame) -> list[FaultResult]:
     rows = faults.sort("t", nulls_last=True).iter_rows(named=True) if "t" in faults.columns else \
         faults.iter_rows(named=True)
     return [FaultResult(**{name: row.get(name) for name in fields}
-                        | {"jobs_failed_during": row.get("jobs_failed_during") or 0,
+                        | {"state": row.get("state") or _state_of_old_row(row),
+                           "jobs_failed_during": row.get("jobs_failed_during") or 0,
                            "submissions_refused": row.get("submissions_refused") or 0,
                            "jobs_stuck": row.get("jobs_stuck") or 0, "hung": bool(row.get("hung"))})
             for row in rows]
+
+
+def _state_of_old_row(row: dict) -> str:
+    """A row stored before `state` existed: None meant not run or interrupted, told apart by its detail."""
+    if row.get("recovered") is not None:
+        return "measured"
+    return "interrupted" if (row.get("detail") or "").startswith("interrupted") else "not_run"
 
 
 def skipped_reason(stages: pl.DataFrame, results: list[FaultResult]) -> str | None:

@@ -544,6 +544,8 @@ def _fault_name(fault: FaultResult) -> str:
 def fault_sentence(fault: FaultResult) -> str:
     """"After tts was killed and restarted, the server reported healthy again after 2.10 s and the first new job
     succeeded after 9.80 s."; a fault that could not be injected says why."""
+    if fault.state == "interrupted":
+        return f"The experiment where {_fault_name(fault)}: injected, interrupted before recovery was measured."
     if fault.recovered is None:
         why = fault.detail or "no detail was recorded"
         return f"The experiment where {_fault_name(fault)} could not be run: {why}."
@@ -576,10 +578,12 @@ def faults_summary(metrics: RunMetrics) -> str:
     if not metrics.faults:
         return (f"No fault was injected: {metrics.faults_skipped}." if metrics.faults_skipped else
                 "No fault experiment was recorded in this run.")
-    run = [fault for fault in metrics.faults if fault.recovered is not None]
+    run = [fault for fault in metrics.faults if fault.state == "measured"]
     recovered = sum(bool(fault.recovered) for fault in run)
-    skipped = len(metrics.faults) - len(run)
-    return (f"The deployment recovered from {recovered} of {plural(len(run), 'injected fault')}"
+    cut = sum(fault.state == "interrupted" for fault in metrics.faults)
+    skipped = sum(fault.state == "not_run" for fault in metrics.faults)
+    return (f"The deployment recovered from {recovered} of {plural(len(run), 'measured fault')}"
+            + (f"; {plural(cut, 'experiment')} injected and interrupted before recovery was measured" if cut else "")
             + (f"; {plural(skipped, 'experiment')} could not be run" if skipped else "") + ".")
 
 

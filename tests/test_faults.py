@@ -27,6 +27,7 @@ from analysis.faults import (
 )
 from analysis.metrics import compute_metrics
 from analysis.schema import frame
+from artifacts.markdown import fault_sentence, faults_summary
 from profiles.redact import register_secrets
 from profiles.settings import Faults, ProfileError, load_profile
 from stack import running_stack
@@ -136,6 +137,19 @@ def test_an_experiment_not_run_or_cut_short_claims_no_recovery():
     cut = fault_result(killed_tts(interrupted=True, healthy_at=None, first_success_at=None))
     assert cut.recovered is None and cut.detail == ("interrupted by the run's stop (the fault was restored); "
                                                     "jobs: 1 submitted during the fault (1 failed)")
+    assert [not_run.state, unsteady.state, cut.state] == ["not_run", "not_run", "interrupted"]
+    measured = fault_result(killed_tts())
+    assert measured.state == "measured"
+    # in words: an interrupted experiment was injected, and is neither recovered nor "could not be run"
+    assert fault_sentence(cut) == ("The experiment where tts was killed and restarted: injected, interrupted before "
+                                   "recovery was measured.")
+    metrics = compute_metrics({}, {}, []).model_copy(update={"faults": [measured, cut, not_run]})
+    assert faults_summary(metrics) == ("The deployment recovered from 1 of 1 measured fault; 1 experiment injected and "
+                                       "interrupted before recovery was measured; 1 experiment could not be run.")
+    # rows stored before `state` existed read as they were meant
+    old_rows = [{**result.model_dump(exclude={"state"}), "t": T0 + i}
+                for i, result in enumerate([measured, cut, not_run])]
+    assert [result.state for result in results_of(frame("faults", old_rows))] == ["measured", "interrupted", "not_run"]
 
 
 def test_stored_results_and_why_there_are_none():

@@ -470,14 +470,14 @@ def test_error_handling_and_recovery_table_and_paper_sentences(good_metrics):
     faults = [_fault("tts", "killed"),
               _fault("llm", "frozen", recovered=False, recovery_s=None, first_success_s=None, jobs_stuck=2,
                      named_dependency=False, hung=True, health_during=None),
-              _fault("redis", "restarted_with_jobs", recovered=None, recovery_s=None, first_success_s=None,
-                     jobs_failed_during=0, health_during=None, job_error_during=None, named_dependency=None,
-                     detail="no redis restart action in the profile")]
+              _fault("redis", "restarted_with_jobs", state="not_run", recovered=None, recovery_s=None,
+                     first_success_s=None, jobs_failed_during=0, health_during=None, job_error_during=None,
+                     named_dependency=None, detail="no redis restart action in the profile")]
     reports = render_reports(good_metrics.model_copy(update={"faults": faults}))
     text = reports["test_error_recovery.md"]
-    assert "The deployment recovered from 1 of 2 injected faults; 1 experiment could not be run." in text
-    assert ("| tts | killed | yes | 2.10 | 9.80 | 1 | 0 | 0 | no | degraded (tts_service: down) | yes | TTS unreachable "
-            "| — |") in text
+    assert "The deployment recovered from 1 of 2 measured faults; 1 experiment could not be run." in text
+    assert ("| tts | killed | yes | 2.10 | 9.80 | 1 | 0 | 0 | no | degraded (tts_service: down) | yes | "
+            "TTS unreachable | — |") in text
     sentence = ("After tts was killed and restarted, the server reported healthy again after 2.10 s and the first new "
                 "job succeeded after 9.80 s.")
     assert (f"- {sentence} While the fault lasted, health said 'degraded (tts_service: down)' and 1 job failed and "
@@ -491,7 +491,7 @@ def test_error_handling_and_recovery_table_and_paper_sentences(good_metrics):
     with_faults = good_metrics.model_copy(update={"faults": faults})
     assert main_tables(with_faults)["fault-recovery"][0]["healthy again s"] == 2.1
     summary = console_summary(with_faults, "/runs/x")
-    assert "  faults:           The deployment recovered from 1 of 2 injected faults; 1 experiment could not be run." \
+    assert "  faults:           The deployment recovered from 1 of 2 measured faults; 1 experiment could not be run." \
         in summary
     assert "## Error handling and recovery" in reports["integration_reliability_report.md"]
     server = render_reports(good_metrics.model_copy(update={"faults": [
