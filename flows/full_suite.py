@@ -169,7 +169,7 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
                     # are re-verified, waiting for services that do not answer
                     if stopped := services_ready(stages, settings, services, run_dir,
                                                  may_wait=round_ > 1 or campaign.attempt > 1):
-                        stages.skip((("baseline",) if round_ == 1 else ()) + ROUND_STAGES + ONCE_AFTER,
+                        stages.skip(LOAD_STAGES if round_ == 1 else (*ROUND_STAGES, *ONCE_AFTER),
                                     stopped.partition(":")[0])
                         break
                     if round_ == 1:
