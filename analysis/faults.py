@@ -5,12 +5,16 @@ hypothesis (a job succeeds and health is `healthy`); it injects a fault, watches
 the fault lasts, restores, and measures the time until health is healthy again and until a new job
 succeeds again.
 
-The stage (tasks.faults, flows.faults) records what it saw as an `Observed`; `fault_result` makes the
-figures of it. Everything here is pure: the tests call it on recorded observations.
+The stage (tasks.faults, flows.faults) records each thing it sees as it sees it, a row of the `fault_events`
+table (see EVENTS); `observations` gathers one experiment's events into an `Observed`, and `fault_result` makes
+the figures of it. The `faults` table is derived from the events whenever the tables are rebuilt (`fault_rows`),
+so a run killed mid-experiment keeps what it saw and `python -m artifacts` recomputes the figures. Everything
+here is pure: the tests call it on recorded observations.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal
 
@@ -66,6 +70,25 @@ class JobSeen(BaseModel):
     final_status: str | None = None  # the server's status of it once the deployment had recovered (None: not asked)
 
 
+# what a `fault_events` row says, by kind (its `at` is when, on the wall clock; its `value` is words or JSON)
+EVENTS = {
+    "planned": "the experiment starts; value: JSON {recovery_bound_s}",
+    "not_run": "nothing is injected; value: why",
+    "steady_before": "the steady state did not hold before injecting; value: why",
+    "injected": "the fault was injected",
+    "inject_failed": "the fault could not be injected; value: why",
+    "health": "a health answer while the fault lasted; value: in words",
+    "restored": "the fault was restored",
+    "healthy": "health said healthy again after the restore",
+    "first_success": "the first new job after the restore was verified (its terminal status)",
+    "job": "what became of a job of the experiment; value: JSON of JobSeen",
+    "note": "anything else seen; value: words",
+    "error": "the experiment itself broke (a bug, an unexpected answer); value: words",
+    "interrupted": "the run's stop came while it ran",
+    "ended": "the experiment is over",
+}
+
+
 class Observed(BaseModel):
     """What the stage saw of one experiment, every instant on the wall clock (time.time())."""
 
@@ -79,6 +102,7 @@ class Observed(BaseModel):
     healthy_at: float | None = None  # health first `healthy` after restore (None: not within the bound)
     first_success_at: float | None = None  # terminal status of the first new job verified after restore
     recovery_bound_s: float | None = None
+    ended_at: float | None = None  # None: the process ended before the experiment did
     health: list[str] = []  # health in words, each probe while the fault lasted, in order
     jobs: list[JobSeen] = []
     notes: list[str] = []  # what else the stage saw, in words (an action's error, a job's time under a slow llm)
@@ -175,14 +199,17 @@ def _detail(seen: Observed, recovery_s: float | None, first_success_s: float | N
     outcomes: dict[str, int] = {}
     for job in seen.jobs:
         outcomes[job.outcome] = outcomes.get(job.outcome, 0) + 1
-    parts = ["interrupted by the run's stop (the fault was restored)"] if seen.interrupted else []
+    restored = "the fault was restored" if seen.restored_at is not None else "the fault was not seen restored"
+    parts = [f"interrupted by the run's stop ({restored})"] if seen.interrupted else []
     jobs = ([f"{in_flight} in flight"] if in_flight else []) + [f"{during} submitted during the fault"]
     parts += [f"jobs: {', '.join(jobs)}"
               + (f" ({', '.join(f'{n} {outcome}' for outcome, n in outcomes.items())})" if outcomes else "")]
+    if seen.injected_at is not None and seen.restored_at is not None:
+        parts.append(f"the fault held {seen.restored_at - seen.injected_at:.1f} s")
     if seen.interrupted:  # recovery was not waited for: nothing to say of it
         return "; ".join(parts + seen.notes)
     bound = f" within {seen.recovery_bound_s:g} s" if seen.recovery_bound_s else ""
-    late = f", beyond the bound of {seen.recovery_bound_s:g} s"
+    late = f", beyond the bound of {seen.recovery_bound_s:g} s" if seen.recovery_bound_s else ""
     parts.append(f"healthy {recovery_s:.1f} s after restore" + ("" if within(recovery_s, seen.recovery_bound_s)
                                                                  else late) if recovery_s is not None
                  else f"health not healthy again{bound}")
@@ -192,6 +219,77 @@ def _detail(seen: Observed, recovery_s: float | None, first_success_s: float | N
     if stuck:
         parts.append(f"{stuck} job(s) still not terminal after recovery")
     return "; ".join(parts + seen.notes)
+
+
+# ---- from the recorded events --------------------------------------------------------------------
+
+EXPERIMENT_KEY = ("round", "attempt", "experiment")
+
+
+def observations(events: list[dict]) -> list[Observed]:
+    """Each experiment's events, in the order recorded, gathered into what was seen. An experiment with no `ended`
+    event was cut off (the process was killed): injected, it reads as interrupted; else as not run."""
+    return [_observed(group) for group in _groups(events)]
+
+
+def _observed(events: list[dict]) -> Observed:
+    seen = Observed(service=events[0]["service"], fault=events[0]["fault"])
+    for event in events:
+        kind, at, value = event["kind"], event.get("at"), event.get("value")
+        if kind == "planned":
+            seen.recovery_bound_s = json.loads(value).get("recovery_bound_s") if value else None
+        elif kind == "not_run":
+            seen.not_run = value
+        elif kind == "steady_before":
+            seen.steady_before = value
+        elif kind == "injected":
+            seen.injected_at = at
+        elif kind == "inject_failed":
+            seen.not_run = f"the fault could not be injected: {value}"
+        elif kind == "health":
+            seen.health.append(value)
+        elif kind == "restored":
+            seen.restored_at = at
+        elif kind == "healthy":
+            seen.healthy_at = at
+        elif kind == "first_success":
+            seen.first_success_at = at
+        elif kind == "job":
+            seen.jobs.append(JobSeen.model_validate_json(value))
+        elif kind == "note":
+            seen.notes.append(value)
+        elif kind == "error":
+            seen.notes.append(f"the experiment broke: {value}")
+        elif kind == "interrupted":
+            seen.interrupted = True
+        elif kind == "ended":
+            seen.ended_at = at
+    if seen.ended_at is None and not (seen.not_run or seen.steady_before):
+        if seen.injected_at is None:
+            seen.not_run = "cut off before the fault was injected (the run ended)"
+        else:
+            seen.interrupted = True
+            seen.notes.append("cut off: the run ended before this experiment did")
+    return seen
+
+
+def fault_rows(events: list[dict]) -> list[dict]:
+    """The `faults` table from the `fault_events` rows: one row per experiment, `t` when it ended (or was last
+    seen), in the round and attempt it ran in."""
+    rows = []
+    for group in _groups(events):
+        seen, last = _observed(group), group[-1]
+        rows.append({"t": seen.ended_at or last.get("at"), "round": last.get("round"), "attempt": last.get("attempt"),
+                     **fault_result(seen).model_dump()})
+    return rows
+
+
+def _groups(events: list[dict]) -> list[list[dict]]:
+    """The events of each experiment (by round, attempt and number), in the order recorded."""
+    grouped: dict[tuple, list[dict]] = {}
+    for event in events:
+        grouped.setdefault(tuple(event.get(name) for name in EXPERIMENT_KEY), []).append(event)
+    return list(grouped.values())
 
 
 # ---- from a stored run --------------------------------------------------------------------------

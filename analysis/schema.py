@@ -124,8 +124,15 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "service": pl.String, "t": pl.Float64, "since": pl.Float64, "detail": pl.String,
         "exit_code": pl.Int64, "log_tail": pl.String,
     },
-    # one row per fault experiment (analysis.faults.FaultResult), recorded when it ends (t); its jobs are in
-    # the run's faults/ folder (their own ledger), not in `jobs`: the campaign's success figures exclude them
+    # what the faults stage saw, each thing as it saw it (analysis.faults.EVENTS): the `faults` rows are derived
+    # from these whenever the tables are rebuilt, so a run killed mid-experiment keeps what it saw
+    "fault_events": {
+        "experiment": pl.Int64, "service": pl.String, "fault": pl.String, "kind": pl.String, "at": pl.Float64,
+        "value": pl.String,
+    },
+    # one row per fault experiment (analysis.faults.FaultResult), derived from `fault_events` (t: when it ended; older
+    # runs recorded these rows themselves); its jobs are in the run's faults/ folder (their own ledger), not in
+    # `jobs`: the campaign's success figures exclude them
     "faults": {
         "t": pl.Float64, "service": pl.String, "fault": pl.String, "state": pl.String, "recovered": pl.Boolean,
         "recovery_s": pl.Float64, "first_success_s": pl.Float64, "jobs_failed_during": pl.Int64,

@@ -18,18 +18,18 @@ import threading
 import time
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from analysis.faults import WITH_JOBS, JobSeen, Observed, fault_result, steady_state
+from analysis.faults import WITH_JOBS, JobSeen, steady_state
 from flows.batch import check_output, run_batch
 from profiles.settings import Profile
 from tasks.faults import (
+    ExperimentLog,
     Planned,
     fault_jobs_profile,
     inject_fault,
     job_status,
     plan,
-    record_fault,
     restore_fault,
     wait_healthy,
     wait_processing,
@@ -50,7 +50,8 @@ def faults_skipped(profile: Profile) -> str | None:
 
 @flow(name="faults")
 def fault_experiments(profile: Profile, services: Services, run_dir: str) -> list[dict]:
-    """Run the profile's fault experiments one after another; each result is recorded as it is known."""
+    """Run the profile's fault experiments one after another; what each sees is recorded as it is seen
+    (`fault_events`), and one that breaks is recorded as broken while the next still runs."""
     planned, _ = plan(profile.faults, profile.target.bundled_stack)
     jobs_dir = str(Path(run_dir) / JOBS_FOLDER)
     bounded = fault_jobs_profile(profile)
@@ -59,15 +60,20 @@ def fault_experiments(profile: Profile, services: Services, run_dir: str) -> lis
     for number, item in enumerate(planned, start=1):
         if stop_requested():
             break
-        if item.not_run:
-            seen = Observed(service=item.service, fault=item.fault, not_run=item.not_run)
-        else:
-            if steady is None or not steady.get("succeeded"):
-                steady = verified_job(bounded, services, jobs_dir, number, batch=0)
-            seen, steady = experiment(bounded, services, jobs_dir, item, number, steady)
-        result = fault_result(seen)
-        record_fault(run_dir, result)
-        results.append(result.model_dump())
+        log = ExperimentLog(run_dir, number, item.service, item.fault)
+        log("planned", {"recovery_bound_s": profile.faults.recovery_bound_s})
+        try:
+            if item.not_run:
+                log("not_run", item.not_run)
+            else:
+                if steady is None or not steady.get("succeeded"):
+                    steady = verified_job(bounded, services, jobs_dir, number, batch=0)
+                steady = experiment(bounded, services, jobs_dir, item, number, steady, log)
+        except Exception as exc:  # a bug or an answer no one expected: this experiment's failure, not the stage's
+            log("error", f"{type(exc).__name__}: {exc}")
+            steady = None
+        log("ended")
+        results.append(log.result().model_dump())
     return results
 
 
@@ -77,15 +83,14 @@ def verified_job(profile: Profile, services: Services, jobs_dir: str, number: in
 
 
 def experiment(profile: Profile, services: Services, jobs_dir: str, item: Planned, number: int,
-               steady: dict) -> tuple[Observed, dict | None]:
-    """One fault, injected, watched, restored and measured; (what was seen, the last job verified or tried)."""
+               steady: dict, log: ExperimentLog) -> dict | None:
+    """One fault, injected, watched, restored and measured, each observation given to `log` as it is made;
+    returns the last job verified or tried."""
     faults = profile.faults
-    seen = Observed(service=item.service, fault=item.fault, recovery_bound_s=faults.recovery_bound_s)
     health = watch_health(profile, services, 0.0, 0.0)
-    seen.steady_before = steady_state(health[-1] if health else "not asked", steady.get("outcome"),
-                                      steady.get("failure"))
-    if seen.steady_before:
-        return seen, None
+    if unsteady := steady_state(health[-1] if health else "not asked", steady.get("outcome"), steady.get("failure")):
+        log("steady_before", unsteady)
+        return None
     document = str(profile.workload.documents[0])
     slots = itertools.count()
     jobs: list[tuple[str, object]] = []  # (role, future of measure_job)
@@ -100,48 +105,56 @@ def experiment(profile: Profile, services: Services, jobs_dir: str, item: Planne
         for _ in range(faults.jobs_in_flight):
             submit("in_flight")
         if not wait_processing(profile, services, faults.job_bound_s):
-            seen.notes.append("no job was seen processing before the fault was injected")
-    seen.injected_at = time.time()
-    problem = inject_fault(profile, services, item)
+            log("note", "no job was seen processing before the fault was injected")
+    injected_at = time.time()
     try:
+        problem = inject_fault(profile, services, item)
         if problem:  # nothing to measure; it is still restored, in case part of it took
-            seen.not_run = f"the fault could not be injected: {problem}"
+            log("inject_failed", problem)
         else:
+            log("injected", at=injected_at)
             during_done = threading.Event()
             submit("during").add_done_callback(lambda _: during_done.set())
             hold = faults.freeze_s if item.fault == "frozen" else faults.hold_s
             # a slow llm lasts until the job under it has ended (within its bound): that job is the observation
             longest = faults.job_bound_s if item.fault == "slow" else hold
-            seen.health = watch_health(profile, services, hold, longest, during_done.is_set)
+            watch_health(profile, services, hold, longest, during_done.is_set, lambda words: log("health", words))
     finally:
-        seen.restored_at = time.time()
+        restored_at = time.time()
         problem = restore_fault(profile, services, item)
+        log("restored", at=restored_at)
     if problem:
-        seen.notes.append(f"restore failed: {problem}")
+        log("note", f"restore failed: {problem}")
     last = None
-    if not stop_requested() and not seen.not_run:
-        seen.healthy_at, said = wait_healthy(profile, services, faults.recovery_bound_s)
-        if seen.healthy_at is None:
-            seen.notes.append(f"health last said {said}")
-        last = first_success(profile, services, jobs_dir, number, seen)
-    seen.jobs = settle(profile, services, jobs_dir, jobs)
-    seen.interrupted = stop_requested()
+    injected = not any(event["kind"] == "inject_failed" for event in log.events)
+    if not stop_requested() and injected:
+        healthy_at, said = wait_healthy(profile, services, faults.recovery_bound_s)
+        if healthy_at is None:
+            log("note", f"health last said {said}")
+        else:
+            log("healthy", at=healthy_at)
+        last = first_success(profile, services, jobs_dir, number, restored_at, log)
+    settled = settle(profile, services, jobs_dir, jobs)
+    for job in settled:
+        log("job", job.model_dump())
+    if stop_requested():
+        log("interrupted")
     if item.fault == "slow":
-        seen.notes += slow_note(seen.jobs, steady, faults.llm_delay_s)
-    get_run_logger().info("fault %s %s: health during: %s", item.service, item.fault,
-                          " → ".join(dict.fromkeys(seen.health)) or "not probed")
-    return seen, last
+        for note in slow_note(settled, steady, faults.llm_delay_s):
+            log("note", note)
+    return last
 
 
-def first_success(profile: Profile, services: Services, jobs_dir: str, number: int, seen: Observed) -> dict | None:
-    """New jobs one after another from the restore on, until one is verified (its terminal status is
-    `first_success_at`) or the recovery bound has passed (at least one is tried)."""
-    ends = seen.restored_at + profile.faults.recovery_bound_s
+def first_success(profile: Profile, services: Services, jobs_dir: str, number: int, restored_at: float,
+                  log: ExperimentLog) -> dict | None:
+    """New jobs one after another from the restore on, until one is verified (its terminal status is the
+    `first_success` event) or the recovery bound has passed (at least one is tried)."""
+    ends = restored_at + profile.faults.recovery_bound_s
     row = None
     for batch in itertools.count(2):
         row = verified_job(profile, services, jobs_dir, number, batch)
         if row.get("succeeded"):
-            seen.first_success_at = row.get("finished_at")
+            log("first_success", at=row.get("finished_at"))
             break
         if time.time() >= ends or pause(profile.timing.poll_interval_s):
             break

@@ -25,7 +25,7 @@ import httpx
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from analysis.faults import EXPERIMENTS, HEALTHY, FaultResult, health_words
+from analysis.faults import EXPERIMENTS, HEALTHY, FaultResult, fault_result, health_words, observations
 from profiles.redact import MASK, MIN_SECRET_LENGTH, redact_secret_looking
 from profiles.settings import FaultCommands, Faults, Profile
 from stack.launcher import FREEZE_MARGIN_S, Stack, StackError, stack_serving
@@ -208,9 +208,10 @@ def _health(client: httpx.Client, profile: Profile) -> str:
 
 
 def watch_health(profile: Profile, services: Services, at_least_s: float, at_most_s: float,
-                 done: Callable[[], bool] = lambda: True) -> list[str]:
+                 done: Callable[[], bool] = lambda: True,
+                 answered: Callable[[str], object] = lambda _: None) -> list[str]:
     """/health in words, probed every poll interval for at least `at_least_s`, then until `done()`, at most
-    `at_most_s` (ends at a stop request)."""
+    `at_most_s` (ends at a stop request); each answer is also given to `answered` as it comes."""
     seen: list[str] = []
     started = time.monotonic()
     with http.timed_client(base_url=services.server) as client:
@@ -219,6 +220,7 @@ def watch_health(profile: Profile, services: Services, at_least_s: float, at_mos
                 seen.append(_health(client, profile))
             except Interrupted:
                 break
+            answered(seen[-1])
             elapsed = time.monotonic() - started
             if elapsed >= at_most_s or (elapsed >= at_least_s and done()):
                 break
@@ -274,7 +276,25 @@ def job_status(profile: Profile, services: Services, job_id: str) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def record_fault(run_dir: str, result: FaultResult) -> None:
-    """The experiment's row, as soon as it is known."""
-    Ledger.of(run_dir).record("faults", t=time.time(), **result.model_dump())
-    get_run_logger().info("fault %s %s: %s", result.service, result.fault, result.detail)
+class ExperimentLog:
+    """What one experiment sees, each event (analysis.faults.EVENTS) written to the run's `fault_events` as it is
+    seen; the experiment's figures are made of these same events (`result`)."""
+
+    def __init__(self, run_dir: str, number: int, service: str, fault: str) -> None:
+        self.ledger = Ledger.of(run_dir)
+        self.number, self.service, self.fault = number, service, fault
+        self.events: list[dict] = []
+
+    def __call__(self, kind: str, value: object = None, at: float | None = None) -> float:
+        """Record one event now (or at `at`, wall clock); returns its instant."""
+        at = time.time() if at is None else at
+        row = {"experiment": self.number, "service": self.service, "fault": self.fault, "kind": kind, "at": at,
+               "value": value if value is None or isinstance(value, str) else json.dumps(value)}
+        self.ledger.record("fault_events", **row)
+        self.events.append(row)
+        return at
+
+    def result(self) -> FaultResult:
+        result = fault_result(observations(self.events)[0])
+        get_run_logger().info("fault %s %s: %s", result.service, result.fault, result.detail)
+        return result

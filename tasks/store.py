@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from analysis.conformance import conformance_rows
+from analysis.faults import fault_rows
 from analysis.schema import ROUND_COLUMNS, TABLES, conform, frame
 from profiles.redact import redact
 
@@ -138,6 +139,8 @@ def rebuild_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
     check their jobs, which are in no table of the run and so in no figure."""
     ledger = read_ledger(run_dir)
     ledger["jobs"] = latest_job_rows(ledger["jobs"])
+    # the fault experiments' figures come from what they saw (older runs recorded only the figures)
+    ledger["faults"] = fault_rows(ledger["fault_events"]) or ledger["faults"]
     frames = {name: frame(name, rows) for name, rows in ledger.items()}
     inner = [read_ledger(path.parent) for path in sorted(run_dir.glob(f"*/{LEDGER}"))]
     outside = {name: frame(name, [row for rows in inner for row in rows[name]]) for name in ("status_trace", "videos")}

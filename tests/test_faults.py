@@ -19,6 +19,7 @@ from analysis.faults import (
     JobSeen,
     Observed,
     fault_result,
+    fault_rows,
     health_words,
     names_dependency,
     results_of,
@@ -91,8 +92,8 @@ def test_a_recovered_fault_in_figures():
     assert result.health_during == "healthy → degraded (tts_service: down)"
     assert result.job_error_during.startswith("server reported failed: tts: cannot reach")
     assert result.named_dependency is True
-    assert result.detail == ("jobs: 1 submitted during the fault (1 failed); healthy 1.5 s after restore; "
-                             "first verified video 4.0 s after restore")
+    assert result.detail == ("jobs: 1 submitted during the fault (1 failed); the fault held 2.0 s; healthy 1.5 s after "
+                             "restore; first verified video 4.0 s after restore")
 
 
 def test_a_recovery_beyond_the_bound_is_no_recovery():
@@ -135,8 +136,8 @@ def test_an_experiment_not_run_or_cut_short_claims_no_recovery():
     unsteady = fault_result(Observed(service="tts", fault="killed", steady_before="health said degraded (redis: down)"))
     assert unsteady.recovered is None and "steady state did not hold before the fault" in unsteady.detail
     cut = fault_result(killed_tts(interrupted=True, healthy_at=None, first_success_at=None))
-    assert cut.recovered is None and cut.detail == ("interrupted by the run's stop (the fault was restored); "
-                                                    "jobs: 1 submitted during the fault (1 failed)")
+    assert cut.recovered is None and cut.detail == ("interrupted by the run's stop (the fault was restored); jobs: 1 "
+                                                    "submitted during the fault (1 failed); the fault held 2.0 s")
     assert [not_run.state, unsteady.state, cut.state] == ["not_run", "not_run", "interrupted"]
     measured = fault_result(killed_tts())
     assert measured.state == "measured"
@@ -165,6 +166,43 @@ def test_stored_results_and_why_there_are_none():
     skipped = compute_metrics({"stages": stages}, {}, [])
     assert skipped.faults == [] and skipped.faults_skipped == "faults.enabled = false"
 
+
+
+def events(*kinds, experiment=1, service="tts", fault="killed") -> list[dict]:
+    """`fault_events` rows as the stage records them: (kind, seconds after T0, value)."""
+    return [{"round": 1, "attempt": 1, "experiment": experiment, "service": service, "fault": fault, "kind": kind,
+             "at": None if at is None else T0 + at, "value": value} for kind, at, value in kinds]
+
+
+def test_the_figures_are_made_of_the_events_as_they_were_recorded():
+    job = JobSeen(role="during", job_id="j1", outcome="failed", failure="tts: cannot reach", final_status="failed")
+    whole = events(("planned", 0, json.dumps({"recovery_bound_s": 30})), ("injected", 0.1, None),
+                   ("health", 0.5, "degraded (tts_service: down)"), ("restored", 2.1, None),
+                   ("healthy", 3.6, None), ("first_success", 6.1, None), ("job", 6.5, job.model_dump_json()),
+                   ("ended", 6.6, None))
+    [row] = fault_rows(whole)
+    assert row["t"] == T0 + 6.6 and row["round"] == 1 and row["state"] == "measured" and row["recovered"] is True
+    assert row["recovery_s"] == pytest.approx(1.5) and row["first_success_s"] == pytest.approx(4.0)
+    assert row["jobs_failed_during"] == 1 and row["named_dependency"] is True
+    assert "the fault held 2.0 s" in row["detail"]
+    # the process killed while the fault held: what was seen is kept, and reads as interrupted, not as not run
+    [cut] = fault_rows(whole[:3])
+    assert cut["state"] == "interrupted" and cut["recovered"] is None
+    assert cut["health_during"] == "degraded (tts_service: down)"
+    assert cut["detail"].startswith("interrupted by the run's stop (the fault was not seen restored)")
+    assert "cut off: the run ended before this experiment did" in cut["detail"]
+    # killed before injecting: nothing was done to the deployment
+    [early] = fault_rows(whole[:1])
+    assert early["state"] == "not_run" and "cut off before the fault was injected" in early["detail"]
+    # an experiment that broke is that experiment's failure; the next one is its own row
+    broken = events(("planned", 0, None), ("injected", 0.1, None), ("restored", 2.1, None),
+                    ("error", 3, "CalledProcessError: boom"), ("ended", 3.1, None))
+    second = events(("planned", 4, None), ("not_run", 4, "no commands"), ("ended", 4, None), experiment=2,
+                    service="llm", fault="frozen")
+    first, other = fault_rows(broken + second)
+    assert first["state"] == "measured" and first["recovered"] is False
+    assert "the experiment broke: CalledProcessError: boom" in first["detail"]
+    assert other["service"] == "llm" and other["state"] == "not_run" and other["detail"] == "not run: no commands"
 
 # ---- the plan, and the commands of an external target -------------------------------------------------
 
@@ -340,7 +378,9 @@ def test_a_tts_kill_is_measured_against_the_bundled_stack(prefect_server, tmp_pa
     assert result["named_dependency"] is True and "tts" in result["job_error_during"]
     assert "degraded (tts_service: down)" in result["health_during"]
     ledger = read_ledger(run_dir)
-    assert [row["service"] for row in ledger["faults"]] == ["tts"] and ledger["jobs"] == []  # jobs kept apart
+    assert ledger["faults"] == [] and ledger["jobs"] == []  # the figures are derived; the jobs kept apart
+    assert [event["kind"] for event in ledger["fault_events"]][:2] == ["planned", "injected"]
+    assert [row["service"] for row in fault_rows(ledger["fault_events"])] == ["tts"]
     fault_jobs = read_ledger(run_dir / JOBS_FOLDER)["jobs"]
     assert {row["stage"] for row in fault_jobs} == {"faults"}
     print(json.dumps({key: result[key] for key in ("recovery_s", "first_success_s")}))
