@@ -1,7 +1,8 @@
 """A job the server accepts and then never starts: given up as `stuck_pending` once it stayed `pending` past
 timing.pending_timeout_s while the server answered, without waiting the whole job timeout, counted as a
-failure and cancelled on the server (as is a timed-out job), so it cannot start later. The target is a real HTTP server of the test's own that misbehaves so (the upstream server does it
-while the machine's CPU is at 80 % or more); what it was sent shows each upload made unique."""
+failure and cancelled on the server (as is a timed-out job), so it cannot start later. The target is a real
+HTTP server of the test's own that misbehaves so (the upstream server does it while the machine's CPU is at
+80 % or more); what it was sent shows each upload made unique."""
 
 from __future__ import annotations
 
