@@ -76,11 +76,11 @@ def significance_cell(change: Change) -> str:
 
 def columns(c: Comparison) -> list[Column]:
     first = c.runs[0].label
-    cells = [Column("figure", "figure"), Column("unit", "unit"), *(Column(side.label, f"v{i}")
+    cells = [Column("figure", "figure"), Column("unit", "unit"), *(Column(f"v{i}", side.label)
                                                                    for i, side in enumerate(c.runs))]
     for i, side in enumerate(c.runs[1:], start=1):
-        cells += [Column(f"change {side.label}−{first}", f"c{i}"), Column(f"{side.label}: 95 % CI", f"ci{i}"),
-                  Column(f"{side.label}: significant", f"s{i}")]
+        cells += [Column(f"c{i}", f"change {side.label}−{first}"), Column(f"ci{i}", f"{side.label}: 95 % CI"),
+                  Column(f"s{i}", f"{side.label}: significant")]
     return cells
 
 

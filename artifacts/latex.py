@@ -15,7 +15,7 @@ from pathlib import Path
 
 from analysis.metrics import RunMetrics
 from artifacts.markdown import MISSING, NUMERIC, fmt
-from artifacts.paper_tables import Column, PaperTable, interval_of, write_tables
+from artifacts.paper_tables import LATEX, Column, PaperTable, interval_of, write_tables
 
 FOLDER = "latex"  # under reports/
 SPECIAL = {
@@ -52,7 +52,7 @@ def escape(text: str) -> str:
 def cell(row: dict, column: Column) -> str:
     """One cell: the value in the reports' format, with its confidence interval where it has one."""
     value = row.get(column.name)
-    shown = fmt(value, column.kind)
+    shown = fmt(value, "hash" if column.kind == "id" else column.kind)  # a paper's table has room for an id's prefix
     ci = interval_of(row, column)
     if ci is not None and value is not None:
         show = "pct" if column.kind == "rate" else column.kind
@@ -62,7 +62,7 @@ def cell(row: dict, column: Column) -> str:
 
 
 def tabular(table: PaperTable, run_id: str | None) -> str:
-    columns = [column for column in table.columns if column.latex]
+    columns = table.columns_of(LATEX)
     align = "".join("r" if column.kind in NUMERIC else "l" for column in columns)
     lines = [
         f"% {comment(table.title)} (run {comment(run_id or 'unknown')}); needs \\usepackage{{booktabs}}",

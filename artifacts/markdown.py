@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel
 
-from analysis.conformance import ConformanceRule
 from analysis.faults import FaultResult
 from analysis.metrics import (
     Endpoint,
     Incident,
     Job,
     JobGroup,
-    RoundFigures,
     RunMetrics,
     StageOutcome,
     ci_text,
@@ -38,13 +36,27 @@ from analysis.metrics import (
 )
 from analysis.stats import CI_MIN_N, P95_MIN_N, P99_MIN_N, Distribution, Rate
 from analysis.trends import MIN_POINTS
+from artifacts.paper_tables import (  # the main tables' columns and rows, for the templates too
+    CONFORMANCE_COLUMNS,  # noqa: F401
+    FAULT_COLUMNS,  # noqa: F401
+    MARKDOWN,
+    OUTCOME_WORDS,
+    TREND_METHOD,
+    USAGE_COLUMNS,
+    VIDEO_COLUMNS,  # noqa: F401
+    Column,
+    conformance_rows,  # noqa: F401
+    main_table,
+    outcomes_text,
+    paper_tables,
+    usage_rows,
+)
 
 if TYPE_CHECKING:  # drawing needs matplotlib; rendering only reads a drawn figure's fields
     from artifacts.figures import DrawnFigure, LeftOut
 
 MISSING = "—"
 NOT_REPORTED = "not reported"
-OUTCOME_WORDS = {"stuck_pending": "never started (stuck pending)"}  # a job outcome where its name is not words
 DECIMALS = {"s": 2, "ms": 1, "pct": 1, "mb": 1, "ratio": 2}
 NUMERIC = {*DECIMALS, "rate", "int"}
 HASH_PREFIX = 12
@@ -69,6 +81,12 @@ def plain(value, kind: str):
         return round(value, DECIMALS[kind])
     if kind == "hash":
         return value[:HASH_PREFIX]
+    if kind == "ci":  # a Distribution: its interval, worded with the statistic it is of
+        return interval(value)
+    if kind == "rate_ci":  # a Rate: its Wilson interval in percent
+        return ci_text(value.ci, _shown("rate")) if value.ci else None
+    if kind == "median_n":  # a Distribution: its median with its n (and interval)
+        return median_cell(value)
     if kind == "name":
         return PurePath(value).name
     if kind == "value":
@@ -80,7 +98,8 @@ def plain(value, kind: str):
 
 def fmt(value, kind: str = "text") -> str:
     """The one number format: "s"/"ratio" 2 decimals, "ms"/"pct"/"mb" 1, "rate" (0..1) as percent with 1;
-    "hash" a prefix, "name" a file name, "value" any JSON-ish value; missing → "—"."""
+    "hash" a prefix, "id" as is, "name" a file name, "value" any JSON-ish value; "ci" a Distribution's interval,
+    "rate_ci" a Rate's, "median_n" a Distribution's median with its n; missing → "—"."""
     shown = plain(value, kind)
     if shown is None:
         return MISSING
@@ -140,11 +159,6 @@ def stuck_text(group: JobGroup) -> str:
     return f"; {group.stuck_pending} {OUTCOME_WORDS['stuck_pending']}" if group.stuck_pending else ""
 
 
-def outcomes_text(group: JobGroup) -> str:
-    """"2 succeeded, 1 timed_out, 1 never started (stuck pending)"."""
-    return ", ".join(f"{count} {OUTCOME_WORDS.get(outcome, outcome)}" for outcome, count in group.outcomes.items())
-
-
 def headline(figure: Distribution) -> str:
     """"p95 12.30 s (95 % CI 11.00–14.10, n=25)", "median 10.20 s (min 9.10, max 12.00, n=3)"."""
     if not figure.n:
@@ -155,14 +169,6 @@ def headline(figure: Distribution) -> str:
     if name == "median":
         extra.insert(0, f"min {fmt(figure.min, kind)}, max {fmt(figure.max, kind)}")
     return f"{name} {fmt(value, kind)} {figure.unit} ({', '.join([*extra, f'n={figure.n}'])})"
-
-
-@dataclass(frozen=True)
-class Column:
-    header: str
-    key: str
-    kind: str = "text"
-    reports: str | None = None  # the server's status field it shows (RunMetrics.unreported names the missing ones)
 
 
 def _shown_cell(value, column: Column, unreported: dict[str, str]) -> str:
@@ -180,15 +186,16 @@ def field(row: dict | BaseModel, key: str):
 
 def table(columns: list[Column], rows: list[dict | BaseModel], none: str = "No data.",
           unreported: dict[str, str] | None = None) -> str:
-    """A Markdown table (numbers right-aligned), or `none` in italics when there are no rows. An empty cell of a
-    column whose server field is `unreported` reads "not reported" instead of "—"."""
+    """A Markdown table of the columns the reports show (numbers right-aligned), or `none` in italics when there
+    are no rows. An empty cell of a column whose server field is `unreported` reads "not reported" instead of "—"."""
     if not rows:
         return f"_{none}_"
+    columns = [column for column in columns if MARKDOWN in column.outputs]
     lines = [
         "| " + " | ".join(column.header for column in columns) + " |",
         "|" + "|".join("---:" if column.kind in NUMERIC else "---" for column in columns) + "|",
     ]
-    lines += ["| " + " | ".join(_cell(_shown_cell(field(row, c.key), c, unreported or {})) for c in columns) + " |"
+    lines += ["| " + " | ".join(_cell(_shown_cell(field(row, c.name), c, unreported or {})) for c in columns) + " |"
               for row in rows]
     return "\n".join(lines)
 
@@ -205,75 +212,19 @@ def cpu_scale(metrics: RunMetrics) -> str:
     return CPU_SCALE.format(cores=cores, top=cores * 100)
 
 
-# ---- rows shared by sections and Prefect table artifacts ----------------------------------------
+# ---- the reports' own tables (the main tables are artifacts.paper_tables') -----------------------
 
-def _distribution_cells(prefix: str, figure: Distribution) -> dict:
-    return {f"{prefix}n": figure.n, f"{prefix}min": figure.min, f"{prefix}median": figure.median,
-            f"{prefix}p95": figure.p95, f"{prefix}p99": figure.p99, f"{prefix}max": figure.max,
-            f"{prefix}ci": interval(figure)}
-
-
-def group_row(group: JobGroup) -> dict:
-    return {
-        "level": group.level, "jobs": group.jobs, "successes": group.success.k, "success_rate": group.success.value,
-        "success_ci": ci_text(group.success.ci, _shown("rate")) if group.success.ci else None,
-        "outcomes": outcomes_text(group), **_distribution_cells("s_", group.seconds), "wall_s": group.wall_seconds,
-        "jobs_per_minute": group.jobs_per_minute, "video_s_per_wall_s": group.video_seconds_per_wall_second,
-    }
-
-
-def endpoint_row(endpoint: Endpoint) -> dict:
-    return {"endpoint": endpoint.endpoint, "probes": endpoint.probes, **_distribution_cells("", endpoint.answered),
-            "errors": endpoint.error_count, "error_kinds": endpoint.error_kinds or None}
-
-
-def _figure_columns(prefix: str, unit: str) -> list[Column]:
-    kind = unit_kind(unit)
-    return [Column("n", f"{prefix}n", "int"), Column(f"min {unit}", f"{prefix}min", kind),
-            Column(f"median {unit}", f"{prefix}median", kind), Column(f"p95 {unit}", f"{prefix}p95", kind),
-            Column(f"p99 {unit}", f"{prefix}p99", kind), Column(f"max {unit}", f"{prefix}max", kind),
-            Column("95 % CI", f"{prefix}ci")]
-
-
-CONCURRENCY_COLUMNS = [
-    Column("level", "level", "int"), Column("jobs", "jobs", "int"), Column("verified successes", "successes", "int"),
-    Column("success %", "success_rate", "rate"), Column("success 95 % CI %", "success_ci"),
-    Column("outcomes", "outcomes"), *_figure_columns("s_", "s"), Column("wall s", "wall_s", "s"),
-    Column("jobs/min", "jobs_per_minute", "ratio"), Column("video s per wall s", "video_s_per_wall_s", "ratio"),
-]
-LATENCY_COLUMNS = [Column("endpoint", "endpoint"), Column("probes", "probes", "int"), *_figure_columns("", "ms"),
-                   Column("errors", "errors", "int"), Column("errors by kind", "error_kinds")]
-VIDEO_COLUMNS = [
-    Column("job", "job_id"), Column("stage", "stage"), Column("ok", "ok"), Column("frames", "frames_decoded", "int"),
-    Column("decode errors", "decode_errors", "int"), Column("video s", "video_seconds", "s"),
-    Column("audio s", "audio_seconds", "s"), Column("reported s", "reported_seconds", "s", "video.duration_seconds"),
-    Column("resolution", "resolution"), Column("size bytes", "size_bytes", "int"),
-    Column("sha256", "sha256", "hash"), Column("hash stable", "hash_stable"), Column("problems", "problems"),
-]
-USAGE_COLUMNS = [
-    Column("service", "name"), Column("samples (n)", "samples", "int"),
-    Column("CPU mean % of one core", "cpu_mean", "pct"), Column("CPU peak % of one core", "cpu_peak", "pct"),
-    Column("RSS mean MB", "rss_mean_mb", "mb"), Column("RSS peak MB", "rss_peak_mb", "mb"),
-]
 JOB_COLUMNS = [
-    Column("job", "job_id"), Column("document", "document", "name"), Column("outcome", "outcome"),
-    Column("server status", "server_status"), Column("end-to-end s", "total_seconds", "s"),
-    Column("queued s", "queued_s", "s"), *(Column(f"{phase} s", f"{phase}_s", "s", "phase") for phase in PHASES),
-    Column("server s", "processing_seconds", "s", "processing_time_seconds"),
-    Column("reported video s", "reported_video_seconds", "s", "video.duration_seconds"),
-    Column("decoded video s", "decoded_video_seconds", "s"), Column("scenes", "scenes", "int", "script_scenes"),
+    Column("job_id", "job"), Column("document", "document", "name"), Column("outcome", "outcome"),
+    Column("server_status", "server status"), Column("total_seconds", "end-to-end s", "s"),
+    Column("queued_s", "queued s", "s"),
+    *(Column(f"{phase}_s", f"{phase} s", "s", reports="phase") for phase in PHASES),
+    Column("processing_seconds", "server s", "s", reports="processing_time_seconds"),
+    Column("reported_video_seconds", "reported video s", "s", reports="video.duration_seconds"),
+    Column("decoded_video_seconds", "decoded video s", "s"), Column("scenes", "scenes", "int", reports="script_scenes"),
     Column("failure", "failure"),
 ]
 BATCH_COLUMNS = [Column("level", "level", "int"), Column("batch", "batch", "int")]
-MEMORY_COLUMNS = [
-    Column("stage", "stage"), Column("level", "level", "int"), Column("instants (n)", "instants", "int"),
-    Column("deployment idle RSS MB", "baseline_rss_mb", "mb"),
-    Column("deployment peak RSS MB", "deployment_peak_rss_mb", "mb"),
-    Column("per-job MB median", "per_job_median", "mb"), Column("per-job MB max", "per_job_max", "mb"),
-    Column("per-job 95 % CI", "per_job_ci"), Column("jobs per GiB", "jobs_per_gib", "ratio"),
-]
-
-
 def job_rows(metrics: RunMetrics, stage: str) -> list[dict]:
     rows = []
     for job in metrics.jobs_of(stage):
@@ -284,51 +235,38 @@ def job_rows(metrics: RunMetrics, stage: str) -> list[dict]:
     return rows
 
 
-def memory_rows(metrics: RunMetrics) -> list[dict]:
-    return [{**row.model_dump(), "per_job_median": row.per_job_mb.median, "per_job_max": row.per_job_mb.max,
-             "per_job_ci": interval(row.per_job_mb)} for row in metrics.per_job_memory]
+def report_table(metrics: RunMetrics, key: str, none: str) -> str:
+    """A main table (artifacts.paper_tables) as the reports show it."""
+    shown = main_table(metrics, key)
+    return table(shown.columns, shown.rows, none, metrics.unreported)
 
 
 def main_tables(metrics: RunMetrics) -> dict[str, list[dict]]:
-    """The main tables as rows keyed by column header, for Prefect table artifacts."""
-    tables = {
-        "concurrency-summary": (CONCURRENCY_COLUMNS, [group_row(group) for group in metrics.levels]),
-        "api-latency-summary": (LATENCY_COLUMNS, [endpoint_row(endpoint) for endpoint in metrics.latency]),
-        "video-integrity": (VIDEO_COLUMNS, metrics.videos),
-        "resource-usage": (USAGE_COLUMNS, metrics.run_usage),
-        "per-job-memory": (MEMORY_COLUMNS, memory_rows(metrics)),
-        # a run that checked no rule has no conformance table to publish (its rules all read "not checked")
-        "contract-conformance": (CONFORMANCE_COLUMNS, conformance_rows(metrics)
-                                 if any(rule.checked for rule in metrics.conformance) else []),
-        "fault-recovery": (FAULT_COLUMNS, metrics.faults),
-        # a campaign of one round has neither (its figures are the pooled ones above)
-        "rounds": (round_columns(metrics), round_rows(metrics)),
-        "round-trends": (TREND_COLUMNS, trend_rows(metrics)),
-    }
-    return {
-        key: [{c.header: plain(field(row, c.key), c.kind) for c in columns} for row in rows]
-        for key, (columns, rows) in tables.items()
-    }
+    """The main tables as the reports show them, rows keyed by column header, for Prefect table artifacts."""
+    return {shown.key: [{c.header: plain(row.get(c.name), c.kind) for c in shown.columns_of(MARKDOWN)}
+                        for row in shown.rows]
+            for shown in paper_tables(metrics) if shown.key != "environment"}
 
 
 STAGE_COLUMNS = [Column("stage", "stage"), Column("outcome", "outcome"), Column("seconds", "seconds", "s"),
                  Column("detail", "detail")]
 SERVICE_COLUMNS = [Column("service", "service"), Column("url", "url"), Column("ok", "ok"),
                    Column("version", "version"), Column("detail", "detail"), Column("fix", "fix")]
-TRACKING_COLUMNS = [Column("stage", "stage"), Column("jobs (n)", "jobs", "int"),
-                    Column("tracked correctly", "tracked", "int"), Column("accuracy %", "accuracy", "rate"),
-                    Column("status observations", "observations", "int")]
-TRACKING_PROBLEM_COLUMNS = [Column("job", "job_id"), Column("stage", "stage"), Column("outcome", "outcome"),
+TRACKING_COLUMNS = [Column("stage", "stage"), Column("jobs", "jobs (n)", "int"),
+                    Column("tracked", "tracked correctly", "int"), Column("accuracy", "accuracy %", "rate"),
+                    Column("observations", "status observations", "int")]
+TRACKING_PROBLEM_COLUMNS = [Column("job_id", "job"), Column("stage", "stage"), Column("outcome", "outcome"),
                             Column("observations", "observations", "int"),
-                            Column("tracking problems", "tracking_problems")]
-FAILURE_COLUMNS = [Column("job", "job_id"), Column("stage", "stage"), Column("level", "level", "int"),
-                   Column("outcome", "outcome"), Column("server status", "server_status"),
+                            Column("tracking_problems", "tracking problems")]
+FAILURE_COLUMNS = [Column("job_id", "job"), Column("stage", "stage"), Column("level", "level", "int"),
+                   Column("outcome", "outcome"), Column("server_status", "server status"),
                    Column("failure", "failure")]
 CHECK_COLUMNS = [Column("suite", "suite"), Column("expectation", "expectation"), Column("column", "column"),
                  Column("result", "result"), Column("observed", "observed", "value"),
                  Column("expected", "expected", "value"), Column("details", "details", "value")]
-MACHINE_COLUMNS = [Column("stage", "name"), *USAGE_COLUMNS[1:4], Column("memory in use mean MB", "rss_mean_mb", "mb"),
-                   Column("memory in use peak MB", "rss_peak_mb", "mb")]
+MACHINE_COLUMNS = [Column("service", "stage"), *USAGE_COLUMNS[1:4],
+                   Column("rss_mean_mb", "memory in use mean MB", "mb"),
+                   Column("rss_peak_mb", "memory in use peak MB", "mb")]
 JOB_STAGES = ("single", "concurrent", "sequential")
 
 
@@ -472,7 +410,7 @@ def unreported_notes(metrics: RunMetrics, columns: list[Column], rows: list[dict
     """"The server reports no phases: time per phase not measured.": for each server field a table shows that the
     server never filled in and that no row of the table has a value of either."""
     empty = {column.reports for column in columns if column.reports in metrics.unreported}
-    empty -= {column.reports for column in columns for row in rows if not _missing(field(row, column.key))}
+    empty -= {column.reports for column in columns for row in rows if not _missing(field(row, column.name))}
     return [_first_up(words) + "." for name, words in metrics.unreported.items() if name in empty]
 
 
@@ -489,31 +427,10 @@ def job_table_notes(metrics: RunMetrics, jobs: list[Job]) -> list[str]:
 
 # ---- contract conformance, identical videos, faults ----------------------------------------------
 
-CONFORMANCE_COLUMNS = [Column("rule", "rule"), Column("source", "source"),
-                       Column("observations", "observations", "int"), Column("violations", "violations", "int"),
-                       Column("result", "result"), Column("example", "example")]
-FAULT_COLUMNS = [
-    Column("service", "service"), Column("fault", "fault"), Column("recovered", "recovered"),
-    Column("healthy again s", "recovery_s", "s"), Column("first success s", "first_success_s", "s"),
-    Column("jobs failed during", "jobs_failed_during", "int"),
-    Column("submissions refused", "submissions_refused", "int"), Column("jobs stuck", "jobs_stuck", "int"),
-    Column("hung", "hung"), Column("health during", "health_during"),
-    Column("job error named the service", "named_dependency"), Column("job error during", "job_error_during"),
-    Column("detail", "detail"),
-]
 # how a fault reads in a sentence, after the service's name
 FAULT_WORDS = {"killed": "was killed and restarted", "frozen": "was frozen (SIGSTOP) and resumed",
                "slow": "was made slow and restored", "restarted_with_jobs": "was restarted with jobs in flight",
                "killed_with_jobs": "was killed with jobs in flight and restarted"}
-
-
-def rule_result(rule: ConformanceRule) -> str:
-    """A rule never observed was not checked: it neither held nor failed."""
-    return "not checked" if not rule.checked else "holds" if rule.holds else "VIOLATED"
-
-
-def conformance_rows(metrics: RunMetrics) -> list[dict]:
-    return [{**rule.model_dump(), "result": rule_result(rule)} for rule in metrics.conformance]
 
 
 def conformance_summary(metrics: RunMetrics) -> str:
@@ -709,16 +626,7 @@ def integrity_sentence(metrics: RunMetrics) -> str:
 
 # ---- rounds ---------------------------------------------------------------------------------------
 
-PER_ROUND_COLUMNS = [Column("round", "round", "int"), Column("seconds", "seconds", "s"), Column("jobs", "jobs", "int"),
-                     Column("verified successes", "successes", "int"), Column("success %", "success_rate", "rate"),
-                     Column("success 95 % CI %", "success_ci"), Column("interrupted", "interrupted", "int")]
 ROUND_USAGE_COLUMNS = [Column("round", "round", "int"), *USAGE_COLUMNS]
-TREND_METHOD = ("a figure's trend is the least-squares slope per round over the rounds' values, with its 95 % CI from "
-                "the t distribution and its p-value; the success rate's is the Cochran–Armitage trend test (normal "
-                "approximation, two-sided); "
-                "significant at p < 0.05; a trend needs at least 3 rounds. A round's job time and latency are its "
-                "medians (verified successes, answered probes), its RSS the mean of its samples during its single "
-                "and concurrent stages")
 ROUND_STAGES_TEXT = "the single request, the concurrent runs, the API latency and the sequential reliability"
 LISTED_ROUNDS = 10  # up to this many rounds a sentence lists each one's figure; beyond, their range
 
@@ -784,67 +692,9 @@ def median_cell(figure: Distribution) -> str | None:
     return f"{fmt(figure.median, kind)} ({ci}n={figure.n})"
 
 
-def _round_levels(metrics: RunMetrics) -> list[int]:
-    return sorted({group.level for figures in metrics.rounds.per_round for group in figures.levels
-                   if group.level is not None})
-
-
-def _round_endpoints(metrics: RunMetrics) -> list[str]:
-    return list(dict.fromkeys(e.endpoint for figures in metrics.rounds.per_round for e in figures.latency))
-
-
-def round_columns(metrics: RunMetrics) -> list[Column]:
-    """The per-round table's columns: the round's success, then a median per concurrency level and per endpoint."""
-    return [*PER_ROUND_COLUMNS,
-            *(Column(f"level {level} median s", f"level_{level}") for level in _round_levels(metrics)),
-            *(Column(f"{name} median ms", f"latency_{name}") for name in _round_endpoints(metrics)),
-            Column("deployment RSS mean MB", "deployment_rss_mb", "mb"),
-            Column("downtime before s", "downtime_s", "s")]
-
-
-def round_row(figures: RoundFigures) -> dict:
-    deployment = next((usage for usage in figures.usage if usage.name == "deployment"), None)
-    return {"round": figures.round, "seconds": figures.seconds, "jobs": figures.jobs,
-            "successes": figures.success.k, "success_rate": figures.success.value,
-            "success_ci": ci_text(figures.success.ci, _shown("rate")) if figures.success.ci else None,
-            "interrupted": figures.interrupted_jobs,
-            **{f"level_{group.level}": median_cell(group.seconds) for group in figures.levels},
-            **{f"latency_{endpoint.endpoint}": median_cell(endpoint.answered) for endpoint in figures.latency},
-            "deployment_rss_mb": deployment.rss_mean_mb if deployment else None, "downtime_s": figures.downtime_s}
-
-
-def round_rows(metrics: RunMetrics) -> list[dict]:
-    return [round_row(figures) for figures in metrics.rounds.per_round]
-
-
-TREND_COLUMNS = [Column("figure", "what"), Column("test", "test"), Column("rounds (n)", "n", "int"),
-                 Column("slope", "slope", "value"), Column("slope unit", "unit"),
-                 Column("95 % CI low", "ci_low", "value"), Column("95 % CI high", "ci_high", "value"),
-                 Column("p", "p_value", "value"), Column("significant", "significant")]
-LEAST_SQUARES = "least squares (t)"
-COCHRAN_ARMITAGE = "Cochran–Armitage"
-
-
-def trend_rows(metrics: RunMetrics) -> list[dict]:
-    """Every trend across the rounds as raw values: the success rate's slope in percentage points per round."""
-    rounds = metrics.rounds
-    rows = []
-    if rounds.success_trend:
-        trend = rounds.success_trend
-        rows.append({"what": trend.what, "test": COCHRAN_ARMITAGE, "n": trend.rounds,
-                     "slope": trend.slope * 100 if trend.slope is not None else None,
-                     "unit": "percentage points per round", "ci_low": None, "ci_high": None, "p_value": trend.p_value,
-                     "significant": trend.significant, "sentence": trend.sentence})
-    rows += [{"what": trend.what, "test": LEAST_SQUARES, "n": trend.n, "slope": trend.slope,
-              "unit": f"{trend.unit} per {trend.per}", "ci_low": trend.ci.low if trend.ci else None,
-              "ci_high": trend.ci.high if trend.ci else None, "p_value": trend.p_value,
-              "significant": trend.significant, "sentence": trend.sentence} for trend in rounds.trends]
-    return rows
-
-
 def round_usage_rows(metrics: RunMetrics) -> list[dict]:
-    return [{"round": figures.round, **usage.model_dump()} for figures in metrics.rounds.per_round
-            for usage in figures.usage]
+    return [{"round": figures.round, **row} for figures in metrics.rounds.per_round
+            for row in usage_rows(figures.usage)]
 
 
 def rounds_intro(metrics: RunMetrics) -> str:
@@ -956,7 +806,8 @@ REPORTS: dict[str, Report] = {
 # what the templates call: this module's formatting helpers, sentences and column lists, by name
 _TEMPLATE_GLOBALS = {
     name: value for name, value in globals().items()
-    if not name.startswith("_") and (name.endswith("_COLUMNS") or getattr(value, "__module__", None) == __name__)
+    if not name.startswith("_") and (name.endswith("_COLUMNS") or getattr(value, "__module__", None) in
+                                     (__name__, "artifacts.paper_tables"))
 }
 
 
@@ -967,8 +818,7 @@ def _environment() -> Environment:
                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                               keep_trailing_newline=True)
     environment.globals.update(_TEMPLATE_GLOBALS)
-    environment.filters.update(fmt=fmt, plural=plural, first_up=_first_up, group_row=group_row,
-                               endpoint_row=endpoint_row)
+    environment.filters.update(fmt=fmt, plural=plural, first_up=_first_up)
     return environment
 
 

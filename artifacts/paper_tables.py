@@ -1,12 +1,13 @@
-"""The main tables of a run for a paper, as raw values: one definition that the CSV and LaTeX outputs share.
+"""The run's main tables, defined once: the Markdown reports, the Prefect table artifacts, LaTeX and CSV all read them.
 
-The same tables as the reports' (concurrency summary, API latency, video integrity, resource usage,
-per-job memory, contract conformance, fault recovery, and for a campaign of several rounds the figures per
-round and the trends across them), and the run's environment, taken from
-`RunMetrics` at full precision. A column's name carries its unit (`job_median_s`,
-`cpu_peak_pct_of_one_core`); a value with a 95 % confidence interval names the row key of its
-`Interval` (`ci`), which CSV writes as `<name>_ci95_low` / `<name>_ci95_high` and LaTeX prints beside
-the value. A table with no rows is not written.
+The main tables are the concurrency summary, API latency, video integrity, resource usage, per-job memory,
+contract conformance, fault recovery, and for a campaign of several rounds the figures per round and the
+trends across them; then the run's environment (LaTeX and CSV only). Rows hold raw values from `RunMetrics`
+at full precision, keyed by each column's `name`, which is also its CSV header and carries its unit
+(`job_median_s`, `cpu_peak_pct_of_one_core`); `header` is what Markdown and LaTeX print. A value with a 95 %
+confidence interval names the row key of its `Interval` (`ci`): CSV writes it as `<name>_ci95_low` /
+`<name>_ci95_high`, LaTeX prints it beside the value, and the Markdown reports show it in a column of its
+own. A column says which outputs show it (`outputs`); a table with no rows is not written.
 """
 
 from __future__ import annotations
@@ -17,72 +18,121 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.metrics import RunMetrics
+from analysis.conformance import ConformanceRule
+from analysis.metrics import JobGroup, RunMetrics, Usage
 from analysis.resources import MB
 from analysis.stats import Distribution, Interval
-from artifacts.markdown import COCHRAN_ARMITAGE, TREND_METHOD, rule_result, trend_rows
+
+MARKDOWN, LATEX, CSV = "markdown", "latex", "csv"
+EVERY = frozenset({MARKDOWN, LATEX, CSV})
+NOT_LATEX = frozenset({MARKDOWN, CSV})  # a wide or free-form column a paper's table has no room for
+NOT_MARKDOWN = frozenset({LATEX, CSV})
+ONLY_CSV = frozenset({CSV})
+# how the Markdown reports show an interval: in a column of its own, worded (artifacts.markdown.plain)
+ONLY_MARKDOWN = frozenset({MARKDOWN})
 
 
 @dataclass(frozen=True)
 class Column:
-    name: str  # CSV header, with its unit: "job_median_s"
-    header: str  # LaTeX header, plain text: "median s"
-    kind: str = "text"  # artifacts.markdown.fmt's kind for LaTeX: "s", "ms", "mb", "rate", "ratio", "int", "hash"
+    name: str  # the row key and CSV header, with its unit: "job_median_s"
+    header: str  # what Markdown and LaTeX print: "median s"
+    kind: str = "text"  # artifacts.markdown.fmt's kind: "s", "ms", "mb", "rate", "ratio", "int", "hash", "id", …
     ci: str | None = None  # the row key of this value's Interval, if it may have one
-    latex: bool = True  # shown in the LaTeX table (CSV has every column)
+    reports: str | None = None  # the server status field it shows (RunMetrics.unreported names the missing ones)
+    outputs: frozenset[str] = EVERY  # which outputs show it
 
 
 @dataclass(frozen=True)
 class PaperTable:
-    key: str  # file stem: "concurrency-summary"
+    key: str  # file stem and Prefect table artifact key: "concurrency-summary"
     title: str
     note: str  # what the numbers are, with the statistics rule
     columns: list[Column]
     rows: list[dict[str, Any]] = field(default_factory=list)
 
+    def columns_of(self, output: str) -> list[Column]:
+        return [column for column in self.columns if output in column.outputs]
+
+
+# ---- words the tables and the reports share ---------------------------------------------------------
+
+OUTCOME_WORDS = {"stuck_pending": "never started (stuck pending)"}  # a job outcome where its name is not words
+LEAST_SQUARES = "least squares (t)"
+COCHRAN_ARMITAGE = "Cochran–Armitage"
+TREND_METHOD = ("a figure's trend is the least-squares slope per round over the rounds' values, with its 95 % CI from "
+                "the t distribution and its p-value; the success rate's is the Cochran–Armitage trend test (normal "
+                "approximation, two-sided); "
+                "significant at p < 0.05; a trend needs at least 3 rounds. A round's job time and latency are its "
+                "medians (verified successes, answered probes), its RSS the mean of its samples during its single "
+                "and concurrent stages")
+
+
+def outcomes_text(group: JobGroup) -> str:
+    """"2 succeeded, 1 timed_out, 1 never started (stuck pending)"."""
+    return ", ".join(f"{count} {OUTCOME_WORDS.get(outcome, outcome)}" for outcome, count in group.outcomes.items())
+
+
+def rule_result(rule: ConformanceRule) -> str:
+    """A rule never observed was not checked: it neither held nor failed."""
+    return "not checked" if not rule.checked else "holds" if rule.holds else "VIOLATED"
+
+
+# ---- the tables -------------------------------------------------------------------------------------
 
 def _distribution(prefix: str, unit: str, figure: Distribution) -> dict[str, Any]:
-    """The cells of a distribution: n, min, median, p95, p99, max, and the interval under the statistic it is of."""
+    """The cells of a distribution: n, min, median, mean, p95, p99, max, the interval under the statistic it is
+    of, and the figure itself for the Markdown interval column."""
     cells: dict[str, Any] = {f"{prefix}_n": figure.n}
     for statistic in ("min", "median", "mean", "p95", "p99", "max"):
         cells[f"{prefix}_{statistic}_{unit}"] = getattr(figure, statistic)
     for statistic in ("median", "p95"):
         cells[f"{prefix}_{statistic}_ci"] = figure.ci if figure.ci_of == statistic else None
+    cells[f"{prefix}_ci"] = figure
     return cells
 
 
-def _distribution_columns(prefix: str, unit: str, kind: str, what: str) -> list[Column]:
+def _distribution_columns(prefix: str, unit: str, kind: str, header: Callable[[str], str],
+                          shown: dict[str, frozenset[str]]) -> list[Column]:
+    """n, min, median, mean, p95, p99, max and the Markdown interval column, `shown` in the outputs given (CSV
+    has every statistic, Markdown its interval column only)."""
+    def outputs(statistic: str) -> frozenset[str]:
+        return shown.get(statistic, frozenset()) | {CSV}
+
     return [
-        Column(f"{prefix}_n", f"{what} n", "int"),
-        Column(f"{prefix}_min_{unit}", f"min {unit}", kind),
-        Column(f"{prefix}_median_{unit}", f"median {unit}", kind, ci=f"{prefix}_median_ci"),
-        Column(f"{prefix}_mean_{unit}", f"mean {unit}", kind, latex=False),
-        Column(f"{prefix}_p95_{unit}", f"p95 {unit}", kind, ci=f"{prefix}_p95_ci"),
-        Column(f"{prefix}_p99_{unit}", f"p99 {unit}", kind, latex=False),
-        Column(f"{prefix}_max_{unit}", f"max {unit}", kind),
+        Column(f"{prefix}_n", header("n"), "int", outputs=outputs("n")),
+        *(Column(f"{prefix}_{statistic}_{unit}", header(statistic), kind,
+                 ci=f"{prefix}_{statistic}_ci" if statistic in ("median", "p95") else None,
+                 outputs=outputs(statistic))
+          for statistic in ("min", "median", "mean", "p95", "p99", "max")),
+        Column(f"{prefix}_ci", header("95 % CI"), "ci", outputs=ONLY_MARKDOWN),
     ]
+
+
+# the statistics of a summary table (job seconds, latency): Markdown shows the percentiles, LaTeX no p99
+SUMMARY_STATISTICS = {"n": EVERY, "min": EVERY, "median": EVERY, "p95": EVERY, "p99": NOT_LATEX, "max": EVERY}
 
 
 def _concurrency(metrics: RunMetrics) -> PaperTable:
     rows = [{
         "level": group.level, "jobs": group.jobs, "verified_successes": group.success.k,
         "decided_jobs": group.success.n, "interrupted_jobs": group.interrupted,
-        "success_fraction": group.success.value, "success_ci": group.success.ci,
-        "outcomes": ", ".join(f"{count} {outcome}" for outcome, count in group.outcomes.items()),
-        **_distribution("job", "s", group.seconds),
+        "success_fraction": group.success.value, "success_ci": group.success.ci, "success_ci_shown": group.success,
+        "outcomes": outcomes_text(group), **_distribution("job", "s", group.seconds),
         "wall_s": group.wall_seconds, "jobs_per_minute": group.jobs_per_minute,
         "video_s_per_wall_s": group.video_seconds_per_wall_second,
     } for group in metrics.levels]
     columns = [
         Column("level", "level", "int"), Column("jobs", "jobs", "int"),
-        Column("verified_successes", "verified", "int"),
-        Column("decided_jobs", "decided jobs", "int", latex=False),
-        Column("interrupted_jobs", "interrupted", "int", latex=False),
+        Column("verified_successes", "verified successes", "int"),
+        Column("decided_jobs", "decided jobs", "int", outputs=ONLY_CSV),
+        Column("interrupted_jobs", "interrupted", "int", outputs=ONLY_CSV),
         Column("success_fraction", "success %", "rate", ci="success_ci"),
-        Column("outcomes", "outcomes", latex=False),
-        *_distribution_columns("job", "s", "s", "job s"),
-        Column("wall_s", "wall s", "s", latex=False), Column("jobs_per_minute", "jobs/min", "ratio"),
-        Column("video_s_per_wall_s", "video s / wall s", "ratio"),
+        Column("success_ci_shown", "success 95 % CI %", "rate_ci", outputs=ONLY_MARKDOWN),
+        Column("outcomes", "outcomes", outputs=NOT_LATEX),
+        *_distribution_columns("job", "s", "s", lambda statistic: "n (job s)" if statistic == "n" else
+                               statistic if statistic == "95 % CI" else f"{statistic} s", SUMMARY_STATISTICS),
+        Column("wall_s", "wall s", "s", outputs=NOT_LATEX), Column("jobs_per_minute", "jobs/min", "ratio"),
+        Column("video_s_per_wall_s", "video s per wall s", "ratio"),
     ]
     return PaperTable("concurrency-summary", "Concurrent runs per concurrency level",
                       "A success is a video downloaded and verified; job seconds are those of verified successes "
@@ -96,43 +146,54 @@ def _latency(metrics: RunMetrics) -> PaperTable:
              "errors": endpoint.error_count, "errors_by_kind": endpoint.error_kinds or None}
             for endpoint in metrics.latency]
     columns = [Column("endpoint", "endpoint"), Column("probes", "probes", "int"),
-               *_distribution_columns("answered", "ms", "ms", "answered"),
-               Column("errors", "errors", "int"), Column("errors_by_kind", "errors by kind", latex=False)]
+               *_distribution_columns("answered", "ms", "ms", lambda statistic: "n (answered)" if statistic == "n"
+                                      else statistic if statistic == "95 % CI" else f"{statistic} ms",
+                                      SUMMARY_STATISTICS),
+               Column("errors", "errors", "int"), Column("errors_by_kind", "errors by kind", outputs=NOT_LATEX)]
     return PaperTable("api-latency-summary", "API latency per endpoint",
                       "Time of each answer in ms, answered probes only; probes without the expected answer are "
                       "counted under errors. " + metrics.statistics_rule, columns, rows)
 
 
+VIDEO_COLUMNS = [
+    Column("job_id", "job", "id"), Column("stage", "stage"), Column("ok", "ok"),
+    Column("frames_decoded", "frames", "int"), Column("decode_errors", "decode errors", "int"),
+    Column("video_seconds", "video s", "s"), Column("audio_seconds", "audio s", "s"),
+    Column("reported_seconds", "reported s", "s", reports="video.duration_seconds"),
+    Column("resolution", "resolution"), Column("size_bytes", "size bytes", "int"), Column("sha256", "sha256", "hash"),
+    Column("hash_stable", "hash stable", outputs=NOT_LATEX), Column("problems", "problems"),
+]
+
+
 def _videos(metrics: RunMetrics) -> PaperTable:
-    rows = [video.model_dump() for video in metrics.videos]
-    columns = [
-        Column("job_id", "job", "hash"), Column("stage", "stage"), Column("ok", "ok"),
-        Column("frames_decoded", "frames", "int"), Column("decode_errors", "decode errors", "int"),
-        Column("video_seconds", "video s", "s"), Column("audio_seconds", "audio s", "s"),
-        Column("reported_seconds", "reported s", "s"), Column("resolution", "resolution"),
-        Column("size_bytes", "bytes", "int"), Column("sha256", "sha256", "hash"),
-        Column("hash_stable", "hash stable", latex=False), Column("problems", "problems"),
-    ]
     return PaperTable("video-integrity", "Integrity of every downloaded video",
                       "Each video decoded in full (PyAV): frames, decode errors, decoded video and audio seconds "
-                      "next to the server's reported seconds, size and SHA-256.", columns, rows)
+                      "next to the server's reported seconds, size and SHA-256.", VIDEO_COLUMNS,
+                      [video.model_dump() for video in metrics.videos])
+
+
+# resource usage per service; the reports use the same columns for the baseline, each round and the machine
+USAGE_COLUMNS = [
+    Column("service", "service"), Column("samples", "samples (n)", "int"),
+    Column("cpu_mean_pct_of_one_core", "CPU mean % of one core", "pct"),
+    Column("cpu_peak_pct_of_one_core", "CPU peak % of one core", "pct"),
+    Column("rss_mean_mb", "RSS mean MB", "mb"), Column("rss_peak_mb", "RSS peak MB", "mb"),
+]
+
+
+def usage_rows(usages: list[Usage]) -> list[dict[str, Any]]:
+    return [{"service": usage.name, "samples": usage.samples, "cpu_mean_pct_of_one_core": usage.cpu_mean,
+             "cpu_peak_pct_of_one_core": usage.cpu_peak, "rss_mean_mb": usage.rss_mean_mb,
+             "rss_peak_mb": usage.rss_peak_mb} for usage in usages]
 
 
 def _usage(metrics: RunMetrics) -> PaperTable:
-    rows = [{"service": usage.name, "samples": usage.samples, "cpu_mean_pct_of_one_core": usage.cpu_mean,
-             "cpu_peak_pct_of_one_core": usage.cpu_peak, "rss_mean_mb": usage.rss_mean_mb,
-             "rss_peak_mb": usage.rss_peak_mb} for usage in metrics.run_usage]
-    columns = [
-        Column("service", "service"), Column("samples", "samples", "int"),
-        Column("cpu_mean_pct_of_one_core", "CPU mean %", "pct"),
-        Column("cpu_peak_pct_of_one_core", "CPU peak %", "pct"),
-        Column("rss_mean_mb", "RSS mean MB", "mb"), Column("rss_peak_mb", "RSS peak MB", "mb"),
-    ]
     cores = metrics.machine.cpu_count
     return PaperTable("resource-usage", "Resource usage per service under load (single and concurrent stages)",
                       "CPU in % of one core (100 = one core busy"
                       + (f"; {cores} cores, so at most {cores * 100} %" if cores else "") + "); RSS in MB of 2^20 "
-                      "bytes; deployment = the services summed at each sampling instant.", columns, rows)
+                      "bytes; deployment = the services summed at each sampling instant.", USAGE_COLUMNS,
+                      usage_rows(metrics.run_usage))
 
 
 def _memory(metrics: RunMetrics) -> PaperTable:
@@ -140,9 +201,14 @@ def _memory(metrics: RunMetrics) -> PaperTable:
              "idle_rss_mb": row.baseline_rss_mb, "peak_rss_mb": row.deployment_peak_rss_mb,
              **_distribution("per_job", "mb", row.per_job_mb), "jobs_per_gib": row.jobs_per_gib}
             for row in metrics.per_job_memory]
-    columns = [Column("stage", "stage"), Column("level", "level", "int"), Column("instants", "instants", "int"),
-               Column("idle_rss_mb", "idle RSS MB", "mb"), Column("peak_rss_mb", "peak RSS MB", "mb"),
-               *_distribution_columns("per_job", "mb", "mb", "per-job MB"),
+    columns = [Column("stage", "stage"), Column("level", "level", "int"),
+               Column("instants", "instants (n)", "int"),
+               Column("idle_rss_mb", "deployment idle RSS MB", "mb"),
+               Column("peak_rss_mb", "deployment peak RSS MB", "mb"),
+               *_distribution_columns("per_job", "mb", "mb", lambda statistic: f"per-job {statistic}"
+                                      if statistic == "95 % CI" else f"per-job MB {statistic}",
+                                      {"n": NOT_MARKDOWN, "min": NOT_MARKDOWN, "median": EVERY, "p95": NOT_MARKDOWN,
+                                       "max": EVERY}),
                Column("jobs_per_gib", "jobs per GiB", "ratio")]
     return PaperTable("per-job-memory", "Memory per job",
                       "Per stage and level: the deployment's idle and peak RSS, and each job's share of the RSS "
@@ -150,32 +216,43 @@ def _memory(metrics: RunMetrics) -> PaperTable:
                       + metrics.statistics_rule, columns, rows)
 
 
+CONFORMANCE_COLUMNS = [Column("rule", "rule"), Column("source", "source"),
+                       Column("observations", "observations", "int"), Column("violations", "violations", "int"),
+                       Column("result", "result"), Column("example", "example", outputs=NOT_LATEX)]
+
+
+def conformance_rows(metrics: RunMetrics) -> list[dict[str, Any]]:
+    return [{**rule.model_dump(), "result": rule_result(rule)} for rule in metrics.conformance]
+
+
 def _conformance(metrics: RunMetrics) -> PaperTable:
-    # a run that checked no rule has no table (its rules would all read "not checked"), as in the reports
+    # a run that checked no rule has no table to write or publish (its rules would all read "not checked"); the
+    # reports still list them
     checked = any(rule.checked for rule in metrics.conformance)
-    rows = [{**rule.model_dump(), "result": rule_result(rule)} for rule in metrics.conformance] if checked else []
-    columns = [Column("rule", "rule"), Column("source", "source"), Column("observations", "observations", "int"),
-               Column("violations", "violations", "int"), Column("result", "result"),
-               Column("example", "example", latex=False)]
     return PaperTable("contract-conformance", "Conformance to the API contract",
                       "Each rule of the contract as the run saw it: observed on the campaign's own traffic or probed "
-                      "by a request made to check it; a rule with 0 observations was not checked.", columns, rows)
+                      "by a request made to check it; a rule with 0 observations was not checked.",
+                      CONFORMANCE_COLUMNS, conformance_rows(metrics) if checked else [])
+
+
+FAULT_COLUMNS = [
+    Column("service", "service"), Column("fault", "fault"), Column("recovered", "recovered"),
+    Column("recovery_s", "healthy again s", "s"), Column("first_success_s", "first success s", "s"),
+    Column("jobs_failed_during", "jobs failed during", "int"),
+    Column("submissions_refused", "submissions refused", "int"), Column("jobs_stuck", "jobs stuck", "int"),
+    Column("hung", "hung"), Column("health_during", "health during", outputs=NOT_LATEX),
+    Column("named_dependency", "job error named the service"),
+    Column("job_error_during", "job error during", outputs=NOT_LATEX),
+    Column("detail", "detail", outputs=NOT_LATEX),
+]
 
 
 def _faults(metrics: RunMetrics) -> PaperTable:
-    rows = [fault.model_dump() for fault in metrics.faults]
-    columns = [
-        Column("service", "service"), Column("fault", "fault"), Column("recovered", "recovered"),
-        Column("recovery_s", "healthy again s", "s"), Column("first_success_s", "first success s", "s"),
-        Column("jobs_failed_during", "jobs failed", "int"), Column("jobs_stuck", "jobs stuck", "int"),
-        Column("hung", "hung"), Column("named_dependency", "error named it"),
-        Column("health_during", "health during", latex=False),
-        Column("job_error_during", "job error during", latex=False), Column("detail", "detail", latex=False),
-    ]
     return PaperTable("fault-recovery", "Recovery from injected faults",
                       "Per experiment: seconds from restoring the service until health is healthy again and until a "
-                      "new job delivers a verified video; jobs under the fault that failed, or were not terminal "
-                      "once the deployment recovered.", columns, rows)
+                      "new job delivers a verified video; jobs under the fault that failed, submissions it refused, "
+                      "and jobs not terminal once the deployment recovered.", FAULT_COLUMNS,
+                      [fault.model_dump() for fault in metrics.faults])
 
 
 def _key(name: str) -> str:
@@ -200,14 +277,16 @@ def _rounds(metrics: RunMetrics) -> PaperTable:
             "round": figures.round, "seconds": figures.seconds, "jobs": figures.jobs,
             "verified_successes": figures.success.k, "decided_jobs": figures.success.n,
             "interrupted_jobs": figures.interrupted_jobs, "success_fraction": figures.success.value,
-            "success_ci": figures.success.ci, "downtime_before_s": figures.downtime_s,
+            "success_ci": figures.success.ci, "success_ci_shown": figures.success,
+            "downtime_before_s": figures.downtime_s,
         }
         for group in figures.levels:
-            row[f"job_level{group.level}_n"] = group.seconds.n
-            row[f"job_level{group.level}_median_s"], row[f"job_level{group.level}_ci"] = _median(group.seconds)
+            name = f"job_level{group.level}"
+            row[f"{name}_n"], row[name] = group.seconds.n, group.seconds
+            row[f"{name}_median_s"], row[f"{name}_ci"] = _median(group.seconds)
         for endpoint in figures.latency:
             name = f"latency_{_key(endpoint.endpoint)}"
-            row[f"{name}_n"] = endpoint.answered.n
+            row[f"{name}_n"], row[name] = endpoint.answered.n, endpoint.answered
             row[f"{name}_median_ms"], row[f"{name}_ci"] = _median(endpoint.answered)
         for usage in figures.usage:
             name = _key(usage.name)
@@ -216,21 +295,28 @@ def _rounds(metrics: RunMetrics) -> PaperTable:
             row[f"{name}_cpu_mean_pct_of_one_core"] = usage.cpu_mean
         rows.append(row)
     columns = [
-        Column("round", "round", "int"), Column("seconds", "s", "s", latex=False), Column("jobs", "jobs", "int"),
-        Column("verified_successes", "verified", "int"), Column("decided_jobs", "decided jobs", "int", latex=False),
-        Column("interrupted_jobs", "interrupted", "int", latex=False),
+        Column("round", "round", "int"), Column("seconds", "seconds", "s", outputs=NOT_LATEX),
+        Column("jobs", "jobs", "int"), Column("verified_successes", "verified successes", "int"),
+        Column("decided_jobs", "decided jobs", "int", outputs=ONLY_CSV),
         Column("success_fraction", "success %", "rate", ci="success_ci"),
-        *(column for level in levels for column in (
-            Column(f"job_level{level}_n", f"level {level} n", "int", latex=False),
-            Column(f"job_level{level}_median_s", f"level {level} median s", "s", ci=f"job_level{level}_ci"))),
+        Column("success_ci_shown", "success 95 % CI %", "rate_ci", outputs=ONLY_MARKDOWN),
+        Column("interrupted_jobs", "interrupted", "int", outputs=NOT_LATEX),
+        # a median with its n: Markdown in one cell ("13.00 (n=2)"), LaTeX with its interval, CSV in columns
+        *(column for level in levels for name in [f"job_level{level}"] for column in (
+            Column(f"{name}_n", f"level {level} n", "int", outputs=ONLY_CSV),
+            Column(f"{name}_median_s", f"level {level} median s", "s", ci=f"{name}_ci", outputs=NOT_MARKDOWN),
+            Column(name, f"level {level} median s", "median_n", outputs=ONLY_MARKDOWN))),
         *(column for endpoint in endpoints for name in [f"latency_{_key(endpoint)}"] for column in (
-            Column(f"{name}_n", f"{endpoint} n", "int", latex=False),
-            Column(f"{name}_median_ms", f"{endpoint} median ms", "ms", ci=f"{name}_ci"))),
-        *(column for name in map(_key, services) for column in (
-            Column(f"{name}_samples", f"{name} samples", "int", latex=False),
-            Column(f"{name}_rss_mean_mb", f"{name} RSS MB", "mb", latex=name == "deployment"),
-            Column(f"{name}_cpu_mean_pct_of_one_core", f"{name} CPU %", "pct", latex=False))),
-        Column("downtime_before_s", "downtime before s", "s", latex=False),
+            Column(f"{name}_n", f"{endpoint} n", "int", outputs=ONLY_CSV),
+            Column(f"{name}_median_ms", f"{endpoint} median ms", "ms", ci=f"{name}_ci", outputs=NOT_MARKDOWN),
+            Column(name, f"{endpoint} median ms", "median_n", outputs=ONLY_MARKDOWN))),
+        *(column for service in services for name in [_key(service)] for column in (
+            Column(f"{name}_samples", f"{service} samples", "int", outputs=ONLY_CSV),
+            Column(f"{name}_rss_mean_mb", f"{service} RSS mean MB", "mb",
+                   outputs=EVERY if service == "deployment" else ONLY_CSV),
+            Column(f"{name}_cpu_mean_pct_of_one_core", f"{service} CPU mean % of one core", "pct",
+                   outputs=ONLY_CSV))),
+        Column("downtime_before_s", "downtime before s", "s", outputs=NOT_LATEX),
     ]
     return PaperTable("rounds", "Figures per round",
                       "Each round of the campaign by the same rules as the pooled figures: success % of its jobs that "
@@ -240,16 +326,46 @@ def _rounds(metrics: RunMetrics) -> PaperTable:
                       "unreachable before it.", columns, rows)
 
 
+def trend_rows(metrics: RunMetrics) -> list[dict]:
+    """Every trend across the rounds as raw values: the success rate's slope in percentage points per round."""
+    rounds = metrics.rounds
+    rows = []
+    if rounds.success_trend:
+        trend = rounds.success_trend
+        rows.append({"what": trend.what, "test": COCHRAN_ARMITAGE, "n": trend.rounds,
+                     "slope": trend.slope * 100 if trend.slope is not None else None,
+                     "unit": "percentage points per round", "ci_low": None, "ci_high": None, "slope_ci": None,
+                     "p_value": trend.p_value, "significant": trend.significant, "sentence": trend.sentence})
+    rows += [{"what": trend.what, "test": LEAST_SQUARES, "n": trend.n, "slope": trend.slope,
+              "unit": f"{trend.unit} per {trend.per}", "ci_low": trend.ci.low if trend.ci else None,
+              "ci_high": trend.ci.high if trend.ci else None, "slope_ci": trend.ci, "p_value": trend.p_value,
+              "significant": trend.significant, "sentence": trend.sentence} for trend in rounds.trends]
+    return rows
+
+
 def _round_trends(metrics: RunMetrics) -> PaperTable:
-    rows = [{**row, "slope_ci": Interval(low=row["ci_low"], high=row["ci_high"]) if row["ci_low"] is not None
-             else None} for row in trend_rows(metrics)]
-    columns = [Column("what", "figure"), Column("test", "test"), Column("n", "rounds", "int"),
+    columns = [Column("what", "figure"), Column("test", "test"), Column("n", "rounds (n)", "int"),
                Column("slope", "slope", "value", ci="slope_ci"), Column("unit", "slope unit"),
+               Column("ci_low", "95 % CI low", "value", outputs=ONLY_MARKDOWN),
+               Column("ci_high", "95 % CI high", "value", outputs=ONLY_MARKDOWN),
                Column("p_value", "p", "value"), Column("significant", "significant"),
-               Column("sentence", "in words", latex=False)]
+               Column("sentence", "in words", outputs=ONLY_CSV)]
     return PaperTable("round-trends", "Trends across the rounds",
                       f"Per figure: {TREND_METHOD}. The {COCHRAN_ARMITAGE} slope is the rounds' shares' weighted "
-                      "least-squares slope, in percentage points per round, with no interval.", columns, rows)
+                      "least-squares slope, in percentage points per round, with no interval.", columns,
+                      trend_rows(metrics))
+
+
+# the main tables in report order, by key (the Prefect table artifacts' and the files' names)
+MAIN_TABLES: dict[str, Callable[[RunMetrics], PaperTable]] = {
+    "concurrency-summary": _concurrency, "api-latency-summary": _latency, "video-integrity": _videos,
+    "resource-usage": _usage, "per-job-memory": _memory, "contract-conformance": _conformance,
+    "fault-recovery": _faults, "rounds": _rounds, "round-trends": _round_trends,
+}
+
+
+def main_table(metrics: RunMetrics, key: str) -> PaperTable:
+    return MAIN_TABLES[key](metrics)
 
 
 def environment_rows(metrics: RunMetrics) -> list[dict[str, Any]]:
@@ -281,10 +397,8 @@ def _environment(metrics: RunMetrics) -> PaperTable:
 
 
 def paper_tables(metrics: RunMetrics) -> list[PaperTable]:
-    """The reports' main tables in report order, then the environment; empty ones included (the writers skip
-    them)."""
-    return [_concurrency(metrics), _latency(metrics), _videos(metrics), _usage(metrics), _memory(metrics),
-            _conformance(metrics), _faults(metrics), _rounds(metrics), _round_trends(metrics), _environment(metrics)]
+    """The main tables in report order, then the environment; empty ones included (the writers skip them)."""
+    return [*(build(metrics) for build in MAIN_TABLES.values()), _environment(metrics)]
 
 
 def interval_of(row: dict[str, Any], column: Column) -> Interval | None:

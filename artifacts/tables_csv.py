@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 
 from analysis.metrics import RunMetrics
-from artifacts.paper_tables import PaperTable, interval_of, write_tables
+from artifacts.paper_tables import CSV, PaperTable, interval_of, write_tables
 
 FOLDER = "csv"  # under reports/
 
@@ -28,7 +28,7 @@ def _cell(value) -> object:
 
 def header(table: PaperTable) -> list[str]:
     names = []
-    for column in table.columns:
+    for column in table.columns_of(CSV):
         names.append(column.name)
         if column.ci:
             names += [f"{column.name}_ci95_low", f"{column.name}_ci95_high"]
@@ -39,7 +39,7 @@ def records(table: PaperTable) -> list[list[object]]:
     rows = []
     for row in table.rows:
         cells = []
-        for column in table.columns:
+        for column in table.columns_of(CSV):
             cells.append(_cell(row.get(column.name)))
             if column.ci:
                 ci = interval_of(row, column)
