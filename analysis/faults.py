@@ -47,8 +47,9 @@ class FaultResult(BaseModel):
     # steady state back after restore: health healthy and a new job verified, each within the recovery bound
     # (None: not measured, see state)
     recovered: bool | None
-    recovery_s: float | None  # restore → health `healthy` again
-    first_success_s: float | None  # restore → first new job succeeded (verified video)
+    recovery_s: float | None  # end of the restore action → health `healthy` again
+    first_success_s: float | None  # end of the restore action → first new job succeeded (verified video)
+    restore_s: float | None = None  # how long the restore action itself took (a start, a command)
     jobs_failed_during: int  # jobs under the fault the server accepted that ended failed
     submissions_refused: int = 0  # submissions under the fault the server did not accept (no job: not a failed one)
     jobs_stuck: int  # jobs not terminal once recovered (never acceptable)
@@ -78,7 +79,8 @@ EVENTS = {
     "injected": "the fault was injected",
     "inject_failed": "the fault could not be injected; value: why",
     "health": "a health answer while the fault lasted; value: in words",
-    "restored": "the fault was restored",
+    "restore_started": "the restore action began",
+    "restored": "the restore action ended: recovery is measured from here",
     "healthy": "health said healthy again after the restore",
     "first_success": "the first new job after the restore was verified (its terminal status)",
     "job": "what became of a job of the experiment; value: JSON of JobSeen",
@@ -98,7 +100,8 @@ class Observed(BaseModel):
     interrupted: bool = False  # the run's stop came while it ran (the fault was restored, recovery not measured)
     steady_before: str | None = None  # why the steady state did not hold before injecting (None: it held)
     injected_at: float | None = None
-    restored_at: float | None = None
+    restore_started_at: float | None = None
+    restored_at: float | None = None  # the restore action ended
     healthy_at: float | None = None  # health first `healthy` after restore (None: not within the bound)
     first_success_at: float | None = None  # terminal status of the first new job verified after restore
     recovery_bound_s: float | None = None
@@ -186,6 +189,7 @@ def fault_result(seen: Observed) -> FaultResult:
         service=seen.service, fault=seen.fault, state="interrupted" if seen.interrupted else "measured",
         recovered=recovered,
         recovery_s=recovery_s, first_success_s=first_success_s,
+        restore_s=_since(seen.restore_started_at, seen.restored_at),
         jobs_failed_during=len(failed), submissions_refused=len(refused), jobs_stuck=stuck,
         health_during=health_summary(seen.health), job_error_during=error,
         named_dependency=names_dependency(error, seen.service), hung=hung,
@@ -204,8 +208,11 @@ def _detail(seen: Observed, recovery_s: float | None, first_success_s: float | N
     jobs = ([f"{in_flight} in flight"] if in_flight else []) + [f"{during} submitted during the fault"]
     parts += [f"jobs: {', '.join(jobs)}"
               + (f" ({', '.join(f'{n} {outcome}' for outcome, n in outcomes.items())})" if outcomes else "")]
-    if seen.injected_at is not None and seen.restored_at is not None:
-        parts.append(f"the fault held {seen.restored_at - seen.injected_at:.1f} s")
+    ended = seen.restore_started_at or seen.restored_at
+    if seen.injected_at is not None and ended is not None:
+        parts.append(f"the fault held {ended - seen.injected_at:.1f} s")
+    if (restore_s := _since(seen.restore_started_at, seen.restored_at)) is not None:
+        parts.append(f"the restore took {restore_s:.1f} s (recovery is timed from its end)")
     if seen.interrupted:  # recovery was not waited for: nothing to say of it
         return "; ".join(parts + seen.notes)
     bound = f" within {seen.recovery_bound_s:g} s" if seen.recovery_bound_s else ""
@@ -248,6 +255,8 @@ def _observed(events: list[dict]) -> Observed:
             seen.not_run = f"the fault could not be injected: {value}"
         elif kind == "health":
             seen.health.append(value)
+        elif kind == "restore_started":
+            seen.restore_started_at = at
         elif kind == "restored":
             seen.restored_at = at
         elif kind == "healthy":

@@ -135,9 +135,10 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     # `jobs`: the campaign's success figures exclude them
     "faults": {
         "t": pl.Float64, "service": pl.String, "fault": pl.String, "state": pl.String, "recovered": pl.Boolean,
-        "recovery_s": pl.Float64, "first_success_s": pl.Float64, "jobs_failed_during": pl.Int64,
-        "submissions_refused": pl.Int64, "jobs_stuck": pl.Int64, "health_during": pl.String,
-        "job_error_during": pl.String, "named_dependency": pl.Boolean, "hung": pl.Boolean, "detail": pl.String,
+        "recovery_s": pl.Float64, "first_success_s": pl.Float64, "restore_s": pl.Float64,
+        "jobs_failed_during": pl.Int64, "submissions_refused": pl.Int64, "jobs_stuck": pl.Int64,
+        "health_during": pl.String, "job_error_during": pl.String, "named_dependency": pl.Boolean, "hung": pl.Boolean,
+        "detail": pl.String,
     },
 }
 DERIVED = ("conformance",)  # computed from the other tables, never recorded

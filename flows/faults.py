@@ -119,10 +119,10 @@ def experiment(profile: Profile, services: Services, jobs_dir: str, item: Planne
             # a slow llm lasts until the job under it has ended (within its bound): that job is the observation
             longest = faults.job_bound_s if item.fault == "slow" else hold
             watch_health(profile, services, hold, longest, during_done.is_set, lambda words: log("health", words))
-    finally:
-        restored_at = time.time()
+    finally:  # recovery is timed from the end of the restore action: its own time (a start, a command) apart
+        log("restore_started")
         problem = restore_fault(profile, services, item)
-        log("restored", at=restored_at)
+        restored_at = log("restored")
     if problem:
         log("note", f"restore failed: {problem}")
     last = None

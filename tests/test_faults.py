@@ -96,6 +96,14 @@ def test_a_recovered_fault_in_figures():
                              "restore; first verified video 4.0 s after restore")
 
 
+def test_recovery_is_timed_from_the_end_of_the_restore_action():
+    """restore = "sleep 3; docker start tts": the restore's own 3 s are not the deployment's recovery."""
+    result = fault_result(killed_tts(restore_started_at=T0 + 2.0, restored_at=T0 + 5.0, healthy_at=T0 + 5.5,
+                                     first_success_at=T0 + 8.0))
+    assert result.restore_s == pytest.approx(3.0) and result.recovery_s == pytest.approx(0.5)
+    assert result.first_success_s == pytest.approx(3.0)
+    assert "the fault held 2.0 s; the restore took 3.0 s (recovery is timed from its end)" in result.detail
+
 def test_a_recovery_beyond_the_bound_is_no_recovery():
     late = fault_result(killed_tts(first_success_at=T0 + 2.0 + 31))
     assert late.recovered is False and late.first_success_s == pytest.approx(31)
