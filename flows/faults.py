@@ -24,6 +24,7 @@ from analysis.faults import WITH_JOBS, JobSeen, steady_state
 from flows.batch import check_output, run_batch
 from profiles.settings import Profile
 from tasks.faults import (
+    BackgroundCommand,
     ExperimentLog,
     Planned,
     fault_jobs_profile,
@@ -41,6 +42,7 @@ from tasks.services import Services
 
 STAGE = "faults"
 JOBS_FOLDER = "faults"  # in the run folder: the experiments' own ledger and videos
+COMMAND_END_MARGIN_S = 5.0  # a command killed at its bound has ended within this
 
 
 def faults_skipped(profile: Profile) -> str | None:
@@ -106,25 +108,34 @@ def experiment(profile: Profile, services: Services, jobs_dir: str, item: Planne
             submit("in_flight")
         if not wait_processing(profile, services, faults.job_bound_s):
             log("note", "no job was seen processing before the fault was injected")
-    injected_at = time.time()
-    try:
-        problem = inject_fault(profile, services, item)
-        if problem:  # nothing to measure; it is still restored, in case part of it took
-            log("inject_failed", problem)
-        else:
-            log("injected", at=injected_at)
-            during_done = threading.Event()
-            submit("during").add_done_callback(lambda _: during_done.set())
-            hold = faults.freeze_s if item.fault == "frozen" else faults.hold_s
-            # a slow llm lasts until the job under it has ended (within its bound): that job is the observation
-            longest = faults.job_bound_s if item.fault == "slow" else hold
-            watch_health(profile, services, hold, longest, during_done.is_set, lambda words: log("health", words))
-    finally:  # recovery is timed from the end of the restore action: its own time (a start, a command) apart
-        log("restore_started")
-        problem = restore_fault(profile, services, item)
-        restored_at = log("restored")
-    if problem:
-        log("note", f"restore failed: {problem}")
+    def under_the_fault(at_least_s: float, at_most_s: float, over=None) -> None:
+        """Submit a job and probe health while the fault lasts: at least `at_least_s`, then until `over()` (by
+        default: until the job under it has ended), at most `at_most_s`."""
+        during_done = threading.Event()
+        submit("during").add_done_callback(lambda _: during_done.set())
+        watch_health(profile, services, at_least_s, at_most_s, over or during_done.is_set,
+                     lambda words: log("health", words))
+
+    if item.commands is not None and item.commands.restore is None:
+        restored_at = one_command_fault(profile, item, log, under_the_fault)
+    else:
+        injected_at = time.time()
+        try:
+            problem = inject_fault(profile, services, item)
+            if problem:  # nothing to measure; it is still restored, in case part of it took
+                log("inject_failed", problem)
+            else:
+                log("injected", at=injected_at)
+                hold = faults.freeze_s if item.fault == "frozen" else faults.hold_s
+                # a slow llm lasts until the job under it has ended (within its bound): that job is the observation
+                longest = faults.job_bound_s if item.fault == "slow" else hold
+                under_the_fault(hold, longest)
+        finally:  # recovery is timed from the end of the restore action: its own time (a start, a command) apart
+            log("restore_started")
+            problem = restore_fault(profile, services, item)
+            restored_at = log("restored")
+        if problem:
+            log("note", f"restore failed: {problem}")
     last = None
     injected = not any(event["kind"] == "inject_failed" for event in log.events)
     if not stop_requested() and injected:
@@ -143,6 +154,23 @@ def experiment(profile: Profile, services: Services, jobs_dir: str, item: Planne
         for note in slow_note(settled, steady, faults.llm_delay_s):
             log("note", note)
     return last
+
+
+def one_command_fault(profile: Profile, item: Planned, log: ExperimentLog, under_the_fault) -> float:
+    """A fault that is one command with no restore (`docker restart redis`): the command runs in the background, a
+    job is submitted and health probed while it runs, and the fault is over when it ends; that instant (returned) is
+    what recovery is timed from."""
+    bound = profile.faults.action_timeout_s
+    command = BackgroundCommand(f"faults.actions.{item}.inject", item.commands.inject, bound)
+    log("injected", at=command.started_at)
+    under_the_fault(0.0, bound, command.ended.is_set)
+    command.ended.wait(bound + COMMAND_END_MARGIN_S)  # it kills itself at its bound
+    if command.problem:
+        log("inject_failed", command.problem)
+    ended_at = command.ended_at or time.time()
+    log("note", f"no restore command: the fault was its inject command, over when that ended "
+                f"({ended_at - command.started_at:.1f} s after it began)")
+    return log("restored", at=ended_at)
 
 
 def first_success(profile: Profile, services: Services, jobs_dir: str, number: int, restored_at: float,

@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,6 +134,27 @@ def masked_output(command: str, text: str) -> str:
     for value in values:
         text = text.replace(value, MASK)
     return redact_secret_looking(text)
+
+
+class BackgroundCommand:
+    """A fault command run in a thread of its own, within its bound and until a stop: for a fault that is one
+    command (a restart), watched while it runs. `ended` is set, and `ended_at` (wall clock) known, once it ends."""
+
+    def __init__(self, setting: str, command: str, timeout_s: float) -> None:
+        self.started_at = time.time()
+        self.ended = threading.Event()
+        self.ended_at: float | None = None
+        self.problem: str | None = None
+        threading.Thread(target=self._run, args=(setting, command, timeout_s), name=setting, daemon=True).start()
+
+    def _run(self, setting: str, command: str, timeout_s: float) -> None:
+        try:
+            self.problem = _run_command(setting, command, timeout_s, stop_aware=True)
+        except Exception as exc:  # never leave the watcher waiting for an end that will not be set
+            self.problem = f"{setting}: {type(exc).__name__}: {exc}"
+        finally:
+            self.ended_at = time.time()
+            self.ended.set()
 
 
 def _bundled(services: Services) -> Stack:

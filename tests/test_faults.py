@@ -344,13 +344,19 @@ def test_the_cli_keeps_the_others_running_and_fault_commands_use_it(prefect_serv
         f'results_dir="{tmp_path}"', "target.bundled_stack=false",
         *(f'target.{key}="{url}"' for key, url in urls.items()),
         "faults.enabled=true", f'faults.actions.tts.killed.inject="{control} kill tts"',
-        f'faults.actions.tts.killed.restore="{control} start tts"'])
+        f'faults.actions.tts.killed.restore="{control} start tts"',
+        f'faults.actions.llm.killed.inject="{control} restart llm"'])  # one command, no restore: the whole fault
     services = Services(server=urls["server_url"], tts=urls["tts_url"], llm=urls["llm_url"], redis=urls["redis_url"],
                         llm_model=profile.target.llm_model)
     try:
         assert proc.stdout.readline().startswith("ready ")
-        [result] = fault_experiments(profile, services, str(tmp_path / "run"))
+        result, restart = fault_experiments(profile, services, str(tmp_path / "run"))
         assert result["service"] == "tts" and result["fault"] == "killed" and result["recovered"] is True
+        assert result["restore_s"] > 0  # the start until healthy, apart from the recovery
+        # the restart ran in the background while a job was submitted and health probed; it was over when it ended
+        assert restart["service"] == "llm" and restart["state"] == "measured" and restart["restore_s"] is None
+        assert "no restore command: the fault was its inject command, over when that ended" in restart["detail"]
+        assert restart["health_during"] and restart["recovered"] is True
         assert result["named_dependency"] is True and result["jobs_stuck"] == 0
         assert 0 < result["recovery_s"] <= result["first_success_s"] < profile.faults.recovery_bound_s
         assert proc.stderr.readline().startswith("stack: tts exited (code -9); the others keep running")
