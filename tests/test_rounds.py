@@ -285,3 +285,17 @@ def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path):
             reopen_run.fn(load_profile("smoke"), str(run))
     finally:
         release_run(run)
+
+
+def test_rounds_or_a_soak_come_from_the_profile_or_replace_its_plan_for_one_run():
+    from profiles.settings import ProfileError, load_profile, with_campaign
+
+    three = load_profile("smoke", ["campaign.rounds=3"])
+    assert (three.campaign.rounds, three.campaign.duration_s) == (3, None)
+    soak = with_campaign(three, None, 3600.0)  # --duration 1h on a profile of rounds: a soak, for this run
+    assert (soak.campaign.rounds, soak.campaign.duration_s, soak.campaign.retries) == (1, 3600.0, 2)
+    assert with_campaign(three, None, None) is three
+    with pytest.raises(ProfileError, match="campaign: give rounds or duration_s, not both"):
+        load_profile("smoke", ["campaign.rounds=2", "campaign.duration_s=60"])
+    with pytest.raises(ProfileError, match="duration"):
+        with_campaign(three, None, 30 * 24 * 3600.0)  # beyond the bound of any wait: a week
