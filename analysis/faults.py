@@ -50,6 +50,8 @@ class FaultResult(BaseModel):
     recovery_s: float | None  # end of the restore action → health `healthy` again
     first_success_s: float | None  # end of the restore action → first new job succeeded (verified video)
     restore_s: float | None = None  # how long the restore action itself took (a start, a command)
+    # who injected it: the bundled stack's launcher (kill = SIGKILL, frozen = SIGSTOP) or the profile's commands
+    injected_by: Literal["launcher", "commands"] | None = None
     jobs_failed_during: int  # jobs under the fault the server accepted that ended failed
     submissions_refused: int = 0  # submissions under the fault the server did not accept (no job: not a failed one)
     jobs_stuck: int  # jobs not terminal once recovered (never acceptable)
@@ -73,7 +75,7 @@ class JobSeen(BaseModel):
 
 # what a `fault_events` row says, by kind (its `at` is when, on the wall clock; its `value` is words or JSON)
 EVENTS = {
-    "planned": "the experiment starts; value: JSON {recovery_bound_s}",
+    "planned": "the experiment starts; value: JSON {recovery_bound_s, injected_by}",
     "not_run": "nothing is injected; value: why",
     "steady_before": "the steady state did not hold before injecting; value: why",
     "injected": "the fault was injected",
@@ -105,6 +107,7 @@ class Observed(BaseModel):
     healthy_at: float | None = None  # health first `healthy` after restore (None: not within the bound)
     first_success_at: float | None = None  # terminal status of the first new job verified after restore
     recovery_bound_s: float | None = None
+    injected_by: Literal["launcher", "commands"] | None = None
     ended_at: float | None = None  # None: the process ended before the experiment did
     health: list[str] = []  # health in words, each probe while the fault lasted, in order
     jobs: list[JobSeen] = []
@@ -187,6 +190,7 @@ def fault_result(seen: Observed) -> FaultResult:
     hung = any(job.outcome in HUNG for job in seen.jobs)
     return FaultResult(
         service=seen.service, fault=seen.fault, state="interrupted" if seen.interrupted else "measured",
+        injected_by=seen.injected_by,
         recovered=recovered,
         recovery_s=recovery_s, first_success_s=first_success_s,
         restore_s=_since(seen.restore_started_at, seen.restored_at),
@@ -244,7 +248,8 @@ def _observed(events: list[dict]) -> Observed:
     for event in events:
         kind, at, value = event["kind"], event.get("at"), event.get("value")
         if kind == "planned":
-            seen.recovery_bound_s = json.loads(value).get("recovery_bound_s") if value else None
+            plan = json.loads(value) if value else {}
+            seen.recovery_bound_s, seen.injected_by = plan.get("recovery_bound_s"), plan.get("injected_by")
         elif kind == "not_run":
             seen.not_run = value
         elif kind == "steady_before":

@@ -134,7 +134,8 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     # runs recorded these rows themselves); its jobs are in the run's faults/ folder (their own ledger), not in
     # `jobs`: the campaign's success figures exclude them
     "faults": {
-        "t": pl.Float64, "service": pl.String, "fault": pl.String, "state": pl.String, "recovered": pl.Boolean,
+        "t": pl.Float64, "service": pl.String, "fault": pl.String, "state": pl.String, "injected_by": pl.String,
+        "recovered": pl.Boolean,
         "recovery_s": pl.Float64, "first_success_s": pl.Float64, "restore_s": pl.Float64,
         "jobs_failed_during": pl.Int64, "submissions_refused": pl.Int64, "jobs_stuck": pl.Int64,
         "health_during": pl.String, "job_error_during": pl.String, "named_dependency": pl.Boolean, "hung": pl.Boolean,

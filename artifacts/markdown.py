@@ -428,7 +428,7 @@ def job_table_notes(metrics: RunMetrics, jobs: list[Job]) -> list[str]:
 # ---- contract conformance, identical videos, faults ----------------------------------------------
 
 # how a fault reads in a sentence, after the service's name
-FAULT_WORDS = {"killed": "was killed and restarted", "frozen": "was frozen (SIGSTOP) and resumed",
+FAULT_WORDS = {"killed": "was killed and restarted", "frozen": "was frozen and resumed",
                "slow": "was made slow and restored", "restarted_with_jobs": "was restarted with jobs in flight",
                "killed_with_jobs": "was killed with jobs in flight and restarted"}
 
@@ -455,7 +455,10 @@ def identical_video_sentences(metrics: RunMetrics) -> list[str]:
 def _fault_name(fault: FaultResult) -> str:
     """"tts was killed and restarted", "the server was killed with jobs in flight and restarted"."""
     service = "the server" if fault.service == "server" else fault.service
-    return f"{service} {FAULT_WORDS.get(fault.fault, f'had the fault {fault.fault}')}"
+    words = FAULT_WORDS.get(fault.fault, f"had the fault {fault.fault}")
+    if fault.fault == "frozen" and fault.injected_by == "launcher":  # how, only where we know: SIGSTOP by us
+        words = "was frozen (SIGSTOP) and resumed"
+    return f"{service} {words}"
 
 
 def fault_sentence(fault: FaultResult) -> str:

@@ -63,7 +63,8 @@ def fault_experiments(profile: Profile, services: Services, run_dir: str) -> lis
         if stop_requested():
             break
         log = ExperimentLog(run_dir, number, item.service, item.fault)
-        log("planned", {"recovery_bound_s": profile.faults.recovery_bound_s})
+        log("planned", {"recovery_bound_s": profile.faults.recovery_bound_s,
+                        "injected_by": "launcher" if item.commands is None else "commands"})
         try:
             if item.not_run:
                 log("not_run", item.not_run)

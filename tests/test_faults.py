@@ -161,6 +161,13 @@ def test_an_experiment_not_run_or_cut_short_claims_no_recovery():
     assert [result.state for result in results_of(frame("faults", old_rows))] == ["measured", "interrupted", "not_run"]
 
 
+def test_a_freeze_is_worded_by_what_did_it():
+    frozen = killed_tts(fault="frozen")
+    by_launcher = fault_result(frozen.model_copy(update={"injected_by": "launcher"}))
+    by_command = fault_result(frozen.model_copy(update={"injected_by": "commands"}))  # e.g. docker pause
+    assert fault_sentence(by_launcher).startswith("After tts was frozen (SIGSTOP) and resumed,")
+    assert fault_sentence(by_command).startswith("After tts was frozen and resumed,")
+
 def test_stored_results_and_why_there_are_none():
     rows = [{"t": T0 + 1, **fault_result(killed_tts()).model_dump()}]
     results = results_of(frame("faults", rows))

@@ -468,8 +468,8 @@ def _fault(service, fault, **changes):
 
 def test_error_handling_and_recovery_table_and_paper_sentences(good_metrics):
     faults = [_fault("tts", "killed"),
-              _fault("llm", "frozen", recovered=False, recovery_s=None, first_success_s=None, jobs_stuck=2,
-                     named_dependency=False, hung=True, health_during=None),
+              _fault("llm", "frozen", injected_by="launcher", recovered=False, recovery_s=None, first_success_s=None,
+                     jobs_stuck=2, named_dependency=False, hung=True, health_during=None),
               _fault("redis", "restarted_with_jobs", state="not_run", recovered=None, recovery_s=None,
                      first_success_s=None, jobs_failed_during=0, health_during=None, job_error_during=None,
                      named_dependency=None, detail="no redis restart action in the profile")]
