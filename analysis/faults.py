@@ -278,6 +278,8 @@ def _observed(events: list[dict]) -> Observed:
             seen.interrupted = True
         elif kind == "ended":
             seen.ended_at = at
+    if seen.interrupted and seen.injected_at is None and not (seen.not_run or seen.steady_before):
+        seen.not_run = "the run's stop came before the fault was injected"
     if seen.ended_at is None and not (seen.not_run or seen.steady_before):
         if seen.injected_at is None:
             seen.not_run = "cut off before the fault was injected (the run ended)"

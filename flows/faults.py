@@ -36,7 +36,7 @@ from tasks.faults import (
     wait_processing,
     watch_health,
 )
-from tasks.interrupt import pause, stop_requested
+from tasks.interrupt import Interrupted, pause, stop_requested
 from tasks.jobs import measure_job
 from tasks.services import Services
 
@@ -72,6 +72,11 @@ def fault_experiments(profile: Profile, services: Services, run_dir: str) -> lis
                 if steady is None or not steady.get("succeeded"):
                     steady = verified_job(bounded, services, jobs_dir, number, batch=0)
                 steady = experiment(bounded, services, jobs_dir, item, number, steady, log)
+        except Interrupted:  # the run's stop: what was seen is recorded; the stage ends here
+            log("interrupted")
+            log("ended")
+            results.append(log.result().model_dump())
+            break
         except Exception as exc:  # a bug or an answer no one expected: this experiment's failure, not the stage's
             log("error", f"{type(exc).__name__}: {exc}")
             steady = None

@@ -209,6 +209,9 @@ def test_the_figures_are_made_of_the_events_as_they_were_recorded():
     # killed before injecting: nothing was done to the deployment
     [early] = fault_rows(whole[:1])
     assert early["state"] == "not_run" and "cut off before the fault was injected" in early["detail"]
+    [stopped] = fault_rows(whole[:1] + events(("interrupted", 1, None), ("ended", 1, None)))
+    assert stopped["state"] == "not_run" and stopped["detail"] == "not run: the run's stop came before the fault " \
+                                                                   "was injected"
     # an experiment that broke is that experiment's failure; the next one is its own row
     broken = events(("planned", 0, None), ("injected", 0.1, None), ("restored", 2.1, None),
                     ("error", 3, "CalledProcessError: boom"), ("ended", 3.1, None))
