@@ -49,7 +49,7 @@ from tasks.processes import ResourceSampler
 from tasks.retention import prune_old_videos
 from tasks.run import RunRefused, record_services, release_run, resumable, store_tables, validate_expectations
 from tasks.services import Services, services_under_test
-from tasks.store import Ledger, new_run_id, read_ledger
+from tasks.store import Ledger, latest_job_rows, new_run_id, read_ledger
 
 ONCE_AFTER = ("conformance", "faults")  # after the last round
 LOAD_STAGES = ("baseline", *ROUND_STAGES, *ONCE_AFTER)
@@ -79,6 +79,15 @@ def verified_rows(run_dir: str) -> list[dict]:
     rows = [row for row in read_ledger(Path(run_dir))["services"]
             if (row.get("round"), row.get("attempt")) == (ledger.round, ledger.attempt)]
     return list({row["service"]: row for row in rows}.values())
+
+
+def last_verified_job(run_dir: str) -> str | None:
+    """The last job of this start of the campaign whose video was verified: one the server knows and has finished
+    (a resumed campaign's new stack knows none of the jobs before it)."""
+    attempt = Ledger.of(run_dir).attempt
+    verified = [row["job_id"] for row in latest_job_rows(read_ledger(Path(run_dir))["jobs"])
+                if row.get("succeeded") and row.get("attempt") == attempt]
+    return verified[-1] if verified else None
 
 
 def services_ready(stages: StageLog, settings: Profile, services: Services, run_dir: str,
@@ -157,7 +166,6 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
     track_campaign(run_dir, campaign.rounds, campaign.deadline, settings.campaign.duration_s)
     stages = StageLog(run_dir, logger, campaign.kept)
     stopped: str | None = None
-    known_job: str | None = None  # a job of this start that the server knows, for the probes that need one
     with graceful_stop(on_stop=lambda name: logger.warning(STOPPING, name)):
         try:
             with services_under_test(settings) as services:
@@ -180,11 +188,10 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
                         single = stages.run("single", single_request, *args, progress_id, total) or {}
                         sampler.stage = "concurrent"
                         stages.run("concurrent", concurrent_runs, *args, progress_id, total)
-                    known_job = single.get("job_id") or known_job
                     stages.run("latency", api_latency, *args, known_job_id=single.get("job_id"))
                     stages.run("sequential", sequential_reliability, *args, progress_id, total)
                 if not stopped:  # once, in the last round
-                    stages.run("conformance", contract_conformance, *args, known_job_id=known_job)
+                    stages.run("conformance", contract_conformance, *args, known_job_id=last_verified_job(run_dir))
                     if skipped := faults_skipped(settings):
                         stages.skip(("faults",), skipped)
                     else:
