@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
@@ -184,8 +185,8 @@ def test_csv_holds_full_precision_with_separate_intervals(rendered, metrics):
 def test_latex_prints_values_with_their_interval(rendered, metrics):
     text = (rendered / "latex" / "concurrency-summary.tex").read_text()
     level5 = next(group for group in metrics.levels if group.level == 5).seconds
-    assert f"{level5.median:.2f} [{level5.ci.low:.2f}, {level5.ci.high:.2f}]" in text
-    assert "success \\%" in text and text.isascii()
+    assert f"{level5.median:.2f}\\\\{{}}[{level5.ci.low:.2f}, {level5.ci.high:.2f}]" in text  # the interval below
+    assert "success\\\\{}\\%" in text and text.isascii()  # a header over lines
 
 
 def test_latex_escapes_special_characters():
@@ -195,20 +196,33 @@ def test_latex_escapes_special_characters():
     assert escape("two\nlines") == "two lines"
 
 
+OVERFULL_PT = 2.0  # a table this much wider than the text is still drawn within the margin
+
+
 def _compile(tables: list[Path], tmp_path: Path) -> subprocess.CompletedProcess:
+    """The tables in a standard `article` (10 pt, its own margins), each in a table float as a paper would put it."""
     engine = shutil.which("pdflatex") or shutil.which("lualatex")
-    inputs = "\n".join(f"\\input{{{table.as_posix()}}}\\par" for table in tables)
+    inputs = "\n".join(f"\\begin{{table}}[p]\\input{{{table.as_posix()}}}\\caption{{{table.stem}}}\\end{{table}}"
+                       for table in tables)
     (tmp_path / "paper.tex").write_text(
-        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
-        "\\usepackage[margin=5mm,landscape]{geometry}\n\\begin{document}\n\\tiny\n" + inputs + "\n\\end{document}\n")
+        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs,tabularx}\n"
+        "\\begin{document}\n" + inputs + "\n\\end{document}\n")
     return subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
 
 
+def _too_wide(tmp_path: Path) -> list[float]:
+    """How much wider than the text each overfull line of the compiled tables is, in pt (above OVERFULL_PT)."""
+    log = (tmp_path / "paper.log").read_text(errors="replace")
+    widths = re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide\)", log)
+    return [float(pt) for pt in widths if float(pt) > OVERFULL_PT]
+
+
 @pytest.mark.skipif(not (shutil.which("pdflatex") or shutil.which("lualatex")), reason="no TeX engine installed")
-def test_latex_tables_compile(rendered, tmp_path):
+def test_latex_tables_compile_within_a_standard_articles_text_width(rendered, tmp_path):
     done = _compile([rendered / "latex" / f"{table}.tex" for table in TABLES], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
+    assert _too_wide(tmp_path) == []
 
 
 def test_stored_environment_is_in_the_metrics(metrics):
@@ -327,7 +341,11 @@ def test_the_per_round_table_is_one_definition_for_csv_and_latex(rounds, tmp_pat
     assert float(rows[2]["downtime_before_s"]) == 12.5 and rows[0]["downtime_before_s"] == ""
     assert {"server_rss_mean_mb", "tts_cpu_mean_pct_of_one_core", "job_level2_median_s"} <= set(rows[0])
     text = (tmp_path / "latex" / "rounds.tex").read_text()
-    assert f"{health.median:.1f} [{health.ci.low:.1f}, {health.ci.high:.1f}]" in text and text.isascii()
+    level2 = next(group for group in fourth.levels if group.level == 2).seconds
+    assert f"& {level2.median:.2f} &" in text and "health" not in text and text.isascii()  # per endpoint: CSV only
+    trends_tex = (tmp_path / "latex" / "round-trends.tex").read_text()
+    server_rss = rounds.rounds.rss_trends[0]
+    assert f"{server_rss.slope:.4g}\\\\{{}}[{server_rss.ci.low:.4g}, {server_rss.ci.high:.4g}]" in trends_tex
     trends = {row["what"]: row for row in csv.DictReader((tmp_path / "csv" / "round-trends.csv").open())}
     server = rounds.rounds.rss_trends[0]
     assert float(trends["server RSS"]["slope_ci95_low"]) == server.ci.low
@@ -345,3 +363,4 @@ def test_latex_tables_of_rounds_compile(rounds, tmp_path):
     write_latex_tables(rounds, tmp_path)
     done = _compile([tmp_path / "latex" / f"{table}.tex" for table in ROUND_TABLES], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
+    assert _too_wide(tmp_path) == []
