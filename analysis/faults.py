@@ -172,7 +172,8 @@ def fault_result(seen: Observed) -> FaultResult:
     """The figures of one experiment from what the stage saw."""
     if seen.not_run or seen.steady_before:
         why = seen.not_run or f"the steady state did not hold before the fault: {seen.steady_before}"
-        return FaultResult(service=seen.service, fault=seen.fault, state="not_run", recovered=None, recovery_s=None,
+        return FaultResult(service=seen.service, fault=seen.fault, state="not_run", injected_by=seen.injected_by,
+                           recovered=None, recovery_s=None,
                            first_success_s=None, jobs_failed_during=0, jobs_stuck=0, health_during=None,
                            job_error_during=None, named_dependency=None, hung=False, detail=f"not run: {why}")
     recovery_s = _since(seen.restored_at, seen.healthy_at)
