@@ -34,7 +34,7 @@ from analysis.rounds import campaign_rounds, kept_stages, parse_duration, resume
 from profiles.settings import Profile, ProfileError, load_profile, with_campaign
 from stack.children import own_session_dying_with_parent
 from tasks.interrupt import Interrupted, request_stop, stop_requested
-from tasks.run import RunRefused, open_run, reopen_run, resumable, run_path
+from tasks.run import RunRefused, hold_run, open_run, reopen_run, resumable, run_path
 from tasks.store import MANIFEST, Ledger, read_json, read_ledger
 
 # Defaults only: a value the user set (environment, prefect.toml, a Prefect profile) wins.
@@ -174,6 +174,7 @@ def open_campaign(profile: str, overrides: Sequence[str], run_id: str, rounds: i
         run_dir = Path(resume).resolve()
         invocation = resumable(run_dir)["invocation"]
         settings = campaign_profile(invocation, run_dir.parent)
+        hold_run(run_dir)
         attempt = reopen_run(settings, str(run_dir), flow_run_id)
     else:
         try:
@@ -185,6 +186,7 @@ def open_campaign(profile: str, overrides: Sequence[str], run_id: str, rounds: i
         run_dir = run_path(settings.results_dir, run_id or run_id_of_flow_run())
         if run_dir.exists():  # a retry of this flow run continues it; any other campaign's folder is refused
             resumable(run_dir, flow_run_id)
+            hold_run(run_dir)
             attempt = reopen_run(settings, str(run_dir), flow_run_id)
         else:
             open_run(settings, run_dir.name, invocation, flow_run_id)

@@ -249,6 +249,14 @@ def hold_run(run_dir: Path) -> None:
     _held[run_dir.resolve()] = fd
 
 
+def _not_running(run_dir: Path) -> None:
+    """RunRefused when a process holds the folder's campaign now (the check before anything is started; the hold
+    itself is taken by the flow)."""
+    if (run_dir / LOCK).exists():
+        hold_run(run_dir)
+        release_run(run_dir)
+
+
 def release_run(run_dir: str | Path) -> None:
     fd = _held.pop(Path(run_dir).resolve(), None)
     if fd is not None:
@@ -293,6 +301,7 @@ def resumable(run_dir: Path, flow_run_id: str | None = None) -> dict:
         raise RunRefused(f"{run_dir}: not a run folder (no {MANIFEST} and {LEDGER}): nothing to resume")
     if flow_run_id is not None and flow_run_id not in [a.get("flow_run_id") for a in manifest.get("attempts", [])]:
         raise _taken(run_dir.name, run_dir)
+    _not_running(run_dir)
     if manifest.get("outcome") == "measured":
         raise RunRefused(f"{run_dir}: its campaign ended measured ({manifest.get('finished_at')}): nothing to resume; "
                          "python -m artifacts renders its reports again")
@@ -304,12 +313,11 @@ def resumable(run_dir: Path, flow_run_id: str | None = None) -> dict:
 
 @task(name="reopen-run", cache_policy=NO_CACHE)
 def reopen_run(profile: Profile, run_dir: str, flow_run_id: str | None = None) -> int:
-    """Continue an interrupted campaign in its folder, held by this process: the jobs and stages its crash left
-    running are recorded as interrupted (under the attempt they ran in), and the ledger goes on under the next
-    attempt, which it returns."""
+    """Continue an interrupted campaign in its folder (held by this process: hold_run): the jobs and stages its
+    crash left running are recorded as interrupted (under the attempt they ran in), and the ledger goes on under
+    the next attempt, which it returns."""
     install_log_redaction(secrets_in(profile))
     folder = Path(run_dir)
-    hold_run(folder)
     ledger = Ledger.of(folder)
     recorded = read_ledger(folder)
     manifest = read_json(folder / MANIFEST, {})

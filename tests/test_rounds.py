@@ -264,8 +264,7 @@ def test_a_retried_flow_run_continues_its_own_folder_and_another_flow_run_is_ref
 
 
 def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path):
-    from profiles.settings import load_profile
-    from tasks.run import RunRefused, hold_run, release_run, reopen_run, resumable
+    from tasks.run import RunRefused, hold_run, release_run, resumable
 
     run = tmp_path / "run"
     run.mkdir()
@@ -279,12 +278,15 @@ def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path):
     (run / "manifest.json").write_text(json.dumps({"outcome": "running"}))
     with pytest.raises(RunRefused, match="does not say how it was started"):
         resumable(run)
+    (run / "manifest.json").write_text(json.dumps({"outcome": "running",
+                                                   "invocation": {"profile": "smoke", "overrides": []}}))
     hold_run(run)  # its campaign still runs (here: this process)
     try:
         with pytest.raises(RunRefused, match="is running right now"):
-            reopen_run.fn(load_profile("smoke"), str(run))
+            resumable(run)
     finally:
         release_run(run)
+    assert resumable(run)["outcome"] == "running"  # killed: nothing holds it any more
 
 
 def test_rounds_or_a_soak_come_from_the_profile_or_replace_its_plan_for_one_run():
