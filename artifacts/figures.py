@@ -170,18 +170,74 @@ def _phases(metrics: RunMetrics, figure: Figure) -> str | None:
             + (f" Phases not seen in every job: {'; '.join(unseen)}." if unseen else ""))
 
 
-def _shade_stages(metrics: RunMetrics, axes: Axes, labelled: bool) -> None:
-    sampled = {stage for timeline in metrics.series.timelines for stage in timeline.stage}
+FAULT_STAGE = "faults"  # services are killed, frozen and slowed on purpose there: shaded apart
+LABEL_CHAR_FRACTION = 0.012  # the share of the time axis one character of a stage's label takes (7 in wide, 8 pt)
+GAP_INTERVALS = 3  # a service's samples further apart than this many of its usual intervals: no line across the gap
+
+
+class ShadedSpan(NamedTuple):
+    """A stage's span on the resource timeline, as shaded, and its label: its name where there is room for it,
+    else its number in time order (the caption names it)."""
+
+    stage: str
+    round: int
+    start_s: float
+    end_s: float
+    label: str | None
+    fault: bool
+
+
+def shaded_spans(metrics: RunMetrics) -> list[ShadedSpan]:
+    """Every stage with resource samples, whatever stage the sampler labelled them with (baseline to faults), in
+    time order: over several rounds each round is named at its first stage; otherwise each stage by its name
+    where its span is wide enough for it, else by its number (a stage of a second beside one of a minute)."""
+    timelines = [timeline for timeline in metrics.series.timelines if timeline.t]
+    if not timelines:
+        return []
+    sampled = {stage for timeline in timelines for stage in timeline.stage}
+    last = max(max(timeline.t) for timeline in timelines)
+    spans = [span for span in metrics.series.stages if span.stage in sampled]
+    first = min([span.start_s for span in spans] + [min(timeline.t) for timeline in timelines])
+    width = max([last] + [span.end_s for span in spans if span.end_s is not None]) - first
     rounds = metrics.rounds.count > 1  # many spans: each round is named once, at its first, not each stage
-    named: set[int] = set()
-    for i, span in enumerate(s for s in metrics.series.stages if s.stage in sampled):
-        end = span.end_s if span.end_s is not None else max(max(t.t) for t in metrics.series.timelines if t.t)
-        axes.axvspan(span.start_s, end, color="grey", alpha=0.08 if i % 2 else 0.16, linewidth=0)
-        label = span.stage if not rounds else f"round {span.round}" if span.round not in named else None
-        named.add(span.round)
-        if labelled and label:
-            axes.text((span.start_s + end) / 2 if not rounds else span.start_s, 1.02, label,
+    shaded, named = [], set()
+    for number, span in enumerate(spans, start=1):
+        end = span.end_s if span.end_s is not None else last
+        if rounds:
+            label = f"round {span.round}" if span.round not in named else None
+            named.add(span.round)
+        else:
+            room = width > 0 and (end - span.start_s) / width >= LABEL_CHAR_FRACTION * (len(span.stage) + 1)
+            label = span.stage if room else str(number)
+        shaded.append(ShadedSpan(stage=span.stage, round=span.round, start_s=span.start_s, end_s=end, label=label,
+                                 fault=span.stage == FAULT_STAGE))
+    return shaded
+
+
+def _shade_stages(spans: list[ShadedSpan], axes: Axes, labelled: bool, rounds: bool) -> None:
+    for i, span in enumerate(spans):
+        axes.axvspan(span.start_s, span.end_s, color="tab:red" if span.fault else "grey",
+                     alpha=0.08 if i % 2 else 0.16, linewidth=0)
+        if labelled and span.label:
+            axes.text((span.start_s + span.end_s) / 2 if not rounds else span.start_s, 1.02, span.label,
                       transform=axes.get_xaxis_transform(), ha="center" if not rounds else "left", fontsize=8)
+
+
+def with_gaps(t: list[float], values: list[float | None]) -> tuple[list[float], list[float]]:
+    """A service's points with a break (NaN) where its samples stop for longer than GAP_INTERVALS of its usual
+    interval (killed, or not found again yet, during a fault experiment), so that no line claims values across
+    the gap."""
+    steps = sorted(b - a for a, b in zip(t, t[1:], strict=False))
+    usual = steps[len(steps) // 2] if steps else 0.0
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, (x, y) in enumerate(zip(t, values, strict=True)):
+        if i and usual > 0 and x - t[i - 1] > GAP_INTERVALS * usual:
+            xs.append((x + t[i - 1]) / 2)
+            ys.append(float("nan"))
+        xs.append(x)
+        ys.append(y if y is not None else float("nan"))
+    return xs, ys
 
 
 def _resources(metrics: RunMetrics, figure: Figure) -> str | None:
@@ -190,22 +246,27 @@ def _resources(metrics: RunMetrics, figure: Figure) -> str | None:
         return None
     cpu_axes, rss_axes = figure.subplots(2, 1, sharex=True)
     for timeline in timelines:
-        cpu_axes.plot(timeline.t, [v if v is not None else float("nan") for v in timeline.cpu_percent],
-                      label=timeline.service, linewidth=1)
-        rss_axes.plot(timeline.t, [v if v is not None else float("nan") for v in timeline.rss_mb],
-                      label=timeline.service, linewidth=1)
-    _shade_stages(metrics, cpu_axes, labelled=True)
-    _shade_stages(metrics, rss_axes, labelled=False)
+        cpu_axes.plot(*with_gaps(timeline.t, timeline.cpu_percent), label=timeline.service, linewidth=1)
+        rss_axes.plot(*with_gaps(timeline.t, timeline.rss_mb), label=timeline.service, linewidth=1)
+    spans, rounds = shaded_spans(metrics), metrics.rounds.count > 1
+    _shade_stages(spans, cpu_axes, labelled=True, rounds=rounds)
+    _shade_stages(spans, rss_axes, labelled=False, rounds=rounds)
     cores = metrics.environment.cpu_cores or metrics.machine.cpu_count
     cpu_axes.set_ylabel("CPU % of one core")
     rss_axes.set_ylabel("RSS (MB)")
     rss_axes.set_xlabel("seconds since the run started")
     cpu_axes.legend(fontsize=8, ncols=len(timelines), loc="upper left")
-    stages = list(dict.fromkeys(stage for timeline in timelines for stage in timeline.stage if stage))
+    numbered = not rounds and any(span.label != span.stage for span in spans)
+    stages = ([f"{number} {span.stage}" for number, span in enumerate(spans, start=1)] if numbered
+              else list(dict.fromkeys(span.stage for span in spans)))
     machine = f"; the machine has {cores} cores, so at most {cores * 100} %" if cores else ""
-    return (f"CPU and resident memory (MB of 2^20 bytes) of each service at each sampling instant through the "
-            f"stages sampled ({', '.join(stages)}), shaded; {_n_list([(t.service, len(t.t)) for t in timelines])} "
-            f"samples. CPU is % of one core (100 = one core busy{machine}).")
+    return ("CPU and resident memory (MB of 2^20 bytes) of each service at each sampling instant through the stages "
+            f"sampled, shaded in turn ({', '.join(stages)}"
+            + ("; a stage too short for its name is numbered on the plot" if numbered else "") + ")"
+            + ("; the fault experiments' stage in red (services killed, frozen and slowed on purpose; a gap in a "
+               "line: no process of that service was found)" if any(span.fault for span in spans) else "")
+            + f"; {_n_list([(t.service, len(t.t)) for t in timelines])} samples. CPU is % of one core (100 = one core "
+            f"busy{machine}).")
 
 
 def _latency(metrics: RunMetrics, figure: Figure) -> str | None:

@@ -26,7 +26,15 @@ from analysis.metrics import compute_metrics, metrics_of
 from analysis.schema import frame
 from analysis.stats import distribution
 from artifacts.__main__ import main as render_main
-from artifacts.figures import FIGURES, ROUND_FIGURES, concurrency_points, left_out, write_figures
+from artifacts.figures import (
+    FIGURES,
+    ROUND_FIGURES,
+    concurrency_points,
+    left_out,
+    shaded_spans,
+    with_gaps,
+    write_figures,
+)
 from artifacts.latex import escape, write_latex_tables
 from artifacts.markdown import main_tables, render_reports
 from artifacts.paper_tables import paper_tables
@@ -34,6 +42,7 @@ from artifacts.tables_csv import write_csv_tables
 from profiles.settings import load_profile
 from tasks.run import environment, llm_digest, machine, open_run, profile_sha256, record_services
 from tasks.services import Services
+from tasks.store import load_tables
 from tests.rounds_run import rounds_metrics
 from tests.stackutil import ROOT, service_process
 
@@ -280,6 +289,39 @@ def _job(job_id, level, seconds, outcome="succeeded", **extra):
             "submitted_at": 100.0, "finished_at": 100.0 + seconds if ended else None,
             "total_seconds": seconds if ended else None, "outcome": outcome, "succeeded": outcome == "succeeded",
             **extra}
+
+
+def test_the_resource_timeline_shades_samples_of_every_stage_up_to_the_faults(tmp_path):
+    """The sampler labels each sample with its stage (today baseline, single, concurrent; tomorrow every stage up to
+    the faults): each sampled stage is shaded, the faults apart, and a service without samples for a while (killed
+    by a fault) has a gap, not a line across it."""
+    frames = load_tables(STORED)
+    spans = frames["stages"].filter(pl.col("finished_at").is_not_null()).sort("started_at").to_dicts()
+    rows = []
+    for span in spans:
+        t = span["started_at"]
+        while t < span["finished_at"]:
+            for service in ("server", "tts"):
+                killed = span["stage"] == "faults" and service == "tts" and t - span["started_at"] < 10
+                if not killed:
+                    rows.append({"stage": span["stage"], "round": 1, "t": t, "service": service, "processes": 1,
+                                 "cpu_percent": 10.0, "rss_bytes": 100 * 2**20})
+            t += 0.5
+    metrics = compute_metrics({**frames, "samples": frame("samples", rows)},
+                              json.loads((STORED / "manifest.json").read_text()), [])
+    shaded = shaded_spans(metrics)
+    assert [span.stage for span in shaded] == [span["stage"] for span in spans]
+    assert [span.stage for span in shaded if span.fault] == ["faults"]
+    assert next(span for span in shaded if span.stage == "faults").label == "faults"  # 45 s of 76: room for it
+    assert next(span for span in shaded if span.stage == "latency").label == "5"  # 1 s: shaded, numbered
+    tts = next(timeline for timeline in metrics.series.timelines if timeline.service == "tts")
+    xs, ys = with_gaps(tts.t, tts.cpu_percent)
+    assert sum(y != y for y in ys) == 1 and len(xs) == len(tts.t) + 1  # one break: the 10 s without tts
+    drawn = {figure.name: figure for figure in write_figures(metrics, tmp_path)}
+    caption = drawn["resources"].caption
+    assert ("shaded in turn (1 verification, 2 baseline, 3 single, 4 concurrent, 5 latency, 6 sequential, 7 "
+            "conformance, 8 faults; a stage too short for its name is numbered on the plot)") in caption
+    assert "the fault experiments' stage in red" in caption
 
 
 def test_partial_data_draws_only_what_it_has(tmp_path):
