@@ -399,6 +399,14 @@ class RunMetrics(BaseModel):
         return [check_in_words(check) for check in self.checks if not check.success and not check.fails_run] \
             if self.validated else []
 
+    def checks_passed_text(self) -> str:
+        """The checks of a run that passed them all, in words: warnings (thresholds.conformance = "warn") apart."""
+        warned = len(self.warnings_in_words())
+        if not warned:
+            return f"all {len(self.checks)} expectations passed"
+        return (f"{len(self.checks) - warned} of {len(self.checks)} expectations passed, {warned} failed as a warning "
+                'only (thresholds.conformance = "warn")')
+
     def jobs_of(self, stage: str) -> list[Job]:
         return [job for job in self.jobs if job.stage == stage]
 

@@ -5,7 +5,6 @@
 """
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,7 +167,8 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
     stopped: str | None = None
     with graceful_stop(on_stop=lambda name: logger.warning(STOPPING, name)):
         try:
-            with services_under_test(settings) as services:
+            with services_under_test(settings) as services, ResourceSampler(
+                    ledger, services.ports(), settings.timing.sample_interval_s, stage=None) as stages.sampler:
                 args = (settings, services, run_dir)
                 for round_ in campaign.rounds_to_run():
                     ledger.round = round_
@@ -182,12 +182,8 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
                         break
                     if round_ == 1:
                         stages.run("baseline", baseline_resources, *args)
-                    sampler = ResourceSampler(ledger, services.ports(), settings.timing.sample_interval_s, "single")
-                    # samples of the jobs' stages only: none for stages a resumed campaign keeps
-                    with sampler if stages.pending("single", "concurrent") else contextlib.nullcontext():
-                        single = stages.run("single", single_request, *args, progress_id, total) or {}
-                        sampler.stage = "concurrent"
-                        stages.run("concurrent", concurrent_runs, *args, progress_id, total)
+                    single = stages.run("single", single_request, *args, progress_id, total) or {}
+                    stages.run("concurrent", concurrent_runs, *args, progress_id, total)
                     stages.run("latency", api_latency, *args, known_job_id=single.get("job_id"))
                     stages.run("sequential", sequential_reliability, *args, progress_id, total)
                 if not stopped:  # once, in the last round
@@ -203,7 +199,8 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
         outcome = "interrupted" if interrupted else "stopped" if stopped else "measured"
         try:
             store_tables(run_dir, outcome)
-            outcomes = validate_expectations(run_dir, settings) if outcome == "measured" else []
+            if outcome == "measured":
+                validate_expectations(run_dir, settings)
             publish_reports(run_dir)
             if compare_with_previous:
                 publish_comparison_with_previous(run_dir)
@@ -211,16 +208,13 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
         finally:
             forget_progress(run_dir)
             release_run(run_dir)
-    failed = metrics_of(run_dir).failures_in_words() if outcomes else []
+    metrics = metrics_of(run_dir)
     if interrupted:
         return Cancelled(message=f"interrupted; what was measured is in {run_dir}", data=run_dir)
-    if stopped or stages.failed or failed:
-        problems = [stopped] if stopped else [*(f"stage {s}" for s in stages.failed), *failed]
+    if stopped or stages.failed or metrics.failures_in_words():
+        problems = [stopped] if stopped else [*(f"stage {s}" for s in stages.failed), *metrics.failures_in_words()]
         return Failed(message=redact_text("; ".join(problems)), data=run_dir)  # stage errors may echo a URL
-    warned = sum(1 for outcome in outcomes if not outcome["success"] and outcome.get("fails_run") is False)
-    passed = f"{len(outcomes) - warned} of {len(outcomes)} expectations passed, {warned} failed as a warning only " \
-             "(thresholds.conformance = \"warn\")" if warned else f"all {len(outcomes)} expectations passed"
-    return Completed(message=f"{passed}; reports in {run_dir}/reports", data=run_dir)
+    return Completed(message=f"{metrics.checks_passed_text()}; reports in {run_dir}/reports", data=run_dir)
 
 
 def secret_overrides(overrides: Sequence[str], secrets: list[str]) -> list[str]:

@@ -34,6 +34,7 @@ from analysis.rounds import campaign_rounds, kept_stages, parse_duration, resume
 from profiles.settings import Profile, ProfileError, load_profile, with_campaign
 from stack.children import own_session_dying_with_parent
 from tasks.interrupt import Interrupted, request_stop, stop_requested
+from tasks.processes import ResourceSampler
 from tasks.run import RunRefused, hold_run, open_run, reopen_run, resumable, run_path
 from tasks.store import MANIFEST, Ledger, read_json, read_ledger
 
@@ -48,6 +49,8 @@ PREFECT_DEFAULTS: dict[str, Any] = {
 }
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# the stages whose resources are sampled as they run (the baseline samples itself; verification is no load)
+SAMPLED = ("single", "concurrent", "latency", "sequential", "conformance", "faults")
 
 
 @contextlib.contextmanager
@@ -211,6 +214,7 @@ class StageLog:
 
     def __init__(self, run_dir: str, logger, kept: set[tuple[int, str]] = frozenset()) -> None:
         self.ledger, self.logger, self.kept = Ledger.of(run_dir), logger, kept
+        self.sampler: ResourceSampler | None = None  # labels its samples with the stage running (SAMPLED only)
         self._last: dict[tuple[int, str], tuple[str, str | None]] = {}  # (round, stage) → its last outcome, detail
 
     @property
@@ -240,6 +244,8 @@ class StageLog:
             return None
         started_at = time.time()
         self.ledger.record("stages", stage=stage, started_at=started_at, finished_at=None, outcome="running")
+        if self.sampler is not None and stage in SAMPLED:
+            self.sampler.label(stage)
         try:
             result = flow_fn(*args, **kwargs)
         except Interrupted as exc:
@@ -250,6 +256,9 @@ class StageLog:
             self.logger.error("stage %s failed: %s (the next stage still runs)", stage, detail)
             self.record(stage, "failed", detail, started_at)
             return None
+        finally:
+            if self.sampler is not None:
+                self.sampler.label(None)
         if isinstance(result, State) and result.is_failed():  # a stage flow that ended Failed on its own
             self.record(stage, "failed", result.message, started_at)
         else:

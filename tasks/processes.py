@@ -137,7 +137,8 @@ class ResourceSampler:
     with no process found at a sample has no row for it (not measured). The deployment's figures are summed
     from these rows per instant (analysis.resources), so no sum row is written."""
 
-    def __init__(self, ledger: Ledger, ports: dict[str, int], interval_s: float, stage: str = "baseline") -> None:
+    def __init__(self, ledger: Ledger, ports: dict[str, int], interval_s: float,
+                 stage: str | None = "baseline") -> None:
         self.ledger = ledger
         self.ports = ports
         self.interval_s = interval_s
@@ -162,8 +163,19 @@ class ResourceSampler:
             return None
         return percent_of_one_core(busy - previous[0], now - previous[1])
 
+    def label(self, stage: str | None) -> None:
+        """Label the samples from now on with `stage`; None pauses sampling, and the CPU intervals start afresh
+        after it (an interval spanning the pause would be counted to the next stage)."""
+        if stage is None:
+            self._accounts.clear()
+            self._machine = None
+        self.stage = stage
+
     def sample(self) -> None:
-        """Take one sample of every service, and the machine's."""
+        """Take one sample of every service, and the machine's (none while paused)."""
+        stage = self.stage
+        if stage is None:
+            return
         now = time.monotonic()
         if len(self._pids) < len(self.ports):
             self._rediscover(now)
@@ -179,10 +191,10 @@ class ResourceSampler:
                 continue
             # timed at the read: a scan that took longer this time must not stretch the interval
             cpu_percent = self._accounts.setdefault(service, CpuAccount()).interval(readings, alive, time.monotonic())
-            self.ledger.record("samples", stage=self.stage, t=t, service=service, processes=len(readings),
+            self.ledger.record("samples", stage=stage, t=t, service=service, processes=len(readings),
                                cpu_percent=cpu_percent, rss_bytes=rss)
         memory = psutil.virtual_memory()
-        self.ledger.record("samples", stage=self.stage, t=t, service="machine", processes=None,
+        self.ledger.record("samples", stage=stage, t=t, service="machine", processes=None,
                            cpu_percent=self._machine_cpu(), rss_bytes=memory.total - memory.available)
 
     @property

@@ -175,8 +175,8 @@ def test_completed_without_a_video_is_a_failure_naming_the_404(prefect_server, t
     assert recorded[0]["outcome"] == "running" and recorded[0]["job_id"] is None  # on record before the upload
     assert recorded[1]["outcome"] == "running" and recorded[1]["job_id"] == row["job_id"]
     # every status change is on record as it is seen: a run killed outright still shows the last one
-    assert [r["server_status"] for r in recorded if set(r) == {"round", "attempt", "stage", "level", "batch", "slot",
-                                                                  "server_status", "observations"}] == ["processing", "completed"]
+    status_rows = {"round", "attempt", "stage", "level", "batch", "slot", "server_status", "observations"}
+    assert [r["server_status"] for r in recorded if set(r) == status_rows] == ["processing", "completed"]
     tables = rebuild_tables(Path(run_dir))
     [job] = tables["jobs"].to_dicts()
     assert (job["server_status"], job["outcome"], job["succeeded"]) == ("completed", "failed", False)
