@@ -11,8 +11,8 @@ of their own, `<run>/faults/` (rows, status traces, videos), so they never enter
 figures; their counts go to the `faults` table.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Prefect builds the flow's parameter model from these
+# annotations, and in a served deployment's run the string forms could not be resolved ("not fully defined").
 import itertools
 import threading
 import time

@@ -96,10 +96,17 @@ class StackURLs:
         return f"ready server={self.server} tts={self.tts} llm={self.llm} redis={self.redis}"
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: all are held open while picking, so none is handed out twice."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def port_in_use(port: int) -> bool:
@@ -381,7 +388,9 @@ def running_stack(
     dependency_timeout_s: float | None = None,
 ) -> Iterator[Stack]:
     """Start the whole stack (free ports unless given), yield it, and always stop it."""
-    chosen = {name: (ports or {}).get(name) or free_port() for name in SERVICES}
+    # picked together, so two services never get the same port (one at a time, the OS may repeat itself)
+    picked = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+    chosen = {name: (ports or {}).get(name) or picked[name] for name in SERVICES}
     with contextlib.ExitStack() as cleanup:
         if data_dir is None:
             data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="t2v-stack-")))

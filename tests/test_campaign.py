@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from analysis.metrics import metrics_of
+from artifacts.markdown import REPORTS
 from flows.full_suite import full_suite, main, planned_jobs
 from profiles.settings import load_profile
 from stack import running_stack
@@ -77,8 +78,16 @@ def test_smoke_profile_end_to_end(prefect_server, tmp_path):
     for name in ("integration_performance_report", "integration_reliability_report", "integration_resources_report"):
         assert (reports / f"{name}.md").read_text().startswith("# ")
         assert "<table>" in (reports / f"{name}.html").read_text()
-    assert len(list(reports.glob("test_*.md"))) == 7
+    assert {path.name for path in reports.glob("*.md")} == set(REPORTS)
+    assert list((reports / "figures").glob("*.svg")) and list((reports / "latex").glob("*.tex"))
+    assert list((reports / "csv").glob("*.csv"))
     assert MAIN_KEYS <= artifact_keys()
+    # the stages after the rounds: every contract rule checked holds, and every fault was measured and recovered
+    conformance = pl.read_parquet(run / "conformance.parquet")
+    assert conformance.height and conformance.filter(pl.col("observations") > 0)["violations"].sum() == 0
+    faults = pl.read_parquet(run / "faults.parquet")
+    assert faults.height == 8 and faults["recovered"].all() and faults["jobs_stuck"].sum() == 0
+    assert {"latency", "sequential", "conformance", "faults"} <= set(samples["stage"])
 
 
 def test_tts_stopped_mid_campaign_is_recorded_and_fails_the_success_rate(prefect_server, tmp_path):

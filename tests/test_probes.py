@@ -221,7 +221,8 @@ def test_verification_ends_failed_with_its_rows_when_a_service_fails(prefect_ser
     assert "tts: no complete answer within 1 s" in state.message
     assert "hunter2-secret" not in json.dumps(rows) + state.message
     assert rows[0]["url"] == f"redis://:***@127.0.0.1:{closed_port}/0"
-    assert read_ledger(tmp_path)["services"] == rows
+    # recorded as returned, stamped with the round and attempt by the ledger
+    assert read_ledger(tmp_path)["services"] == [{**row, "round": 1, "attempt": 1} for row in rows]
 
 
 @pytest.mark.parametrize("service", ["server", "tts", "llm", "redis"])
@@ -268,7 +269,8 @@ def test_a_stop_ends_verification_at_once_and_records_no_service_failure(prefect
     assert state.is_cancelled() and took < 2, (state, took)
     rows = state.result(raise_on_failure=False)
     assert [row["service"] for row in rows] == ["tts"] and rows[0]["ok"]  # it answered before the stop
-    assert read_ledger(tmp_path)["services"] == rows
+    # recorded as returned, stamped with the round and attempt by the ledger
+    assert read_ledger(tmp_path)["services"] == [{**row, "round": 1, "attempt": 1} for row in rows]
     assert state.message == "interrupted: 1 of 4 services checked"
 
 

@@ -17,7 +17,7 @@ from fpdf import FPDF
 from analysis.video import check_video
 from stack import running_stack
 from stack.__main__ import parse_args
-from stack.launcher import SERVICES, free_port
+from stack.launcher import SERVICES, free_ports
 from tests.stackutil import API, mean_colours_at, narration_seconds, status, submit, wait_for, wait_until
 
 DOCS = Path(__file__).parent.parent / "profiles" / "documents"
@@ -283,7 +283,7 @@ def test_stopping_the_stack_leaves_no_process(tmp_path):
 
 
 def test_cli_prints_ready_and_stops_everything_on_sigterm(tmp_path):
-    ports = {name: free_port() for name in ("server", "tts", "llm", "redis")}
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     command = [sys.executable, "-m", "stack", "--data-dir", str(tmp_path)]
     command += [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -307,7 +307,8 @@ def test_cli_prints_ready_and_stops_everything_on_sigterm(tmp_path):
 
 def cli_command(*args: str) -> list[str]:
     """`python -m stack` on free ports (so no other run's port is in the way), plus `args`."""
-    ports = [arg for name in SERVICES for arg in (f"--{name}-port", str(free_port()))]
+    ports = [arg for name, port in zip(SERVICES, free_ports(len(SERVICES)), strict=True)
+             for arg in (f"--{name}-port", str(port))]
     return [sys.executable, "-m", "stack", *ports, *args]
 
 
