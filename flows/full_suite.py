@@ -98,18 +98,25 @@ def services_ready(stages: StageLog, settings: Profile, services: Services, run_
     args = (settings, services, run_dir)
     retries = settings.campaign.retries if may_wait else 0
     waits = 0
-    finished = stages.run("verification", verify_services, *args, return_state=True)
+
+    def verify():
+        finished = stages.run("verification", verify_services, *args, return_state=True)
+        record_services(run_dir, services, verified_rows(run_dir))  # once per verification (it asks the LLM too)
+        return finished
+
+    finished = verify()
     while True:
         checks = verified_rows(run_dir)  # as recorded, whatever Prefect kept of the state
-        record_services(run_dir, services, checks)
         failing = failing_lines(checks) if finished else ["  verification did not finish: see its stage"]
-        if not failing or not finished or waits >= retries:
+        if not failing or not finished or waits >= retries or stop_requested():  # a stop starts no new wait
             break
         waits += 1
         if wait_for_services(settings, services, run_dir, [row for row in checks if not row["ok"]])["recovered"]:
-            finished = stages.run("verification", verify_services, *args, return_state=True)
+            finished = verify()
     if not failing:
         return None
+    if stop_requested():
+        return "stopped while the services were verified or waited for:\n" + "\n".join(failing)
     if not may_wait:
         return "service verification failed, no job was submitted:\n" + "\n".join(failing)
     return (f"services unreachable before round {Ledger.of(run_dir).round}, after {waits} wait(s) of at most "

@@ -266,6 +266,10 @@ class StageLog:
         return result
 
     def skip(self, stages: tuple[str, ...], why: str) -> None:
+        """Record these stages as not run for `why`; after a stop request, as interrupted like run() does."""
         for stage in stages:
             if (self.ledger.round, stage) not in self.kept:
-                self.record(stage, "skipped", why)
+                if stop_requested():
+                    self.record(stage, "interrupted", "not started: the run was asked to stop")
+                else:
+                    self.record(stage, "skipped", why)

@@ -28,7 +28,8 @@ def down_in_words(rows: list[dict]) -> str:
 @task(name="wait-for-services", cache_policy=NO_CACHE)
 def wait_for_services(profile: Profile, services: Services, run_dir: str, down: list[dict]) -> dict:
     """Wait until every service answers again, at most campaign.retry_wait_s; record the wait in `downtime` and
-    return its row. `down`: the failing verification rows that started the wait."""
+    return its row. `down`: the failing verification rows that started the wait. A wait a stop request cut short
+    is recorded with `recovered` null (the services neither answered nor were given up on) and says so."""
     campaign = profile.campaign
     started_at = time.time()
     deadline = started_at + campaign.retry_wait_s
@@ -44,10 +45,11 @@ def wait_for_services(profile: Profile, services: Services, run_dir: str, down: 
         if time.time() >= deadline:
             break
     ended_at = time.time()
-    why = "the wait was cut by a stop request" if stop_requested() else \
-        f"still down after {campaign.retry_wait_s:g} s"
+    cut = not recovered and stop_requested()  # neither answered nor given up on: not known to have come back
+    why = "cut by the run's stop" if cut else f"still down after {campaign.retry_wait_s:g} s"
     row = {"started_at": started_at, "ended_at": ended_at, "seconds": ended_at - started_at,
-           "services": ",".join(row["service"] for row in down if not row["ok"]), "recovered": recovered,
+           "services": ",".join(row["service"] for row in down if not row["ok"]),
+           "recovered": None if cut else recovered,
            "detail": down_in_words(down) if recovered else f"{why}: {detail}"}
     Ledger.of(run_dir).record("downtime", **row)
     return row
