@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from scipy import stats as scipy_stats
 
 from analysis.metrics import JobGroup, RunMetrics, plural, success_rate
+from analysis.plans import setting_differences
 from analysis.stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -110,6 +111,8 @@ class Comparison(BaseModel):
     statement: str | None  # bundled stack against a real deployment: which is which (the seed's "mocked vs real")
     notes: list[str]  # what limits the comparison: different profiles or machines, an interrupted run
     rule_changes: list[str]  # contract rules whose result differs between runs
+    # "workload.concurrency_levels: [1, 2, 5] in A, [1, 2] in B": each setting of the runs' profiles that differs
+    setting_changes: list[str] = []
 
     def significant(self) -> list[tuple[Section, Row, RunSide, Change]]:
         """Every significant change: (its section, its row, the later run, the change)."""
@@ -441,12 +444,35 @@ def mocked_vs_real(sides: list[RunSide]) -> str | None:
             f"({'the stand-in' if sides[0].bundled else 'the real deployment'}).")
 
 
-def _notes(runs: list[RunMetrics], sides: list[RunSide]) -> list[str]:
+def same_name_other_settings(runs: list[RunMetrics], sides: list[RunSide],
+                             profiles: list[dict | None] | None) -> list[str]:
+    """A note per profile name whose runs did not use the same settings (their profile_sha256 differ; where a run
+    recorded no hash, their settings do): a shared name must not pass for a shared plan."""
+    notes = []
+    for name in dict.fromkeys(side.profile_name for side in sides if side.profile_name):
+        group = [i for i, side in enumerate(sides) if side.profile_name == name]
+        hashes = [runs[i].environment.profile_sha256 for i in group]
+        differing = setting_differences([profiles[i] for i in group], [sides[i].label for i in group]) \
+            if profiles is not None else []
+        if len(group) < 2 or (len(set(hashes)) == 1 if None not in hashes else not differing):
+            continue
+        digests = ", ".join(f"{(digest or 'not recorded')[:12]} in {sides[i].label}"
+                            for i, digest in zip(group, hashes, strict=True))
+        where = "the settings that differ are listed under *Settings that differ*" if differing else \
+            "the manifests do not record the settings, so which ones differ is not known"
+        notes.append(f"Runs {' and '.join(sides[i].label for i in group)} both used profile {name}, but not with the "
+                     f"same settings (profile sha256 {digests}): {where}. A change may come from the settings rather "
+                     "than the target.")
+    return notes
+
+
+def _notes(runs: list[RunMetrics], sides: list[RunSide], stored_profiles: list[dict | None] | None) -> list[str]:
     notes = []
     profiles = list(dict.fromkeys(side.profile_name or "unknown" for side in sides))
     if len(profiles) > 1:
         notes.append(f"The runs used different profiles ({', '.join(profiles)}): their workloads and thresholds may "
                      "differ, so a change may come from the profile rather than the target.")
+    notes += same_name_other_settings(runs, sides, stored_profiles)
     machines = list(dict.fromkeys(m.environment.cpu_model or m.machine.hostname or "unknown" for m in runs))
     if len(machines) > 1:
         notes.append(f"The runs were made on different machines ({', '.join(machines)}).")
@@ -461,8 +487,9 @@ def _notes(runs: list[RunMetrics], sides: list[RunSide]) -> list[str]:
     return notes
 
 
-def compare(runs: list[RunMetrics]) -> Comparison:
-    """The comparison of two or more runs, the first one the baseline."""
+def compare(runs: list[RunMetrics], profiles: list[dict | None] | None = None) -> Comparison:
+    """The comparison of two or more runs, the first one the baseline; `profiles` the runs' settings as their
+    manifests store them (`profile`), to name the settings that differ."""
     if len(runs) < 2:
         raise ValueError(f"a comparison needs at least two runs, got {len(runs)}")
     labels = labels_for(len(runs))
@@ -472,6 +499,7 @@ def compare(runs: list[RunMetrics]) -> Comparison:
              for label, m in zip(labels, runs, strict=True)]
     sections = [build(runs, labels) for build in (_success, _job_seconds, _throughput, _latency, _resources,
                                                   _integrity, _conformance, _faults)]
+    settings = setting_differences(profiles, labels) if profiles is not None else []
     return Comparison(runs=sides, sections=[section for section in sections if section.rows],
-                      statement=mocked_vs_real(sides), notes=_notes(runs, sides),
-                      rule_changes=rule_changes(runs, labels))
+                      statement=mocked_vs_real(sides), notes=_notes(runs, sides, profiles),
+                      rule_changes=rule_changes(runs, labels), setting_changes=settings)

@@ -5,8 +5,10 @@ from analysis.comparison; this module only words and writes them. The report (Ma
 LAST run's reports/ folder as comparison_<A>_<B>….md (a run compared with earlier ones keeps the comparison
 beside its own reports; rendering that run again leaves it there), or to the folder `out` names.
 
-`compare_with_previous(run_dir)` compares a run with the previous run of its profile in the same results_dir
-(the deployment option `compare_with_previous`; artifacts.publish publishes it as a Prefect artifact).
+`compare_with_previous(run_dir)` compares a run with the previous run of its profile and plan in the same
+results_dir (analysis.plans: the same workload and rounds or soak duration; the deployment option
+`compare_with_previous`; artifacts.publish publishes it as a Prefect artifact). The report names every setting the
+runs differ in.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 
 from analysis.comparison import METHODS, TOO_FEW, Change, Comparison, Figure, Row, Section, compare
 from analysis.metrics import metrics_of
+from analysis.plans import same_plan
 from artifacts.html import to_html
 from artifacts.markdown import TEMPLATES, Column, fmt
 from tasks.retention import stored_runs
-from tasks.store import LEDGER, MANIFEST
+from tasks.store import LEDGER, MANIFEST, read_json
 
 TEMPLATE = "comparison_report.md.j2"
 TITLE = "Comparison of runs"
@@ -149,7 +152,7 @@ def write_comparison(run_dirs: list[Path], out: Path | None = None) -> Path:
     for run_dir in run_dirs:
         check_run(run_dir)
     runs = [metrics_of(run_dir) for run_dir in run_dirs]
-    comparison = compare(runs)
+    comparison = compare(runs, [stored_settings(run_dir) for run_dir in run_dirs])
     pruned = {side.label: metrics.videos_pruned for side, metrics in zip(comparison.runs, runs, strict=True)
               if metrics.videos_pruned}
     markdown = render_comparison(comparison, pruned)
@@ -160,9 +163,17 @@ def write_comparison(run_dirs: list[Path], out: Path | None = None) -> Path:
     return path
 
 
+def stored_settings(run_dir: Path) -> dict | None:
+    """The profile a run's manifest stores (secrets masked), to name the settings runs differ in."""
+    manifest = read_json(run_dir / MANIFEST, {})
+    return manifest.get("profile") if isinstance(manifest, dict) and isinstance(manifest.get("profile"), dict) \
+        else None
+
+
 def previous_run(run_dir: Path) -> Path | None:
-    """The run of the same profile in the same results_dir that started last before this one and reached its end
-    (manifest outcome "measured"); None when there is none."""
+    """The run in the same results_dir that started last before this one, reached its end (manifest outcome
+    "measured") and has this run's plan (analysis.plans: profile, workload, rounds or soak duration); None when
+    there is none. Its other settings may differ: the comparison names them."""
     here = run_dir.resolve()
     runs = stored_runs(here.parent)
     this = next((run for run in runs if run.path.resolve() == here), None)
@@ -170,14 +181,14 @@ def previous_run(run_dir: Path) -> Path | None:
         return None
     return next((run.path for run in runs  # newest first
                  if run.path.resolve() != here and run.started < this.started
-                 and run.manifest.get("profile_name") == this.manifest.get("profile_name")
+                 and same_plan(run.manifest, this.manifest)
                  and run.finished and run.manifest.get("outcome") == FINISHED), None)
 
 
 def no_previous_text(run_dir: Path) -> str:
     profile = stored_profile(run_dir)
-    return (f"no earlier run of profile {profile} that reached its end in {run_dir.resolve().parent}: nothing to "
-            f"compare run {run_dir.name} with")
+    return (f"no earlier run of profile {profile} with the same plan (workload, rounds or soak duration) that "
+            f"reached its end in {run_dir.resolve().parent}: nothing to compare run {run_dir.name} with")
 
 
 def stored_profile(run_dir: Path) -> str:
@@ -187,7 +198,7 @@ def stored_profile(run_dir: Path) -> str:
 
 
 def compare_with_previous(run_dir: Path) -> Path | None:
-    """Compare the run with the previous finished run of its profile (that one the baseline) and write the report
-    into the run's reports/; None when there is no previous run (no_previous_text says so)."""
+    """Compare the run with the previous finished run of its profile and plan (that one the baseline) and write the
+    report into the run's reports/; None when there is no previous run (no_previous_text says so)."""
     previous = previous_run(Path(run_dir))
     return write_comparison([previous, Path(run_dir)]) if previous is not None else None

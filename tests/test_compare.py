@@ -196,8 +196,10 @@ def test_the_previous_run_is_the_last_finished_one_of_the_same_profile(tmp_path)
     stored_copy(tmp_path / "4-other-profile", "2026-11-23T02:00:00+00:00", profile_name="local")
     current = stored_copy(tmp_path / "5-current", "2026-11-24T02:00:00+00:00")
     stored_copy(tmp_path / "6-later", "2026-11-25T02:00:00+00:00")
+    other_plan = stored_copy(tmp_path / "4b-other-plan", "2026-11-23T03:00:00+00:00")
+    settings(other_plan, concurrency_levels=[1, 2], sequential_jobs=2)
     (tmp_path / "not-a-run").mkdir()
-    assert previous_run(current) == previous
+    assert previous_run(current) == previous  # not the later run of the same name with another workload
     assert previous_run(older) is None
     assert compare_with_previous(older) is None
     path = compare_with_previous(current)
@@ -253,3 +255,30 @@ def test_runs_of_different_round_counts_are_said_to_pool_their_rounds():
     soak = one.model_copy(update={"rounds": one.rounds.model_copy(update={"count": 12})})
     [note] = compare([one, soak]).notes
     assert note.startswith("The runs have different numbers of rounds (A: 1, B: 12): each figure pools")
+
+
+def settings(run_dir: Path, sha256: str = "0" * 64, **workload) -> Path:
+    """The run's manifest as if its profile had other workload settings (and so another profile_sha256)."""
+    path = run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["profile"]["workload"].update(workload)
+    manifest["environment"]["profile_sha256"] = sha256
+    path.write_text(json.dumps(manifest))
+    return run_dir
+
+
+def test_a_shared_profile_name_with_other_settings_is_said_and_each_setting_named(tmp_path):
+    stored = stored_copy(tmp_path / "stored", "2026-11-20T02:00:00+00:00")
+    today = settings(stored_copy(tmp_path / "today", "2026-11-27T02:00:00+00:00"), concurrency_levels=[1, 2],
+                     sequential_jobs=2)
+    manifest = json.loads((today / "manifest.json").read_text())
+    manifest["profile"]["target"]["redis_url"] = "redis://:hunter2@redis.example:6379/0"
+    (today / "manifest.json").write_text(json.dumps(manifest))
+    text = write_comparison([stored, today]).read_text()
+    assert "Runs A and B both used profile smoke, but not with the same settings (profile sha256 df7c77edabb7 in A, " \
+           "000000000000 in B)" in text
+    assert "- workload.concurrency_levels: [1, 2, 5] in A, [1, 2] in B" in text
+    assert "- workload.sequential_jobs: 5 in A, 2 in B" in text
+    assert "target.redis_url: null in A, " in text and "hunter2" not in text  # secrets masked
+    assert "profile sha256" not in write_comparison([stored, stored_copy(tmp_path / "same")]).read_text()
+
