@@ -18,8 +18,9 @@ from pathlib import Path
 from analysis.comparison import METHODS, TOO_FEW, Change, Comparison, Figure, Row, Section, compare
 from analysis.metrics import metrics_of
 from analysis.plans import same_plan
+from analysis.trends import number as decimal_text
 from artifacts.html import to_html
-from artifacts.markdown import TEMPLATES, Column, fmt
+from artifacts.markdown import DECIMALS, TEMPLATES, Column
 from tasks.retention import stored_runs
 from tasks.store import LEDGER, MANIFEST, read_json
 
@@ -35,14 +36,17 @@ class NotARun(ValueError):
 # ---- words -----------------------------------------------------------------------------------------
 
 def number(value: float, kind: str) -> str:
-    """`fmt`, with a count (kind "int") shown whole."""
-    return fmt(round(value) if kind == "int" else value, kind)
+    """A value of `kind` with artifacts.markdown's decimals (a rate in percent, a count whole), worded by
+    analysis.trends.number: a minus sign, never "-0.0"."""
+    if kind == "int":
+        return decimal_text(value, 0)
+    return decimal_text(value * 100, DECIMALS["pct"]) if kind == "rate" else decimal_text(value, DECIMALS[kind])
 
 
 def signed(value: float, kind: str) -> str:
-    """"+1.20", "-0.35": a change shows its sign (fmt shows a minus only)."""
+    """"+1.20", "−0.35", "0.00": a change shows its sign, and one that rounds to 0 shows none."""
     shown = number(value, kind)
-    return f"+{shown}" if value > 0 and not shown.startswith("-") else shown
+    return f"+{shown}" if value > 0 and shown.strip("0.") else shown
 
 
 def value_cell(figure: Figure, kind: str) -> str:

@@ -23,7 +23,7 @@ from analysis.comparison import (
 from analysis.metrics import metrics_of
 from analysis.stats import rate
 from artifacts.__main__ import main
-from artifacts.compare import compare_with_previous, previous_run, write_comparison
+from artifacts.compare import compare_with_previous, previous_run, signed, write_comparison
 
 STORED = Path(__file__).parent / "data" / "run"
 SLOWER_S = 10.0  # added to every sequential job of run B: every resampled median difference is then > 0
@@ -282,3 +282,7 @@ def test_a_shared_profile_name_with_other_settings_is_said_and_each_setting_name
     assert "target.redis_url: null in A, " in text and "hunter2" not in text  # secrets masked
     assert "profile sha256" not in write_comparison([stored, stored_copy(tmp_path / "same")]).read_text()
 
+
+def test_a_change_that_rounds_to_zero_shows_no_sign():
+    assert [signed(value, "s") for value in (-0.001, 0.001, -0.35, 1.2)] == ["0.00", "0.00", "−0.35", "+1.20"]
+    assert signed(-0.0004, "rate") == "0.0" and signed(-0.5, "int") == "0"
