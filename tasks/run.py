@@ -296,7 +296,13 @@ def resumable(run_dir: Path, flow_run_id: str | None = None) -> dict:
     """The manifest of an interrupted campaign's folder, to continue it; RunRefused (saying why) when the folder
     holds no run, or one that reached its end. With `flow_run_id`, only a folder an earlier start of that same
     flow run made is resumable (a retry from Prefect); any other is a taken run id."""
-    manifest = read_json(run_dir / MANIFEST)
+    try:
+        manifest = read_json(run_dir / MANIFEST)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        what = f"{exc.msg} at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else \
+            f"{type(exc).__name__}: {exc}"
+        raise RunRefused(f"{run_dir / MANIFEST}: not readable as JSON ({what}): the campaign cannot be resumed "
+                         "until it is repaired") from None
     if not isinstance(manifest, dict) or not (run_dir / LEDGER).is_file():
         raise RunRefused(f"{run_dir}: not a run folder (no {MANIFEST} and {LEDGER}): nothing to resume")
     if flow_run_id is not None and flow_run_id not in [a.get("flow_run_id") for a in manifest.get("attempts", [])]:

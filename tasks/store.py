@@ -43,6 +43,8 @@ class Ledger:
         run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._file = (run_dir / LEDGER).open("a", encoding="utf-8")
+        if torn_end(run_dir / LEDGER):  # a crash mid-write: the next row starts a line of its own, or both are lost
+            self._file.write("\n")
         self._counts: dict[str, int] = dict.fromkeys(TABLES, 0)
         self._round, self._attempt = 1, 1
         # a ledger inside a run's folder (the fault experiments' faults/) is in that run's round and attempt
@@ -95,16 +97,27 @@ class Ledger:
             self._file.close()
 
 
+def torn_end(path: Path) -> bool:
+    """Whether the file's last line has no end (a process killed while writing it)."""
+    with path.open("rb") as file:
+        if file.seek(0, 2) == 0:
+            return False
+        file.seek(-1, 2)
+        return file.read(1) != b"\n"
+
+
 def read_ledger(run_dir: Path) -> dict[str, list[dict]]:
     """Rows per table from the ledger; a torn last line (a crash mid-write) is skipped, not fatal."""
     rows: dict[str, list[dict]] = {name: [] for name in TABLES}
     path = run_dir / LEDGER
     if not path.exists():
         return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
+            continue
+        if not isinstance(row, dict):  # a damaged line that happens to parse ("12", "null"): no row either
             continue
         table = row.pop("table", None)
         if table in rows:

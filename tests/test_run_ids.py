@@ -55,3 +55,14 @@ def test_the_campaign_refuses_a_taken_run_id_before_anything_starts(prefect_serv
     assert "Traceback" not in caplog.text  # bad input from the run form is one line, not a traceback
     assert snapshot(old_run) == before
     assert sorted(path.name for path in old_run.parent.iterdir()) == ["nightly"]
+
+
+def test_resuming_a_folder_whose_manifest_is_damaged_is_refused_in_one_line(old_run, capsys):
+    from flows.full_suite import main
+
+    (old_run / "manifest.json").write_text('{"outcome": "running", "invocation": {"profile": "sm')  # cut mid-write
+    before = snapshot(old_run)
+    assert main(["--resume", str(old_run)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "manifest.json: not readable as JSON (Unterminated string" in line and "cannot be resumed" in line
+    assert snapshot(old_run) == before

@@ -26,6 +26,14 @@ def test_ledger_survives_a_torn_last_line_and_keeps_every_table(tmp_path):
     assert pl.read_parquet(tmp_path / "latency.parquet")["ms"].to_list() == [1.5]
 
 
+def test_a_ledger_reopened_after_a_torn_line_keeps_its_next_row_and_skips_damage(tmp_path):
+    """kill -9 mid-write leaves a last line with no end: a resumed campaign's first row must not be glued to it."""
+    (tmp_path / LEDGER).write_text('{"table": "jobs", "job_id": "a", "stage": "single"}\n12\nnull\n'
+                                   '{"table": "jobs", "job_id": "to\xe9rn', encoding="latin-1")  # not UTF-8 either
+    Ledger(tmp_path).record("jobs", job_id="b", stage="single")  # a new process's ledger, as after a resume
+    assert [row["job_id"] for row in read_ledger(tmp_path)["jobs"]] == ["a", "b"]
+
+
 def test_reports_render_again_from_a_cut_short_run(tmp_path, capsys):
     ledger = Ledger.of(tmp_path / "run")
     ledger.record("services", service="redis", url="redis://x", ok=True, version="7.2", detail="ok", fix="")
