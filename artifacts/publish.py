@@ -24,7 +24,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from analysis.metrics import RunMetrics, metrics_of
-from artifacts.compare import compare_with_previous, no_previous_text
+from artifacts.compare import no_previous_text, previous_run, write_comparison
 from artifacts.figures import left_out, write_figures
 from artifacts.html import to_html
 from artifacts.latex import write_latex_tables
@@ -100,23 +100,39 @@ def publish_reports(run_dir: str) -> list[str]:
     return sorted(str(folder / "reports" / name) for name in reports)
 
 
+@task(name="publish-comparison", cache_policy=NO_CACHE, timeout_seconds=600)
+def publish_comparison(run_dirs: list[str], name: str = "comparison") -> str:
+    """Compare stored runs (the first the baseline; artifacts.compare), write the report into the last run's
+    reports/ and publish it as a markdown artifact keyed `<profile of the last run>-<name>` (no key when that run
+    was interrupted, like its reports). Returns the Markdown report's path; NotARun or ValueError (fewer than two
+    runs) fail the task with what is wrong."""
+    folders = [Path(run_dir) for run_dir in run_dirs]
+    path = write_comparison(folders)
+    metrics = metrics_of(folders[-1])
+    cut_short = " (interrupted)" if metrics.interrupted else ""
+    create_markdown_artifact(path.read_text(encoding="utf-8"), key=published_key(name, metrics),
+                             description=f"runs {', '.join(folder.name for folder in folders)} compared{cut_short}")
+    get_run_logger().info("comparison written to %s", path)
+    return str(path)
+
+
 @task(name="compare-with-previous", cache_policy=NO_CACHE, timeout_seconds=600)
 def publish_comparison_with_previous(run_dir: str) -> str | None:
-    """Compare the run with the previous run of its profile that reached its end (artifacts.compare) and publish
-    the comparison like a report; a run with none says so in the log, and an earlier run that cannot be read is
-    reported, never failing the campaign that measured. Returns the Markdown report's path."""
+    """Compare the run with the previous run of its profile and plan that reached its end (artifacts.compare) and
+    publish it through publish_comparison, as `<profile>-comparison-with-previous`; a run with none says so in the
+    log, and an earlier run that cannot be read is reported, never failing the campaign that measured. Returns the
+    Markdown report's path."""
     folder, logger = Path(run_dir), get_run_logger()
     try:
-        path = compare_with_previous(folder)
-    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # a damaged or half-written earlier run
+        previous = previous_run(folder)
+    except (OSError, ValueError) as exc:  # a results_dir that cannot be listed
         logger.warning("no comparison with the previous run: %s: %s", type(exc).__name__, exc)
         return None
-    if path is None:
+    if previous is None:
         logger.info("%s", no_previous_text(folder))
         return None
-    metrics = metrics_of(folder)
-    cut_short = " (interrupted)" if metrics.interrupted else ""
-    create_markdown_artifact(path.read_text(encoding="utf-8"), key=published_key("comparison-with-previous", metrics),
-                             description=f"run {folder.name} compared with the previous run of its profile{cut_short}")
-    logger.info("comparison with the previous run written to %s", path)
-    return str(path)
+    try:
+        return publish_comparison([str(previous), run_dir], name="comparison-with-previous")
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # a damaged or half-written earlier run
+        logger.warning("no comparison with the previous run %s: %s: %s", previous, type(exc).__name__, exc)
+        return None

@@ -210,9 +210,9 @@ def test_a_flow_publishes_the_comparison_with_the_previous_run(prefect_server, t
     from prefect import flow
     from prefect.artifacts import Artifact
 
-    from artifacts.publish import publish_comparison_with_previous
+    from artifacts.publish import publish_comparison, publish_comparison_with_previous
 
-    stored_copy(tmp_path / "previous", "2026-11-21T02:00:00+00:00")
+    previous = stored_copy(tmp_path / "previous", "2026-11-21T02:00:00+00:00")
     current = worse(stored_copy(tmp_path / "current", "2026-11-22T02:00:00+00:00"))
     first = stored_copy(tmp_path / "first-of-its-profile", "2026-11-23T02:00:00+00:00", profile_name="local")
 
@@ -225,6 +225,14 @@ def test_a_flow_publishes_the_comparison_with_the_previous_run(prefect_server, t
     published = Artifact.get("smoke-comparison-with-previous")
     assert published.type == "markdown" and "- B: Job seconds, median, sequential runs: +10.00 s" in published.data
     assert Artifact.get("local-comparison-with-previous") is None
+
+    @flow
+    def comparing(run_dirs: list[str]) -> str:  # a comparison made inside any flow is an artifact too
+        return publish_comparison(run_dirs)
+
+    assert comparing([str(first), str(previous)]) == str(previous / "reports" / "comparison_first-of-its-profile_"
+                                                         "previous.md")
+    assert "different profiles (local, smoke)" in Artifact.get("smoke-comparison").data
 
 
 def test_the_nightly_soak_deployment_compares_with_the_previous_run_and_prunes_old_videos():
