@@ -135,7 +135,7 @@ RunFolder = Annotated[str, Field(examples=["runs/20261127T031500Z-9f3a"])]
 
 
 @flow(name="full-suite")
-def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overrides = (), run_id: str = "",
+def full_suite(profile: ShippedProfile | ProfilePath | None = None, overrides: Overrides = (), run_id: str = "",
                rounds: Rounds | None = None, duration: Duration = "", resume: RunFolder = "",
                compare_with_previous: bool = False):
     """Verify the target, then measure it in rounds (single, concurrent, latency, reliability) after a baseline,
@@ -143,19 +143,21 @@ def full_suite(profile: ShippedProfile | ProfilePath = "local", overrides: Overr
 
     Args:
         profile: The campaign's settings: one of the profiles shipped in profiles/ (`local` starts the bundled
-            stack and measures it), or the path of a TOML profile on the machine that runs the flow.
+            stack and measures it), or the path of a TOML profile on the machine that runs the flow. Empty:
+            `local`, or with `resume` the resumed campaign's own (a different one given with `resume` is refused).
         overrides: Profile settings changed for this run only, one `key=value` each, e.g.
             `workload.sequential_jobs=3` or `workload.concurrency_levels=[1,2]`.
         run_id: The name of this run's folder in the profile's results_dir. Leave it empty for an id made from
             this flow run (a retry of the flow run from the UI then continues its campaign); an id whose folder
-            holds another campaign is refused (a run folder belongs to one campaign).
+            holds another campaign is refused (a run folder belongs to one campaign). With `resume`, leave it empty
+            (the resumed folder's name is its id; another id is refused).
         rounds: How many rounds of single, concurrent, latency and sequential to run (empty: the profile's
             campaign.rounds, 1 unless it says otherwise).
         duration: A soak instead of a number of rounds: rounds follow each other until this much time is up, then
             the round in flight finishes, e.g. `8h`, `90m`, `1d` or seconds (empty: no soak).
         resume: The folder of an interrupted campaign to continue, e.g. `runs/<run-id>`: what its ledger recorded
             as done is kept and the stage that was cut runs again, with the campaign's own settings (leave
-            overrides, rounds and duration empty).
+            profile, run_id, overrides, rounds and duration empty).
         compare_with_previous: Compare this run with the previous run of its profile in the same results_dir
             that reached its end, and publish the comparison (every headline figure, its change and 95 % CI).
     """

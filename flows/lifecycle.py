@@ -164,11 +164,12 @@ def campaign_profile(invocation: dict, results_dir: Path | None = None) -> Profi
     return with_campaign(settings, invocation.get("rounds"), invocation.get("duration_s"))
 
 
-def open_campaign(profile: str, overrides: Sequence[str], run_id: str, rounds: int | None, duration: str,
+def open_campaign(profile: str | None, overrides: Sequence[str], run_id: str, rounds: int | None, duration: str,
                   resume: str) -> CampaignStart:
     """Load the settings and open the run folder: a new one, or (resume, or a retry of this flow run from
     Prefect) an interrupted campaign's, continued where its ledger says it was cut. ProfileError or RunRefused
-    (one line each) before anything is started."""
+    (one line each) before anything is started. `profile` None or empty: `local`, or the resumed campaign's; with
+    `resume`, a profile or run id other than the campaign's own is refused, not silently replaced."""
     flow_run_id = str(FlowRunContext.get().flow_run.id)
     if resume:
         if overrides or rounds or duration:
@@ -176,6 +177,12 @@ def open_campaign(profile: str, overrides: Sequence[str], run_id: str, rounds: i
                              "rounds or duration with it")
         run_dir = Path(resume).resolve()
         invocation = resumable(run_dir)["invocation"]
+        if profile and profile != invocation["profile"]:
+            raise RunRefused(f"resume continues {run_dir.name} with its own profile {invocation['profile']!r}: "
+                             f"profile {profile!r} cannot go with it (leave profile empty)")
+        if run_id and run_id != run_dir.name:
+            raise RunRefused(f"resume continues {run_dir.name} in its own folder: run id {run_id!r} cannot go with it "
+                             "(leave run id empty)")
         settings = campaign_profile(invocation, run_dir.parent)
         hold_run(run_dir)
         attempt = reopen_run(settings, str(run_dir), flow_run_id)
@@ -184,7 +191,8 @@ def open_campaign(profile: str, overrides: Sequence[str], run_id: str, rounds: i
             seconds = parse_duration(duration) if duration else None
         except ValueError as exc:
             raise ProfileError(str(exc)) from None
-        invocation = {"profile": profile, "overrides": list(overrides), "rounds": rounds, "duration_s": seconds}
+        invocation = {"profile": profile or "local", "overrides": list(overrides), "rounds": rounds,
+                      "duration_s": seconds}
         settings = campaign_profile(invocation)
         run_dir = run_path(settings.results_dir, run_id or run_id_of_flow_run())
         if run_dir.exists():  # a retry of this flow run continues it; any other campaign's folder is refused

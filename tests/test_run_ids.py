@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tasks.run import RunRefused, new_run_folder, run_folder
@@ -65,4 +67,22 @@ def test_resuming_a_folder_whose_manifest_is_damaged_is_refused_in_one_line(old_
     assert main(["--resume", str(old_run)]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert "manifest.json: not readable as JSON (Unterminated string" in line and "cannot be resumed" in line
+    assert snapshot(old_run) == before
+
+
+@pytest.mark.parametrize(("given", "refusal"), [
+    ({"profile": "seed"}, "resume continues nightly with its own profile 'smoke': profile 'seed' cannot go with it"),
+    ({"run_id": "other"}, "resume continues nightly in its own folder: run id 'other' cannot go with it"),
+])
+def test_a_resume_refuses_a_profile_or_run_id_other_than_its_campaigns(prefect_server, old_run, caplog, given,
+                                                                      refusal):
+    """From the run form a resume given another profile ran the recorded one while the UI showed the one given."""
+    from flows.full_suite import full_suite
+
+    (old_run / "manifest.json").write_text(json.dumps({"outcome": "running",
+                                                       "invocation": {"profile": "smoke", "overrides": []}}))
+    before = snapshot(old_run)
+    state = full_suite(**given, resume=str(old_run), return_state=True)
+    assert state.is_failed() and state.message.startswith(refusal)
+    assert "Traceback" not in caplog.text
     assert snapshot(old_run) == before
