@@ -242,10 +242,12 @@ class Campaign(Strict):
 
 
 class Retention(Strict):
-    """What old runs keep in results_dir (tasks/retention.py, at the end of each campaign): the videos of all but the
-    `keep_videos_of_runs` most recent runs are deleted, their hashes and integrity rows (videos.parquet, the ledger)
-    kept and the deletion noted in their manifest. A run with no end recorded whose folder was written to within
-    `running_if_written_within_s` is taken to be still running and never pruned."""
+    """What old runs keep in results_dir (tasks/retention.py, at the end of each campaign): of the runs of THIS
+    campaign's plan (the same profile, workload and rounds or soak duration; runs of other profiles or plans in the
+    same results_dir are not counted and never touched), the videos of all but the `keep_videos_of_runs` most recent
+    are deleted, their hashes and integrity rows (videos.parquet, the ledger) kept and the deletion noted in their
+    manifest. A run whose campaign.lock a process holds is running and never pruned; `running_if_written_within_s`
+    only judges a run stored before that lock existed (no lock, no end recorded: running if written to within it)."""
 
     keep_videos_of_runs: Annotated[int, Field(ge=0, le=100000)] = 0  # 0: every run keeps its videos
     running_if_written_within_s: Positive = 24 * 3600.0

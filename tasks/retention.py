@@ -5,13 +5,19 @@ stays: the ledger, the Parquet tables with every video's SHA-256 and integrity r
 checks. The manifest records what was pruned and when (analysis.retention), and the run's reports are rendered
 again, so they say so.
 
-Runs are the folders of results_dir with a manifest, newest first by their recorded start; the `keep` most
-recent keep their videos. Never pruned: the current run, and a run still running (no end recorded and its
-folder written to within `running_if_written_within_s`: a run killed long ago has no end either).
+Runs are the folders of results_dir with a manifest, newest first by their recorded start. Retention counts the
+runs of one plan (analysis.plans: the same profile, workload and rounds or soak duration): at the end of a
+campaign, the `keep` most recent runs of ITS plan keep their videos and no other run is touched, so the nightly
+soak's setting never prunes a smoke or a manual run that shares its results_dir; `python -m artifacts prune` keeps
+the `keep` most recent of each plan. Never pruned: the current run, and a run still running, which is a run whose
+campaign.lock a process holds (tasks.run.campaign_running, the one test of it). A run stored before that lock
+existed has none: with no end recorded, it is taken to be running while its folder was written to within
+`running_if_written_within_s` (a run killed long ago has no end either).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +27,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from analysis.plans import plan_of
 from analysis.retention import PRUNED
 from profiles.settings import Retention
 from tasks.store import MANIFEST, read_json, write_json
@@ -82,21 +89,58 @@ def last_written(folder: Path) -> float:
 
 
 def still_running(run: StoredRun, now: float, within_s: float) -> bool:
-    return not run.finished and now - last_written(run.path) < within_s
+    """Its campaign.lock is held; for a run stored before the lock existed (none), no end and written to within
+    `within_s`. A lock that cannot be opened counts as held: a run retention cannot judge keeps its videos."""
+    if run.finished:
+        return False
+    from tasks.run import LOCK, campaign_running  # imported here: tasks.run loads Great Expectations
+
+    if (run.path / LOCK).exists():
+        try:
+            return campaign_running(run.path)
+        except OSError:
+            return True
+    return now - last_written(run.path) < within_s
+
+
+def plan_key(run: StoredRun) -> str:
+    return json.dumps(plan_of(run.manifest), sort_keys=True, default=str)
+
+
+def beyond_keep(runs: list[StoredRun], keep: int, plan: str | None = None) -> list[StoredRun]:
+    """The runs (newest first) that are not among the `keep` most recent of their plan; with `plan`, of that plan
+    only."""
+    seen: dict[str, int] = {}
+    older = []
+    for run in runs:
+        key = plan_key(run)
+        if plan is not None and key != plan:
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > keep:
+            older.append(run)
+    return older
 
 
 def prune_videos(results_dir: Path, keep: int, *, current: Path | None = None,
                  running_within_s: float = Retention().running_if_written_within_s, dry_run: bool = False,
                  now: float | None = None) -> list[Pruned]:
-    """Delete the MP4 files of every run but the `keep` most recent (0 keeps all), the current one and those still
-    running; note it in each pruned run's manifest. `dry_run` deletes and notes nothing. Returns what was (or would
-    be) pruned, oldest run last."""
+    """Delete the MP4 files of every run but the `keep` most recent of its plan (with `current`, of the current run's
+    plan only; 0 keeps all), never the current one nor one still running; note it in each pruned run's manifest.
+    `dry_run` deletes and notes nothing. Returns what was (or would be) pruned, oldest run last."""
     if keep <= 0:
         return []
     now = time.time() if now is None else now
     skip = current.resolve() if current is not None else None
+    runs = stored_runs(results_dir)
+    plan = None
+    if skip is not None:
+        this = next((run for run in runs if run.path.resolve() == skip), None)
+        if this is None:  # the current run has no readable manifest: nothing says which runs are of its plan
+            return []
+        plan = plan_key(this)
     pruned = []
-    for run in stored_runs(results_dir)[keep:]:
+    for run in beyond_keep(runs, keep, plan):
         if run.path.resolve() == skip or still_running(run, now, running_within_s):
             continue
         videos = [path for path in sorted(run.path.rglob(VIDEO_PATTERN)) if path.is_file()]

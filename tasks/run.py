@@ -263,6 +263,16 @@ def release_run(run_dir: str | Path) -> None:
         os.close(fd)
 
 
+def campaign_running(run_dir: Path) -> bool:
+    """A process holds the folder's campaign.lock now: its campaign is under way (the one test of that, retention's
+    too). False for a folder whose lock is free, or that has none."""
+    try:
+        _not_running(run_dir)
+    except RunRefused:
+        return True
+    return False
+
+
 def campaign_plan(profile: Profile, started_at: float) -> dict:
     """The manifest's `campaign`: rounds planned (None for a soak), the soak's duration and deadline (unix
     seconds: a resumed soak ends when the first start planned it to)."""

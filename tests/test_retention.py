@@ -3,6 +3,7 @@ keep their videos, the current and a running run are never pruned, the manifest 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -22,15 +23,19 @@ DAY_S = 24 * 3600.0
 VIDEO_BYTES = 1000
 
 
-def run_folder(results: Path, name: str, started_at: str | None, finished: bool = True, tables: bool = False) -> Path:
-    """A run folder with a manifest and two dummy videos (one in faults/), the stored run's tables if asked."""
+def run_folder(results: Path, name: str, started_at: str | None, finished: bool = True, tables: bool = False,
+               profile_name: str = "local", soak_s: float | None = None) -> Path:
+    """A run folder with a manifest and two dummy videos (one in faults/), the stored run's tables if asked; a run of
+    profile `profile_name`, one round or a soak of `soak_s`."""
     folder = results / name
     if tables:
         shutil.copytree(STORED, folder)
         manifest = json.loads((folder / "manifest.json").read_text())
     else:
         folder.mkdir(parents=True)
-        manifest = {"profile_name": "local", "outcome": "measured"}
+        manifest = {"profile_name": profile_name, "outcome": "measured",
+                    "profile": {"name": profile_name, "campaign": {"rounds": None if soak_s else 1,
+                                                                   "duration_s": soak_s}}}
     manifest.update(run_id=name, started_at=started_at,
                     finished_at=manifest.get("finished_at") or "2026-11-27T00:00:00+00:00" if finished else None)
     (folder / "manifest.json").write_text(json.dumps(manifest))
@@ -92,9 +97,38 @@ def test_never_the_current_run_nor_one_still_running(results):
     assert len(videos(running)) == 2 and len(videos(results / "run-2")) == 2
 
 
+def test_a_held_lock_is_running_and_a_free_one_is_not(results):
+    """campaign.lock decides (the time rule is for runs stored before it): a run written to a minute ago whose lock
+    is free ended (killed), one untouched for two days whose lock a process holds is running."""
+    held = run_folder(results, "run-0-held", "2026-11-20T02:00:00+00:00", finished=False)
+    killed = run_folder(results, "run-0-killed", "2026-11-19T02:00:00+00:00", finished=False)
+    (killed / "campaign.lock").touch()
+    age(held, 2 * DAY_S)
+    with open(held / "campaign.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        pruned = prune_videos(results, keep=1, running_within_s=DAY_S)
+    assert "run-0-killed" in {run.run_dir.name for run in pruned}
+    assert "run-0-held" not in {run.run_dir.name for run in pruned} and len(videos(held)) == 2
+
+
+def test_a_campaign_counts_and_prunes_only_the_runs_of_its_own_plan(tmp_path):
+    """The nightly soak's keep_videos_of_runs never reaches a smoke run or a one-round manual run of its profile."""
+    soaks = [run_folder(tmp_path, f"soak-{day}", f"2026-11-2{day}T22:00:00+00:00", soak_s=14400.0)
+             for day in range(1, 5)]
+    smoke = run_folder(tmp_path, "smoke-1", "2026-11-20T03:00:00+00:00", profile_name="smoke")
+    manual = run_folder(tmp_path, "manual-1", "2026-11-19T10:00:00+00:00")
+    pruned = prune_videos(tmp_path, keep=2, current=soaks[-1])
+    assert [run.run_dir.name for run in pruned] == ["soak-2", "soak-1"]
+    assert len(videos(smoke)) == len(videos(manual)) == len(videos(soaks[2])) == 2
+    # without a current run (python -m artifacts prune) each plan keeps its own most recent
+    run_folder(tmp_path, "smoke-2", "2026-11-21T03:00:00+00:00", profile_name="smoke")
+    assert [run.run_dir.name for run in prune_videos(tmp_path, keep=1)] == ["soak-3", "smoke-1"]
+    assert len(videos(manual)) == 2  # the only run of its plan
+
+
 def test_a_pruned_run_still_renders_and_says_its_videos_were_pruned(tmp_path):
     old = run_folder(tmp_path, "old", "2026-11-20T02:00:00+00:00", tables=True)
-    run_folder(tmp_path, "new", "2026-11-21T02:00:00+00:00")
+    run_folder(tmp_path, "new", "2026-11-21T02:00:00+00:00", tables=True)  # the same plan
     (old / "reports").mkdir()  # rendered when the run ended, before its videos were pruned
     hashes = pl.read_parquet(old / "videos.parquet")["sha256"].to_list()
     [pruned] = prune_videos(tmp_path, keep=1)
