@@ -5,8 +5,8 @@ tables yet) gets its tables rebuilt from its ledger first, so what it measured i
 
 `python -m artifacts compare RUN_A RUN_B [RUN_C ...]` writes a comparison of stored runs (artifacts/compare.py)
 and prints the path of its Markdown report; `python -m artifacts prune RESULTS_DIR --keep N` deletes the videos
-of all but the N most recent runs, keeping their hashes and integrity rows (tasks/retention.py). A run folder
-named like a subcommand is rendered as `./compare`.
+of all but the N most recent runs of each plan, keeping their hashes and integrity rows (tasks/retention.py). A run
+folder named like a subcommand is rendered as `./compare`.
 """
 
 from __future__ import annotations
@@ -85,21 +85,25 @@ def compare(argv: list[str]) -> int:
 def prune(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m artifacts prune",
-        description="Delete the videos (*.mp4) of all but the N most recent runs in a results folder, keeping "
-        "their hashes and integrity rows; each pruned run's manifest notes it, and its reports say so. A run "
-        "still running is never pruned.")
+        description="Delete the videos (*.mp4) of all but the N most recent runs of each profile and plan (the "
+        "same workload and rounds or soak duration) in a results folder, keeping their hashes and integrity rows; "
+        "each pruned run's manifest notes it, and its reports say so. A run still running is never pruned.")
     parser.add_argument("results_dir", type=Path, help="the profile's results_dir, e.g. runs")
     parser.add_argument("--keep", type=int, required=True, metavar="N",
-                        help="how many most recent runs keep their videos (0 keeps all, as the setting "
-                        "retention.keep_videos_of_runs)")
+                        help="how many most recent runs of each profile and plan keep their videos, 1 or more (as "
+                        "the setting retention.keep_videos_of_runs)")
     parser.add_argument("--dry-run", action="store_true", help="only print what would be pruned")
     parser.add_argument("--running-within-s", type=float, metavar="SECONDS",
                         default=Retention().running_if_written_within_s,
-                        help="a run with no end written to within this many seconds is taken to be still running "
-                        "(default: %(default)g, as retention.running_if_written_within_s)")
+                        help="a run stored before campaign.lock existed (no lock) with no end, written to within "
+                        "this many seconds, is taken to be still running; a run with a lock is running while a "
+                        "process holds it (default: %(default)g, as retention.running_if_written_within_s)")
     args = parser.parse_args(argv)
-    if args.keep < 0 or not args.results_dir.is_dir():
-        parser.error("--keep must be 0 or more" if args.keep < 0 else f"{args.results_dir} is not a folder")
+    if args.keep < 1:
+        parser.error(f"--keep {args.keep} would delete the videos of every run: give 1 or more (the most recent "
+                     "runs of each plan that keep theirs); to keep every run's videos, do not prune")
+    if not args.results_dir.is_dir():
+        parser.error(f"{args.results_dir} is not a folder")
     try:
         pruned = prune_videos(args.results_dir, args.keep, running_within_s=args.running_within_s,
                               dry_run=args.dry_run)
@@ -109,8 +113,7 @@ def prune(argv: list[str]) -> int:
     for run in pruned:
         print(pruned_line(run, args.dry_run))
     if not pruned:
-        print(f"nothing to prune in {args.results_dir}" + (" (--keep 0 keeps every run's videos)" if not args.keep
-                                                            else ""))
+        print(f"nothing to prune in {args.results_dir}")
     return 1 if any(run.problems for run in pruned) else 0
 
 

@@ -38,17 +38,16 @@ from flows.lifecycle import (
 )
 from flows.reliability import sequential_reliability
 from flows.single import single_request
-from flows.verify import failing_lines, verify_services
+from flows.verify import services_ready
 from profiles.redact import install_log_redaction, redact_text, secrets_in
 from profiles.settings import Profile, ProfileError, shipped_profiles
-from tasks.downtime import wait_for_services
 from tasks.interrupt import reset as reset_stop
 from tasks.interrupt import stop_requested
 from tasks.processes import ResourceSampler
 from tasks.retention import prune_old_videos
-from tasks.run import RunRefused, record_services, release_run, resumable, store_tables, validate_expectations
-from tasks.services import Services, services_under_test
-from tasks.store import Ledger, latest_job_rows, new_run_id, read_ledger
+from tasks.run import RunRefused, last_verified_job, release_run, resumable, store_tables, validate_expectations
+from tasks.services import services_under_test
+from tasks.store import Ledger, new_run_id
 
 ONCE_AFTER = ("conformance", "faults")  # after the last round
 LOAD_STAGES = ("baseline", *ROUND_STAGES, *ONCE_AFTER)
@@ -70,57 +69,6 @@ def jobs_left(campaign: CampaignStart) -> int:
         return 0
     return sum(planned_jobs(campaign.settings, [stage for stage in JOB_STAGES if (round_, stage) not in campaign.kept])
                for round_ in range(campaign.first_round, campaign.rounds + 1))
-
-
-def verified_rows(run_dir: str) -> list[dict]:
-    """The services rows of the last verification in the ledger's round and attempt, one per service."""
-    ledger = Ledger.of(run_dir)
-    rows = [row for row in read_ledger(Path(run_dir))["services"]
-            if (row.get("round"), row.get("attempt")) == (ledger.round, ledger.attempt)]
-    return list({row["service"]: row for row in rows}.values())
-
-
-def last_verified_job(run_dir: str) -> str | None:
-    """The last job of this start of the campaign whose video was verified: one the server knows and has finished
-    (a resumed campaign's new stack knows none of the jobs before it)."""
-    attempt = Ledger.of(run_dir).attempt
-    verified = [row["job_id"] for row in latest_job_rows(read_ledger(Path(run_dir))["jobs"])
-                if row.get("succeeded") and row.get("attempt") == attempt]
-    return verified[-1] if verified else None
-
-
-def services_ready(stages: StageLog, settings: Profile, services: Services, run_dir: str,
-                   may_wait: bool) -> str | None:
-    """Verify the services; None when all answer, else why no load may be sent. With `may_wait` (a round after
-    the first, a resumed campaign) services found unreachable are waited for, each wait recorded as downtime:
-    campaign.retries waits of at most campaign.retry_wait_s each, a wait that ends with all of them answering
-    followed by a new verification. Jobs are never retried: no job of the round has been submitted yet."""
-    args = (settings, services, run_dir)
-    retries = settings.campaign.retries if may_wait else 0
-    waits = 0
-
-    def verify():
-        finished = stages.run("verification", verify_services, *args, return_state=True)
-        record_services(run_dir, services, verified_rows(run_dir))  # once per verification (it asks the LLM too)
-        return finished
-
-    finished = verify()
-    while True:
-        checks = verified_rows(run_dir)  # as recorded, whatever Prefect kept of the state
-        failing = failing_lines(checks) if finished else ["  verification did not finish: see its stage"]
-        if not failing or not finished or waits >= retries or stop_requested():  # a stop starts no new wait
-            break
-        waits += 1
-        if wait_for_services(settings, services, run_dir, [row for row in checks if not row["ok"]])["recovered"]:
-            finished = verify()
-    if not failing:
-        return None
-    if stop_requested():
-        return "stopped while the services were verified or waited for:\n" + "\n".join(failing)
-    if not may_wait:
-        return "service verification failed, no job was submitted:\n" + "\n".join(failing)
-    return (f"services unreachable before round {Ledger.of(run_dir).round}, after {waits} wait(s) of at most "
-            f"{settings.campaign.retry_wait_s:g} s (campaign.retries = {retries}):\n" + "\n".join(failing))
 
 
 # The types below are what the Prefect UI's run form shows: a list of the shipped profiles beside a
@@ -184,10 +132,10 @@ def full_suite(profile: ShippedProfile | ProfilePath | None = None, overrides: O
                     report_where(run_dir, "starting", progress_id, total)
                     # a new campaign's round 1 is verified once; later rounds, and a resumed campaign's (new) stack,
                     # are re-verified, waiting for services that do not answer
-                    if stopped := services_ready(stages, settings, services, run_dir,
-                                                 may_wait=round_ > 1 or campaign.attempt > 1):
-                        stages.skip(LOAD_STAGES if round_ == 1 else (*ROUND_STAGES, *ONCE_AFTER),
-                                    stopped.partition(":")[0])
+                    if not_ready := services_ready(stages, settings, services, run_dir,
+                                                   may_wait=round_ > 1 or campaign.attempt > 1):
+                        stages.skip(LOAD_STAGES if round_ == 1 else (*ROUND_STAGES, *ONCE_AFTER), not_ready.reason)
+                        stopped = str(not_ready)
                         break
                     if round_ == 1:
                         stages.run("baseline", baseline_resources, *args)

@@ -237,10 +237,6 @@ class StageLog:
                            detail=detail)
         self._last[(self.ledger.round, stage)] = (outcome, detail)
 
-    def pending(self, *stages: str) -> bool:
-        """Whether any of these stages of the current round is still to run (not kept from an earlier attempt)."""
-        return any((self.ledger.round, stage) not in self.kept for stage in stages)
-
     def run(self, stage: str, flow_fn, *args, **kwargs):
         """The stage's result (a State when asked with return_state=True), or None when it failed, was
         interrupted, was not run or was kept from an earlier attempt."""

@@ -249,8 +249,17 @@ class Retention(Strict):
     manifest. A run whose campaign.lock a process holds is running and never pruned; `running_if_written_within_s`
     only judges a run stored before that lock existed (no lock, no end recorded: running if written to within it)."""
 
-    keep_videos_of_runs: Annotated[int, Field(ge=0, le=100000)] = 0  # 0: every run keeps its videos
+    # absent (None): retention is off, every run keeps its videos; 0 is refused rather than read either way
+    keep_videos_of_runs: Annotated[int, Field(le=100000)] | None = None
     running_if_written_within_s: Positive = 24 * 3600.0
+
+    @field_validator("keep_videos_of_runs")
+    @classmethod
+    def _keeps_at_least_one(cls, keep: int | None) -> int | None:
+        if keep is not None and keep < 1:
+            raise ValueError("must be 1 or more (the most recent runs that keep their videos); leave the key out to "
+                             "keep every run's videos")
+        return keep
 
 
 class Profile(Strict):

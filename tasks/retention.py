@@ -126,10 +126,11 @@ def prune_videos(results_dir: Path, keep: int, *, current: Path | None = None,
                  running_within_s: float = Retention().running_if_written_within_s, dry_run: bool = False,
                  now: float | None = None) -> list[Pruned]:
     """Delete the MP4 files of every run but the `keep` most recent of its plan (with `current`, of the current run's
-    plan only; 0 keeps all), never the current one nor one still running; note it in each pruned run's manifest.
-    `dry_run` deletes and notes nothing. Returns what was (or would be) pruned, oldest run last."""
-    if keep <= 0:
-        return []
+    plan only), never the current one nor one still running; note it in each pruned run's manifest. `dry_run`
+    deletes and notes nothing. Returns what was (or would be) pruned, oldest run last. ValueError for `keep` < 1: 0
+    is no way to say "keep all" (that is not pruning)."""
+    if keep < 1:
+        raise ValueError(f"keep must be 1 or more, got {keep}")
     now = time.time() if now is None else now
     skip = current.resolve() if current is not None else None
     runs = stored_runs(results_dir)
@@ -192,7 +193,7 @@ def prune_old_videos(results_dir: Path, retention: Retention, current_run: str) 
     """Retention at the end of a campaign: prune the videos of old runs as the profile says; returns the runs
     pruned. A file that cannot be deleted is reported, never fails the campaign that measured."""
     logger = get_run_logger()
-    if not retention.keep_videos_of_runs:
+    if retention.keep_videos_of_runs is None:  # retention off
         return 0
     try:
         pruned = prune_videos(results_dir, retention.keep_videos_of_runs, current=Path(current_run),

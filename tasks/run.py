@@ -36,6 +36,7 @@ from tasks.store import (
     LEDGER,
     MANIFEST,
     Ledger,
+    latest_job_rows,
     load_tables,
     read_json,
     read_ledger,
@@ -353,6 +354,23 @@ def reopen_run(profile: Profile, run_dir: str, flow_run_id: str | None = None) -
 def update_manifest(run_dir: str, **fields) -> None:
     path = Path(run_dir) / MANIFEST
     write_json(path, {**read_json(path, {}), **fields})
+
+
+def verified_rows(run_dir: str) -> list[dict]:
+    """The services rows of the last verification in the ledger's round and attempt, one per service."""
+    ledger = Ledger.of(run_dir)
+    rows = [row for row in read_ledger(Path(run_dir))["services"]
+            if (row.get("round"), row.get("attempt")) == (ledger.round, ledger.attempt)]
+    return list({row["service"]: row for row in rows}.values())
+
+
+def last_verified_job(run_dir: str) -> str | None:
+    """The last job of this start of the campaign whose video was verified: one the server knows and has finished
+    (a resumed campaign's new stack knows none of the jobs before it)."""
+    attempt = Ledger.of(run_dir).attempt
+    verified = [row["job_id"] for row in latest_job_rows(read_ledger(Path(run_dir))["jobs"])
+                if row.get("succeeded") and row.get("attempt") == attempt]
+    return verified[-1] if verified else None
 
 
 @task(name="record-services", cache_policy=NO_CACHE)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 
 def test_a_stop_during_a_wait_for_services_ends_it_and_starts_no_other(prefect_server, tmp_path):
-    from flows.full_suite import services_ready
     from flows.lifecycle import StageLog
+    from flows.verify import services_ready
     from profiles.settings import load_profile
     from stack import running_stack
     from tasks.interrupt import request_stop, reset

@@ -79,8 +79,13 @@ def test_the_most_recent_runs_keep_their_videos_and_older_ones_are_noted(results
     assert prune_videos(results, keep=2) == []  # nothing left to prune
 
 
-def test_keep_zero_and_a_dry_run_delete_nothing(results):
-    assert prune_videos(results, keep=0) == []
+def test_keep_zero_is_refused_and_a_dry_run_deletes_nothing(results, capsys):
+    with pytest.raises(ValueError, match="keep must be 1 or more"):
+        prune_videos(results, keep=0)
+    with pytest.raises(SystemExit) as refused:
+        main(["prune", str(results), "--keep", "0"])
+    assert refused.value.code == 2 and "--keep 0 would delete the videos of every run: give 1 or more" in \
+        capsys.readouterr().err
     planned = prune_videos(results, keep=1, dry_run=True)
     assert [run.run_dir.name for run in planned] == ["run-3", "run-2", "run-1"]
     assert all(len(videos(results / f"run-{day}")) == 2 for day in range(1, 5))
@@ -154,8 +159,10 @@ def test_the_cli_prunes_and_dry_runs(results, capsys):
     assert capsys.readouterr().out == f"nothing to prune in {results}\n"
 
 
-def test_the_setting_is_a_count_of_runs_and_absent_keeps_all():
-    assert load_profile("smoke").retention.keep_videos_of_runs == 0
+def test_the_setting_is_a_count_of_runs_absent_keeps_all_and_zero_is_refused():
+    assert load_profile("smoke").retention.keep_videos_of_runs is None
     assert load_profile("smoke", ["retention.keep_videos_of_runs=7"]).retention.keep_videos_of_runs == 7
-    with pytest.raises(ProfileError, match="retention.keep_videos_of_runs"):
-        load_profile("smoke", ["retention.keep_videos_of_runs=-1"])
+    for refused in ("0", "-1"):
+        with pytest.raises(ProfileError, match="retention.keep_videos_of_runs: must be 1 or more .*leave the key out "
+                                               "to keep every run's videos"):
+            load_profile("smoke", [f"retention.keep_videos_of_runs={refused}"])

@@ -139,8 +139,8 @@ def test_resume_after_kill_9_mid_round_gives_every_planned_job_once(prefect_serv
 
 
 def test_a_round_waits_for_a_service_that_went_down_and_records_the_downtime(prefect_server, tmp_path):
-    from flows.full_suite import services_ready
     from flows.lifecycle import StageLog
+    from flows.verify import services_ready
     from profiles.settings import load_profile
     from stack import running_stack
     from tasks.run import open_run
@@ -178,7 +178,7 @@ def test_a_round_waits_for_a_service_that_went_down_and_records_the_downtime(pre
 
         stack.stop_service("tts")  # now for good: one wait of at most 1 s, then the round is given up
         short = settings.model_copy(update={"campaign": settings.campaign.model_copy(update={"retry_wait_s": 1.0})})
-        why = services_ready(stages, short, services, run_dir, may_wait=True)
+        why = str(services_ready(stages, short, services, run_dir, may_wait=True))
     assert why.startswith("services unreachable before round 2, after 1 wait(s) of at most 1 s") and "tts" in why
     last = read_ledger(Path(run_dir))["downtime"][-1]
     assert not last["recovered"] and last["detail"].startswith("still down after 1 s: tts")
