@@ -18,6 +18,7 @@ from pathlib import Path
 from analysis.comparison import METHODS, TOO_FEW, Change, Comparison, Figure, Row, Section, compare
 from analysis.metrics import metrics_of
 from analysis.plans import same_plan
+from analysis.trends import decimals_for
 from analysis.trends import number as decimal_text
 from artifacts.html import to_html
 from artifacts.markdown import DECIMALS, TEMPLATES, Column
@@ -35,17 +36,24 @@ class NotARun(ValueError):
 
 # ---- words -----------------------------------------------------------------------------------------
 
-def number(value: float, kind: str) -> str:
-    """A value of `kind` with artifacts.markdown's decimals (a rate in percent, a count whole), worded by
-    analysis.trends.number: a minus sign, never "-0.0"."""
-    if kind == "int":
-        return decimal_text(value, 0)
-    return decimal_text(value * 100, DECIMALS["pct"]) if kind == "rate" else decimal_text(value, DECIMALS[kind])
+def places(kind: str) -> int:
+    """The decimals a value of `kind` is shown with (artifacts.markdown's; a rate in percent, a count whole)."""
+    return 0 if kind == "int" else DECIMALS["pct" if kind == "rate" else kind]
 
 
-def signed(value: float, kind: str) -> str:
+def scaled(value: float, kind: str) -> float:
+    return value * 100 if kind == "rate" else value
+
+
+def number(value: float, kind: str, decimals: int | None = None) -> str:
+    """A value of `kind` with `places(kind)` decimals (or `decimals`), worded by analysis.trends.number: a minus
+    sign, never "-0.0"."""
+    return decimal_text(scaled(value, kind), places(kind) if decimals is None else decimals)
+
+
+def signed(value: float, kind: str, decimals: int | None = None) -> str:
     """"+1.20", "−0.35", "0.00": a change shows its sign, and one that rounds to 0 shows none."""
-    shown = number(value, kind)
+    shown = number(value, kind, decimals)
     return f"+{shown}" if value > 0 and shown.strip("0.") else shown
 
 
@@ -70,8 +78,9 @@ def change_cell(change: Change, row: Row) -> str:
 def interval_cell(change: Change, kind: str) -> str:
     """"-0.80 to +0.12"; "— (too few values)" where n does not support one; "—" where the figure has one value
     per run (the section says why once)."""
-    if change.ci is not None:
-        return f"{signed(change.ci.low, kind)} to {signed(change.ci.high, kind)}"
+    if change.ci is not None:  # with the decimals that keep a bound near 0 from reading 0 (analysis.trends)
+        shown = decimals_for([scaled(change.ci.low, kind), scaled(change.ci.high, kind)], places(kind))
+        return f"{signed(change.ci.low, kind, shown)} to {signed(change.ci.high, kind, shown)}"
     if change.absolute is None:
         return ""
     return "— (too few values)" if change.no_interval == TOO_FEW else "—"

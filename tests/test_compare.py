@@ -13,6 +13,7 @@ import pytest
 
 from analysis.comparison import (
     TOO_FEW,
+    Change,
     Figure,
     change,
     compare,
@@ -21,9 +22,9 @@ from analysis.comparison import (
     rate_difference,
 )
 from analysis.metrics import metrics_of
-from analysis.stats import rate
+from analysis.stats import Interval, rate
 from artifacts.__main__ import main
-from artifacts.compare import compare_with_previous, previous_run, signed, write_comparison
+from artifacts.compare import compare_with_previous, interval_cell, previous_run, signed, write_comparison
 
 STORED = Path(__file__).parent / "data" / "run"
 SLOWER_S = 10.0  # added to every sequential job of run B: every resampled median difference is then > 0
@@ -294,3 +295,6 @@ def test_a_shared_profile_name_with_other_settings_is_said_and_each_setting_name
 def test_a_change_that_rounds_to_zero_shows_no_sign():
     assert [signed(value, "s") for value in (-0.001, 0.001, -0.35, 1.2)] == ["0.00", "0.00", "−0.35", "+1.20"]
     assert signed(-0.0004, "rate") == "0.0" and signed(-0.5, "int") == "0"
+    near_zero = Change(absolute=-2.0, ci=Interval(low=-5.058, high=-0.013), significant=True)
+    assert interval_cell(near_zero, "ms") == "−5.058 to −0.013"  # a significant interval never reads "to 0.0"
+
