@@ -33,6 +33,7 @@ from analysis.conformance import ConformanceRule, conformance_rules, unreported_
 from analysis.faults import FaultResult, results_of, skipped_reason
 from analysis.resources import PerJobMemory, Usage
 from analysis.retention import PRUNED, pruned_sentence
+from analysis.rounds import STAGE_OF_TABLE, set_aside_reruns
 from analysis.schema import TABLES, conform, empty
 from analysis.series import Series, compute_series
 from analysis.stats import RULE, Distribution, Interval, Rate, distribution, rate
@@ -272,6 +273,21 @@ class RoundFigures(BaseModel):
     downtime_s: float | None = None  # seconds services were unreachable before it started (None: no wait)
 
 
+class CutRun(BaseModel):
+    """A (round, stage) a crash cut and a later attempt ran again from its start: the cut attempt's rows, set
+    aside by analysis.rounds.set_aside_reruns, are in no figure (the re-run counts in their place)."""
+
+    round: int
+    stage: str
+    attempt: int  # the cut attempt
+    rerun_by: int  # the attempt that ran the stage again
+    rows: dict[str, int]  # table → its rows set aside
+    outcomes: dict[str, int] = {}  # the set-aside jobs by outcome
+    # "round 2 concurrent: 2 jobs (1 succeeded, 1 interrupted) and 1 batch of the cut attempt 1 are not counted:
+    # the stage was run again by attempt 2"
+    sentence: str
+
+
 class Downtime(BaseModel):
     """A wait for unreachable services before a round (the `downtime` table), in words."""
 
@@ -365,6 +381,8 @@ class RunMetrics(BaseModel):
     series: Series = Series()
     # a campaign's rounds: per-round figures, trends across them, downtime (the figures above are pooled)
     rounds: Rounds = Rounds()
+    # stages a crash cut and a resume ran again: the cut attempt's rows, in no figure above, counted in words
+    cut_runs: list[CutRun] = []
     checks: list[Check]
     thresholds: list[ThresholdCheck]
     statistics_rule: str
@@ -844,7 +862,7 @@ def round_trends(per_round: list[RoundFigures]) -> dict:
 
 def rounds_summary(jobs: list[Job], frames: dict[str, pl.DataFrame], attempts: int = 1) -> Rounds:
     """Per-round figures and trends from 2 rounds on; the pooled success rate, downtime and the campaign's starts
-    whatever the count."""
+    whatever the count. `frames`: the counted rows (analysis.rounds.set_aside_reruns)."""
     numbers = rounds_of(frames)
     downtime = _downtime(frames["downtime"])
     common = {"count": max(1, len(numbers)), "attempts": attempts, "pooled_success": success_rate(jobs),
@@ -853,6 +871,59 @@ def rounds_summary(jobs: list[Job], frames: dict[str, pl.DataFrame], attempts: i
         return Rounds(**common)
     per_round = [round_figures(number, jobs, frames, downtime) for number in numbers]
     return Rounds(**common, per_round=per_round, **round_trends(per_round))
+
+
+# what a set-aside row of a table is, in words (singular, plural), in the order a sentence names them; a table not
+# here (stages, fault_events) is not counted in words: the stage itself, and the events behind a fault experiment
+SET_ASIDE_WORDS = {"jobs": ("job", "jobs"), "batches": ("batch", "batches"), "videos": ("video", "videos"),
+                   "latency": ("latency probe", "latency probes"), "status_trace": ("status answer", "status answers"),
+                   "samples": ("resource sample", "resource samples"),
+                   "services": ("service check", "service checks"),
+                   "contract_probes": ("contract probe", "contract probes"),
+                   "faults": ("fault experiment", "fault experiments")}
+
+
+ENDED_STAGE = ("completed", "failed")
+
+
+def cut_runs(aside: dict[str, pl.DataFrame], counted_stages: pl.DataFrame) -> list[CutRun]:
+    """Each (round, stage, cut attempt) whose rows set_aside_reruns set aside, with their count per table in words."""
+    found: dict[tuple[int, str, int], dict[str, pl.DataFrame]] = {}
+    for name, table in aside.items():
+        stages = table["stage"] if "stage" in table.columns else pl.Series([STAGE_OF_TABLE[name]] * table.height)
+        keyed = table.with_columns(_stage=stages)
+        for (round_, stage, attempt), rows in keyed.group_by("round", "_stage", "attempt", maintain_order=True):
+            found.setdefault((round_, stage, attempt), {})[name] = rows
+    rerun = {(row["round"], row["stage"]): row["attempt"] for row in counted_stages.iter_rows(named=True)}
+    runs = []
+    order = {name: i for i, name in enumerate(STAGE_ORDER)}
+    for (round_, stage, attempt), tables in sorted(found.items(), key=lambda item: (
+            item[0][0], order.get(item[0][1], len(order)), item[0][2])):
+        jobs = tables.get("jobs")
+        outcomes: dict[str, int] = {}
+        for outcome in (jobs["outcome"].to_list() if jobs is not None else []):
+            shown = INTERRUPTED if outcome == "running" else outcome or UNKNOWN
+            outcomes[shown] = outcomes.get(shown, 0) + 1
+        parts = [plural_of(tables[name].height, *words) for name, words in SET_ASIDE_WORDS.items() if name in tables]
+        if parts and jobs is not None:
+            parts[0] += " (" + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ")"
+        by = rerun.get((round_, stage), attempt + 1)
+        total = sum(tables[name].height for name in SET_ASIDE_WORDS if name in tables)
+        # a stage that had ended and was run again all the same (a resume verifies its new stack) was not cut
+        ended = tables.get("stages") is not None and tables["stages"]["outcome"][-1] in ENDED_STAGE
+        which = f"attempt {attempt}" if ended else f"the cut attempt {attempt}"
+        sentence = (f"round {round_} {stage}: {listed(parts)} of {which} {'is' if total == 1 else 'are'} not "
+                    f"counted: the stage was run again by attempt {by}"
+                    if parts else f"round {round_} {stage}: {which} was run again by attempt {by}")
+        runs.append(CutRun(round=round_, stage=stage, attempt=attempt, rerun_by=by,
+                           rows={name: rows.height for name, rows in tables.items()}, outcomes=outcomes,
+                           sentence=sentence))
+    return runs
+
+
+def plural_of(count: int, one: str, many: str) -> str:
+    """"1 batch", "3 batches"."""
+    return f"{count} {one if count == 1 else many}"
 
 
 def _text(value) -> str | None:
@@ -864,6 +935,10 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     # every column of its schema (a table not stored, or written by an older version without some columns, gets
     # them empty; without rounds, round 1), so no figure special-cases a missing one
     frames = {name: empty(name) if frames.get(name) is None else conform(name, frames[name]) for name in TABLES}
+    # a stage a crash cut and a resume ran again counts once: its re-run (the cut attempt's rows are told in words);
+    # the contract is the target's, so its rules see every answer it gave, the cut attempt's too
+    recorded = frames
+    frames, aside = set_aside_reruns(frames)
     manifest = manifest or {}
     profile = manifest.get("profile") or {}
     thresholds = profile.get("thresholds") or {}
@@ -922,8 +997,8 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
         videos_pruned=pruned_sentence(manifest.get(PRUNED)),
         identical_videos=same_video_groups(videos),
         series=compute_series(frames, start_t, {job.job_id for job in jobs if job.succeeded and job.job_id}),
-        rounds=rounds,
-        conformance=conformance_rules(frames), unreported=unreported_fields(frames["status_trace"]),
+        rounds=rounds, cut_runs=cut_runs(aside, frames["stages"]),
+        conformance=conformance_rules(recorded), unreported=unreported_fields(recorded["status_trace"]),
         checks=stored_checks, thresholds=threshold_list, statistics_rule=RULE,
         verdict=verdict(interrupted=interrupted, outcome=outcome, interrupted_jobs=interrupted_jobs,
                         checks=stored_checks, failed_thresholds=[c for c in threshold_list if not c.passed],

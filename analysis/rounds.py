@@ -52,12 +52,38 @@ def cut_jobs(job_rows: list[dict]) -> list[dict]:
     return [row for row in merged.values() if row.get("outcome") == "running"]
 
 
-def rerun_in_place(jobs: pl.DataFrame) -> pl.DataFrame:
-    """The jobs a resumed campaign is judged on: a job interrupted in an earlier attempt was cut by the crash and
-    its stage run again by a later attempt, whose job counts in its place (the cut one stays in the tables,
-    recorded apart as interrupted)."""
-    last = jobs["attempt"].max() if jobs.height else None
-    return jobs.filter(~((pl.col("outcome") == "interrupted") & (pl.col("attempt") < last))) if last else jobs
+# tables whose every row belongs to one stage, though they have no stage column
+STAGE_OF_TABLE = {"latency": "latency", "services": "verification", "contract_probes": "conformance",
+                  "faults": "faults", "fault_events": "faults"}
+
+
+def set_aside_reruns(frames: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+    """(counted, set aside): every table's rows split by one rule, the same for the figures (analysis.metrics) and
+    the expectations (tasks.run). A stage cut by a crash is run again from its start, so its rows of the cut
+    attempt (the jobs it had finished as well as those in flight, its batches, probes, samples, videos, status
+    answers) are set aside: for each (round, stage), rows from an attempt earlier than the last attempt that ran
+    it are not counted; its re-run counts in their place. A table with neither round, attempt nor a stage (its
+    own column or STAGE_OF_TABLE), and a stage that never ran again, keep every row."""
+    stages = frames.get("stages")
+    if stages is None or not stages.height or not {"round", "attempt", "stage"} <= set(stages.columns):
+        return dict(frames), {}
+    last = stages.group_by("round", "stage").agg(last_attempt=pl.col("attempt").max())
+    counted, aside = {}, {}
+    for name, table in frames.items():
+        stage = pl.col("stage") if "stage" in table.columns else \
+            pl.lit(STAGE_OF_TABLE[name]) if name in STAGE_OF_TABLE else None
+        if stage is None or not table.height or not {"round", "attempt"} <= set(table.columns):
+            counted[name] = table
+            continue
+        earlier = (table.select("round", "attempt", _stage=stage).with_row_index("_row")
+                   .join(last, left_on=["round", "_stage"], right_on=["round", "stage"], how="left")
+                   .sort("_row")
+                   .select((pl.col("attempt") < pl.col("last_attempt")).fill_null(False))
+                   .to_series())
+        counted[name] = table.filter(~earlier)
+        if earlier.any():
+            aside[name] = table.filter(earlier)
+    return counted, aside
 
 
 def next_attempt(rows: dict[str, list[dict]]) -> int:

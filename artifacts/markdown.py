@@ -666,14 +666,17 @@ def stages_text(metrics: RunMetrics) -> str:
 
 
 def resumed_text(metrics: RunMetrics) -> str:
-    """"started 2 times (resumed once); jobs in flight when it was cut: 2, shown interrupted; a stage cut was run
-    again, and the figures cover the whole campaign"."""
+    """"started 2 times (resumed once); round 2 concurrent: 2 jobs (1 succeeded, 1 interrupted) and 12 status answers
+    of the cut attempt 1 are not counted: the stage was run again by attempt 2; the figures cover the whole
+    campaign": each stage a crash cut and a resume ran again counts once, its re-run; a job in flight at a cut whose
+    stage was not run again stays in the figures, interrupted."""
     attempts = metrics.rounds.attempts
-    cut = sum(1 for job in metrics.jobs if job.outcome == "interrupted" and job.attempt < attempts)
     resumed = "once" if attempts == 2 else f"{attempts - 1} times"
-    return (f"started {attempts} times (resumed {resumed}); jobs in flight when it was cut: {cut}"
-            + (", shown interrupted" if cut else "") + "; a stage cut was run again, and the figures cover the whole "
-            "campaign")
+    left = sum(1 for job in metrics.jobs if job.outcome == "interrupted" and job.attempt < attempts)
+    kept = [f"{plural(left, 'job')} in flight when it was cut {'is' if left == 1 else 'are'} shown interrupted "
+            "(not run again)"] if left else []
+    return "; ".join([f"started {attempts} times (resumed {resumed})", *(run.sentence for run in metrics.cut_runs),
+                      *kept, "the figures cover the whole campaign"])
 
 
 def stage_columns(metrics: RunMetrics) -> list[Column]:

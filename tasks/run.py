@@ -23,7 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
-from analysis.rounds import cut_jobs, cut_stages, next_attempt, rerun_in_place
+from analysis.rounds import cut_jobs, cut_stages, next_attempt, set_aside_reruns
 from expectations.suites import validate_run
 from profiles.redact import install_log_redaction, redact, secrets_in
 from profiles.settings import Profile
@@ -405,8 +405,8 @@ def store_tables(run_dir: str, outcome: str) -> dict[str, int]:
 @task(name="validate-expectations", cache_policy=NO_CACHE, timeout_seconds=PROCESSING_TIMEOUT_S)
 def validate_expectations(run_dir: str, profile: Profile) -> list[dict]:
     """Run the Great Expectations suites on the STORED tables and store their outcomes."""
-    tables = load_tables(Path(run_dir))
-    tables["jobs"] = rerun_in_place(tables["jobs"])  # a job a crash cut was run again: its re-run is judged
+    # a stage a crash cut was run again: its re-run is judged, the cut attempt's rows are not (analysis.rounds)
+    tables = set_aside_reruns(load_tables(Path(run_dir)))[0]
     outcomes = validate_run(tables, profile.thresholds, profile.faults)
     write_json(Path(run_dir) / CHECKS, outcomes)
     return outcomes

@@ -683,8 +683,8 @@ def test_a_resumed_campaign_says_so_and_counts_the_jobs_cut():
     manifest = {**rounds_manifest(), "attempts": [{"attempt": 1}, {"attempt": 2}]}
     metrics = compute_metrics(frames, manifest, [])
     assert metrics.rounds.attempts == 2 and metrics.rounds.per_round[1].interrupted_jobs == 1
-    assert ("- **Resumed:** started 2 times (resumed once); jobs in flight when it was cut: 1, shown interrupted; a "
-            "stage cut was run again, and the figures cover the whole campaign") in \
+    assert ("- **Resumed:** started 2 times (resumed once); 1 job in flight when it was cut is shown interrupted "
+            "(not run again); the figures cover the whole campaign") in \
         render_reports(metrics)["integration_performance_report.md"]
     assert "Resumed" not in render_reports(compute_metrics(frames, rounds_manifest(), []))["test_api_latency.md"]
 

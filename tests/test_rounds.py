@@ -74,36 +74,45 @@ def test_two_rounds_repeat_the_load_stages_and_run_the_others_once(prefect_serve
     assert manifest["campaign"]["rounds"] == 2 and manifest["invocation"]["rounds"] == 2
 
 
-def in_flight(run_root: Path, round_: int, stage: str) -> Path | None:
-    """The run folder once its ledger shows a job of `round_`'s `stage` submitted and not yet ended."""
+def one_done_one_in_flight(run_root: Path, round_: int, stage: str) -> Path | None:
+    """The run folder once its ledger shows a job of `round_`'s `stage` succeeded and another submitted and not yet
+    ended: a kill then cuts a stage that had finished some of its jobs."""
     for ledger in run_root.glob(f"*/{LEDGER}"):
         jobs: dict[tuple, dict] = {}
         for line in ledger.read_text().splitlines():
             if line.endswith("}") and (row := json.loads(line))["table"] == "jobs":
                 key = (row.get("round"), row["stage"], row["level"], row["batch"], row["slot"])
                 jobs[key] = {**jobs.get(key, {}), **row}
-        if any(key[:2] == (round_, stage) and row.get("job_id") and row["outcome"] == "running"
-               for key, row in jobs.items()):
+        mine = [row for key, row in jobs.items() if key[:2] == (round_, stage)]
+        if any(row["outcome"] == "succeeded" for row in mine) and \
+                any(row.get("job_id") and row["outcome"] == "running" for row in mine):
             return ledger.parent
     return None
 
 
-def test_resume_after_kill_9_mid_round_gives_every_planned_job_once(prefect_server, tmp_path):
+def test_resume_after_kill_9_mid_stage_counts_every_planned_job_once(prefect_server, tmp_path):
+    """Killed in round 2's sequential stage after its first job succeeded, with its second in flight: the resume runs
+    the stage again from its start, so the cut attempt's finished job and its interrupted one are both set aside
+    (recorded, counted in words) and the re-run's two count, each planned job exactly once."""
     from prefect.settings import PREFECT_API_URL
 
+    from analysis.metrics import metrics_of
+    from analysis.rounds import set_aside_reruns
+    from artifacts.console import console_summary
     from flows.full_suite import main
+    from tasks.store import load_tables
 
     command = [sys.executable, "-m", "flows.full_suite", "--profile", "smoke", "--rounds", "2",
                "--set", f'results_dir="{tmp_path}"', "--set", "faults.enabled=false",
-               *(arg for item in SMALLEST for arg in ("--set", item))]
+               *(arg for item in SMALLEST for arg in ("--set", item)), "--set", "workload.sequential_jobs=2"]
     console = tmp_path / "console.log"
     started = time.monotonic()
     with console.open("wb") as out:
         campaign = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                     env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()})
     try:
-        run = wait_until(lambda: in_flight(tmp_path, 2, "concurrent"), 180, "round 2's concurrent jobs in flight",
-                         interval=0.05)
+        run = wait_until(lambda: one_done_one_in_flight(tmp_path, 2, "sequential"), 240,
+                         "round 2's first sequential job done and its second in flight", interval=0.05)
         os.killpg(campaign.pid, signal.SIGKILL)  # the campaign and its stack, at once: nothing is written after
         campaign.wait(timeout=30)
     finally:
@@ -114,28 +123,41 @@ def test_resume_after_kill_9_mid_round_gives_every_planned_job_once(prefect_serv
     assert main(["--resume", str(run)]) == 0, console.read_text()[-3000:]
     print(f"killed after {killed_after:.1f} s; the resume took {time.monotonic() - resumed:.1f} s")
 
+    planned_jobs = {(round_, *job) for round_, *job in planned(2) if job[0] != "sequential"} | \
+        {(round_, "sequential", 1, batch, 0) for round_ in (1, 2) for batch in (0, 1)}
     jobs = pl.read_parquet(run / "jobs.parquet")
-    succeeded = jobs.filter(pl.col("succeeded"))
-    assert sorted(job_keys(succeeded)) == sorted(planned(2))  # every planned job of every round once, a success
-    cut = jobs.filter(pl.col("outcome") == "interrupted")
-    assert cut.height >= 1 and set(cut.select("round", "attempt", "stage").rows()) == {(2, 1, "concurrent")}
-    assert cut["failure"].str.contains("continued by attempt 2").all()
-    assert jobs.height == succeeded.height + cut.height
+    cut = jobs.filter((pl.col("round") == 2) & (pl.col("stage") == "sequential") & (pl.col("attempt") == 1))
+    assert sorted(cut["outcome"]) == ["interrupted", "succeeded"]  # the cut attempt's rows stay recorded
+    assert cut.filter(pl.col("outcome") == "interrupted")["failure"].str.contains("continued by attempt 2").all()
+    counted, aside = set_aside_reruns(load_tables(run))
+    assert sorted(job_keys(counted["jobs"])) == sorted(planned_jobs)  # every planned job counted exactly once ...
+    assert counted["jobs"]["succeeded"].all()  # ... as a success
+    assert sorted(job_keys(aside["jobs"])) == sorted(job_keys(cut))
+    assert set(aside["batches"].select("round", "stage", "attempt").rows()) == {(2, "sequential", 1)}
 
     stages = last_outcomes(run)
-    assert stages[(2, "concurrent")] == [(1, "interrupted"), (2, "completed")]  # the cut stage ran again
+    assert stages[(2, "sequential")] == [(1, "interrupted"), (2, "completed")]  # the cut stage ran again
     for key in [(1, "baseline"), (1, "single"), (1, "concurrent"), (1, "latency"), (1, "sequential"),
-                (2, "single")]:
+                (2, "single"), (2, "concurrent"), (2, "latency")]:
         assert stages[key] == [(1, "completed")], key  # kept: not run again
     assert stages[(2, "verification")] == [(1, "completed"), (2, "completed")]  # the new stack was verified
-    assert stages[(2, "sequential")] == [(2, "completed")] and stages[(2, "conformance")] == [(2, "completed")]
-    services = pl.read_parquet(run / "services.parquet")
-    assert services.filter((pl.col("round") == 2) & (pl.col("attempt") == 2))["ok"].to_list() == [True] * 4
+    assert stages[(2, "conformance")] == [(2, "completed")]
 
+    metrics = metrics_of(run)
+    assert metrics.sequential.jobs == 4 and (metrics.sequential.success.k, metrics.sequential.success.n) == (4, 4)
+    assert metrics.all_jobs.n == len(planned_jobs) and metrics.interrupted_jobs == 0
+    # the cut stage, and round 2's verification (a resume verifies its new stack again)
+    assert [(run.round, run.stage, run.attempt, run.rerun_by) for run in metrics.cut_runs] == [
+        (2, "verification", 1, 2), (2, "sequential", 1, 2)]
+    assert sorted(metrics.cut_runs[1].outcomes.items()) == [("interrupted", 1), ("succeeded", 1)]
+    checks = json.loads((run / "checks.json").read_text())
+    assert checks and all(check["success"] for check in checks if check.get("fails_run", True)), checks
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["outcome"] == "measured" and [a["attempt"] for a in manifest["attempts"]] == [1, 2]
     report = (run / "reports" / "integration_reliability_report.md").read_text()
-    assert "interrupted" in report.lower()
+    assert "round 2 sequential: 2 jobs (" in report and "of the cut attempt 1 are not counted: the stage was run " \
+        "again by attempt 2" in report
+    assert "  sequential:       4 of 4 (100.0 %) verified" in console_summary(metrics, run)
 
 
 def test_a_round_waits_for_a_service_that_went_down_and_records_the_downtime(prefect_server, tmp_path):
@@ -301,3 +323,129 @@ def test_rounds_or_a_soak_come_from_the_profile_or_replace_its_plan_for_one_run(
         load_profile("smoke", ["campaign.rounds=2", "campaign.duration_s=60"])
     with pytest.raises(ProfileError, match="duration"):
         with_campaign(three, None, 30 * 24 * 3600.0)  # beyond the bound of any wait: a week
+
+
+def resumed_campaign_frames() -> dict:
+    """Two rounds of 1 single, 2 concurrent and 1 sequential job; killed in round 2's concurrent stage after its
+    first job had succeeded (its second in flight), then resumed: attempt 2 verified again and ran that stage again
+    from its start, then the rest."""
+    from analysis.schema import frame
+
+    stages, jobs, batches, videos, samples, trace = [], [], [], [], [], []
+    t = 1000.0
+
+    def stage(round_, name, attempt, span, cut=False):
+        nonlocal t
+        stages.append({"round": round_, "attempt": attempt, "stage": name, "started_at": t, "outcome": "running"})
+        if cut:
+            stages.append({"round": round_, "attempt": attempt, "stage": name, "started_at": t, "finished_at": None,
+                           "outcome": "interrupted", "detail": "cut"})
+        else:
+            stages.append({"round": round_, "attempt": attempt, "stage": name, "started_at": t,
+                           "finished_at": t + span, "outcome": "completed"})
+        for i, service in enumerate(("server", "tts")):
+            samples.append({"round": round_, "attempt": attempt, "stage": name, "t": t + i, "service": service,
+                            "processes": 1, "cpu_percent": 10.0, "rss_bytes": (100 + 10 * attempt) * 2**20})
+        t += span + 5  # a gap between stages: in no stage's span
+
+    def job(round_, name, attempt, level, batch, slot, outcome="succeeded"):
+        job_id = f"r{round_}a{attempt}{name}{level}{batch}{slot}"
+        ok = outcome == "succeeded"
+        jobs.append({"round": round_, "attempt": attempt, "job_id": job_id, "stage": name, "level": level,
+                     "batch": batch, "slot": slot, "outcome": outcome, "succeeded": ok,
+                     "total_seconds": 10.0 + round_ if ok else None, "server_status": "completed" if ok else None})
+        trace.append({"round": round_, "attempt": attempt, "job_id": job_id, "stage": name, "t": t,
+                      "status": "completed" if ok else "processing"})
+        if ok:
+            videos.append({"round": round_, "attempt": attempt, "job_id": job_id, "stage": name, "ok": True,
+                           "video_seconds": 5.0, "width": 1280, "height": 720})
+
+    def batch(round_, name, attempt, level, number):
+        batches.append({"round": round_, "attempt": attempt, "stage": name, "level": level, "batch": number,
+                        "jobs": level, "wall_seconds": 12.0})
+
+    def load_round(round_, attempt, cut_concurrent=False, skip=()):
+        for name in ("single", "concurrent", "latency", "sequential"):
+            if name in skip:
+                continue
+            if name == "single":
+                job(round_, name, attempt, 1, 0, 0)
+                batch(round_, name, attempt, 1, 0)
+            elif name == "concurrent":
+                job(round_, name, attempt, 2, 0, 0)
+                job(round_, name, attempt, 2, 0, 1, "interrupted" if cut_concurrent else "succeeded")
+                if not cut_concurrent:
+                    batch(round_, name, attempt, 2, 0)
+            elif name == "sequential":
+                job(round_, name, attempt, 1, 0, 0)
+                batch(round_, name, attempt, 1, 0)
+            stage(round_, name, attempt, 20.0, cut=cut_concurrent and name == "concurrent")
+            if cut_concurrent and name == "concurrent":
+                return
+
+    stage(1, "verification", 1, 1.0)
+    load_round(1, 1)
+    stage(2, "verification", 1, 1.0)
+    load_round(2, 1, cut_concurrent=True)
+    t += 3600  # an hour between the crash and the resume: in no round's seconds
+    stage(2, "verification", 2, 1.0)
+    load_round(2, 2, skip=("single",))
+    stage(2, "conformance", 2, 1.0)
+    latency = [{"round": r, "attempt": r, "endpoint": "health", "i": i, "t": 1.0, "ms": 5.0, "ok": True}
+               for r in (1, 2) for i in range(5)]
+    rows = {"stages": stages, "jobs": jobs, "batches": batches, "videos": videos, "samples": samples,
+            "status_trace": trace, "latency": latency}
+    return {name: frame(name, part) for name, part in rows.items()}
+
+
+def test_a_stage_run_again_counts_its_re_run_only_and_the_cut_attempt_is_told_in_words():
+    from analysis.metrics import compute_metrics
+    from analysis.rounds import set_aside_reruns
+    from artifacts.console import console_summary
+    from artifacts.markdown import render_reports
+
+    frames = resumed_campaign_frames()
+    counted, aside = set_aside_reruns(frames)
+    assert sorted(job_keys(counted["jobs"])) == sorted(planned(2))  # every planned job exactly once
+    assert counted["jobs"]["succeeded"].all()
+    # the cut attempt's finished job as well as its interrupted one, and every row of its stage
+    assert sorted(aside["jobs"].select("round", "attempt", "slot", "outcome").rows()) == [
+        (2, 1, 0, "succeeded"), (2, 1, 1, "interrupted")]
+    assert set(aside) == {"stages", "jobs", "videos", "samples", "status_trace"}
+    # round 2's verification too: a resume verifies its new stack again
+    assert set(aside["stages"].select("round", "stage").rows()) == {(2, "concurrent"), (2, "verification")}
+
+    manifest = {"attempts": [{"attempt": 1}, {"attempt": 2}], "profile": {"target": {"bundled_stack": True}}}
+    metrics = compute_metrics(frames, manifest, [])
+    [level] = metrics.levels
+    assert (level.jobs, level.success.k, level.success.n, level.interrupted) == (4, 4, 4, 0)
+    assert metrics.interrupted_jobs == 0 and metrics.all_jobs.n == 8
+    assert [figures.jobs for figures in metrics.rounds.per_round] == [4, 4]
+    sentences = [run.sentence for run in metrics.cut_runs]
+    assert ("round 2 concurrent: 2 jobs (1 succeeded, 1 interrupted), 1 video, 2 status answers and 2 resource samples "
+            "of the cut attempt 1 are not counted: the stage was run again by attempt 2") in sentences
+    reports = render_reports(metrics)
+    assert sentences[-1] in reports["integration_reliability_report.md"]
+    summary = console_summary(metrics, "/runs/x")
+    assert "  concurrency 2:    4 of 4 (100.0 %) verified" in summary
+
+
+def test_a_resume_whose_single_request_was_cut_counts_its_re_run_once():
+    from analysis.metrics import compute_metrics
+    from analysis.schema import frame
+
+    def row(attempt, outcome, t):
+        return {"round": 1, "attempt": attempt, "stage": "single", "started_at": t, "finished_at": t + 10,
+                "outcome": outcome}
+
+    frames = {"stages": frame("stages", [row(1, "running", 0.0), row(1, "interrupted", 0.0), row(2, "running", 50.0),
+                                         row(2, "completed", 50.0)]),
+              "jobs": frame("jobs", [
+                  {"round": 1, "attempt": 1, "job_id": "cut", "stage": "single", "level": 1, "batch": 0, "slot": 0,
+                   "outcome": "interrupted"},
+                  {"round": 1, "attempt": 2, "job_id": "again", "stage": "single", "level": 1, "batch": 0, "slot": 0,
+                   "outcome": "succeeded", "succeeded": True, "total_seconds": 9.0}])}
+    metrics = compute_metrics(frames, {"attempts": [{"attempt": 1}, {"attempt": 2}]}, [])
+    assert [job.job_id for job in metrics.jobs_of("single")] == ["again"] and metrics.single.success.n == 1
+    assert metrics.cut_runs[0].sentence == ("round 1 single: 1 job (1 interrupted) of the cut attempt 1 is not "
+                                            "counted: the stage was run again by attempt 2")
