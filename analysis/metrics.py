@@ -33,7 +33,7 @@ from analysis.conformance import ConformanceRule, conformance_rules, unreported_
 from analysis.faults import FaultResult, results_of, skipped_reason
 from analysis.resources import PerJobMemory, Usage
 from analysis.retention import PRUNED, pruned_sentence
-from analysis.rounds import STAGE_OF_TABLE, set_aside_reruns
+from analysis.rounds import ROUND_STAGES, STAGE_OF_TABLE, set_aside_reruns
 from analysis.schema import TABLES, conform, empty
 from analysis.series import Series, compute_series
 from analysis.stats import RULE, Distribution, Interval, Rate, distribution, rate
@@ -261,7 +261,9 @@ class RoundFigures(BaseModel):
     """One round of a campaign: the same figures by the same rules as the pooled ones, from its rows only."""
 
     round: int
-    seconds: float | None  # from its first stage's start to its last stage's end (None: no stage with both)
+    # the spans of its own stages (single, concurrent, latency, sequential) summed: not the verification, baseline,
+    # conformance or faults run in it, nor a wait or the gap between a crash and its resume (None: no span recorded)
+    seconds: float | None
     jobs: int  # jobs under test (single, concurrent, sequential)
     interrupted_jobs: int
     success: Rate  # verified successes of its jobs that reached an outcome
@@ -819,11 +821,13 @@ def round_figures(number: int, jobs: list[Job], frames: dict[str, pl.DataFrame],
 
     mine = [job for job in jobs if job.round == number]
     single, levels, sequential = _groups(mine, of("batches"))
-    stages = of("stages")
-    start, end = stages["started_at"].min(), stages["finished_at"].max()
+    # each round stage's last row (its end, with its start) of the attempt that counts: its own span
+    ends = of("stages").filter(pl.col("stage").is_in(ROUND_STAGES)).group_by("stage", maintain_order=True).last()
+    spans = (ends["finished_at"] - ends["started_at"]).drop_nulls()
     waits = [wait.seconds for wait in downtime if wait.round == number and wait.seconds is not None]
     return RoundFigures(
-        round=number, seconds=end - start if start is not None and end is not None else None, jobs=len(mine),
+        round=number, seconds=float(spans.sum()) if spans.len() else None,
+        jobs=len(mine),
         interrupted_jobs=sum(1 for job in mine if job.outcome == INTERRUPTED), success=success_rate(mine),
         single=single, levels=levels, sequential=sequential, latency=_latency(of("latency")),
         usage=resources.usage(of("samples"), resources.RUN_STAGES), downtime_s=sum(waits) if waits else None,

@@ -709,8 +709,9 @@ def rounds_intro(metrics: RunMetrics) -> str:
     return (f"The campaign ran {metrics.rounds.count} rounds, each repeating {ROUND_STAGES_TEXT} (verification and "
             "baseline ran once before them). The other sections pool the rounds: every round's values together as "
             "one sample, each figure with its n and, from n ≥ 5, its 95 % CI. Here each round by the same rules (a "
-            "median with its n, an interval from n ≥ 5; a round's seconds run from its first stage's start to its last "
-            "one's end), then the trend of each figure across the rounds.")
+            "median with its n, an interval from n ≥ 5; a round's seconds are its four stages' own spans summed, "
+            "without the verification, baseline, conformance or faults run in it, waits, or the time between a crash "
+            "and its resume), then the trend of each figure across the rounds.")
 
 
 def pooled_sentence(metrics: RunMetrics) -> str:

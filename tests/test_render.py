@@ -620,7 +620,7 @@ def test_the_rounds_section_shows_each_round_the_pooled_line_trends_and_downtime
                 "100.0 %, 100.0 %, 100.0 % and 50.0 % (n = 2, 2, 2 and 2).") in rounds
         assert "| round | seconds | jobs | verified successes | success % |" in rounds
         assert "| level 2 median s | health median ms | deployment RSS mean MB | downtime before s |" in rounds
-        assert "| 4 | 90.00 | 2 | 1 | 50.0 | — | 0 | 14.00 (n=1) | 18.1 (95 % CI 17.8–18.3, n=5) | 170.2 | — |" \
+        assert "| 4 | 80.00 | 2 | 1 | 50.0 | — | 0 | 14.00 (n=1) | 18.1 (95 % CI 17.8–18.3, n=5) | 170.2 | — |" \
             in rounds
         assert "- server RSS grew 5.1 MB per round, 95 % CI 4.9–5.2, p < 0.001 (n = 4 rounds)." in rounds
         assert "- No significant trend in the success rate (Cochran–Armitage trend test z = −1.43, p = 0.15;" in rounds

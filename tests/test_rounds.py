@@ -421,6 +421,8 @@ def test_a_stage_run_again_counts_its_re_run_only_and_the_cut_attempt_is_told_in
     assert (level.jobs, level.success.k, level.success.n, level.interrupted) == (4, 4, 4, 0)
     assert metrics.interrupted_jobs == 0 and metrics.all_jobs.n == 8
     assert [figures.jobs for figures in metrics.rounds.per_round] == [4, 4]
+    # a round's seconds: its four stages' own spans (20 s each), no verification, conformance, gap or crash hour
+    assert [figures.seconds for figures in metrics.rounds.per_round] == [80.0, 80.0]
     sentences = [run.sentence for run in metrics.cut_runs]
     assert ("round 2 concurrent: 2 jobs (1 succeeded, 1 interrupted), 1 video, 2 status answers and 2 resource samples "
             "of the cut attempt 1 are not counted: the stage was run again by attempt 2") in sentences
