@@ -264,6 +264,7 @@ class RoundFigures(BaseModel):
     # the spans of its own stages (single, concurrent, latency, sequential) summed: not the verification, baseline,
     # conformance or faults run in it, nor a wait or the gap between a crash and its resume (None: no span recorded)
     seconds: float | None
+    attempts: list[int] = []  # the starts of the campaign whose resource samples its usage is of
     jobs: int  # jobs under test (single, concurrent, sequential)
     interrupted_jobs: int
     success: Rate  # verified successes of its jobs that reached an outcome
@@ -825,19 +826,43 @@ def round_figures(number: int, jobs: list[Job], frames: dict[str, pl.DataFrame],
     ends = of("stages").filter(pl.col("stage").is_in(ROUND_STAGES)).group_by("stage", maintain_order=True).last()
     spans = (ends["finished_at"] - ends["started_at"]).drop_nulls()
     waits = [wait.seconds for wait in downtime if wait.round == number and wait.seconds is not None]
+    samples = of("samples").filter(pl.col("stage").is_in(resources.RUN_STAGES))
     return RoundFigures(
         round=number, seconds=float(spans.sum()) if spans.len() else None,
-        jobs=len(mine),
+        attempts=sorted(set(samples["attempt"].drop_nulls().to_list())), jobs=len(mine),
         interrupted_jobs=sum(1 for job in mine if job.outcome == INTERRUPTED), success=success_rate(mine),
         single=single, levels=levels, sequential=sequential, latency=_latency(of("latency")),
         usage=resources.usage(of("samples"), resources.RUN_STAGES), downtime_s=sum(waits) if waits else None,
     )
 
 
-def round_trends(per_round: list[RoundFigures]) -> dict:
+def restarted_note(per_round: list[RoundFigures]) -> str:
+    """"; round 3 onwards (attempt 2) measured a restarted stack (resume), so the slope spans 2 starts of it": said of
+    a bundled stack's RSS trend when a resume started it anew between rounds (its memory starts over then, which can
+    hide a leak or make one), "" when every round's samples are of one start."""
+    starts, seen = [], None
+    for figures in per_round:  # a round with samples of a later start than the rounds before (wholly or in part)
+        if figures.attempts and seen is not None and max(figures.attempts) > seen:
+            starts.append((figures.round, max(figures.attempts)))
+        seen = max([*figures.attempts, *([seen] if seen is not None else [])]) if figures.attempts else seen
+    if not starts:
+        return ""
+    where = listed([f"round {number} onwards (attempt {attempt})" for number, attempt in starts])
+    return f"; {where} measured a restarted stack (resume), so the slope spans {len(starts) + 1} starts of it"
+
+
+def round_trends(per_round: list[RoundFigures], restarted_on_resume: bool = False) -> dict:
     """Rounds' fields for the trends across `per_round`: success (Cochran–Armitage), and the least-squares slope
-    of each level's median job seconds, each endpoint's median ms and each service's mean RSS under load."""
+    of each level's median job seconds, each endpoint's median ms and each service's mean RSS under load. With
+    `restarted_on_resume` (the bundled stack, started anew by a resume) an RSS trend across a resume says so: the
+    slope is kept over every round rather than cut per start (a start of 2 rounds has too few for a trend), and the
+    reader is told it crosses a restart."""
     x = [figures.round for figures in per_round]
+    note = restarted_note(per_round) if restarted_on_resume else ""
+
+    def across_restart(trend: Trend) -> Trend:
+        return trend.model_copy(update={"sentence": trend.sentence + note}) if note and trend.slope is not None \
+            else trend
 
     def series(values: Callable[[RoundFigures], float | None]) -> list[float | None]:
         return [values(figures) for figures in per_round]
@@ -860,11 +885,13 @@ def round_trends(per_round: list[RoundFigures]) -> dict:
                                          f"{level}", unit="s", decimals=2, rises="rose") for level in levels],
         "latency_trends": [linear_trend(x, series(endpoint_median(name)), what=f"{name} median latency", unit="ms",
                                         rises="rose") for name in endpoints],
-        "rss_trends": [linear_trend(x, series(rss_mean(name)), what=f"{name} RSS", unit="MB") for name in services],
+        "rss_trends": [across_restart(linear_trend(x, series(rss_mean(name)), what=f"{name} RSS", unit="MB"))
+                       for name in services],
     }
 
 
-def rounds_summary(jobs: list[Job], frames: dict[str, pl.DataFrame], attempts: int = 1) -> Rounds:
+def rounds_summary(jobs: list[Job], frames: dict[str, pl.DataFrame], attempts: int = 1,
+                   restarted_on_resume: bool = False) -> Rounds:
     """Per-round figures and trends from 2 rounds on; the pooled success rate, downtime and the campaign's starts
     whatever the count. `frames`: the counted rows (analysis.rounds.set_aside_reruns)."""
     numbers = rounds_of(frames)
@@ -874,7 +901,7 @@ def rounds_summary(jobs: list[Job], frames: dict[str, pl.DataFrame], attempts: i
     if len(numbers) < 2:
         return Rounds(**common)
     per_round = [round_figures(number, jobs, frames, downtime) for number in numbers]
-    return Rounds(**common, per_round=per_round, **round_trends(per_round))
+    return Rounds(**common, per_round=per_round, **round_trends(per_round, restarted_on_resume))
 
 
 # what a set-aside row of a table is, in words (singular, plural), in the order a sentence names them; a table not
@@ -972,7 +999,8 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
     services = [ServiceCheck(**{name: row[name] for name in ServiceCheck.model_fields if name != "ok"},
                              ok=bool(row["ok"])) for row in verified.iter_rows(named=True)]
     faults = results_of(frames["faults"])
-    rounds = rounds_summary(jobs, frames, max(1, len(manifest.get("attempts") or [])))
+    rounds = rounds_summary(jobs, frames, max(1, len(manifest.get("attempts") or [])),
+                            restarted_on_resume=bool((profile.get("target") or {}).get("bundled_stack")))
     return RunMetrics(
         run_id=manifest.get("run_id"),
         profile_name=manifest.get("profile_name") or profile.get("name"),

@@ -451,3 +451,19 @@ def test_a_resume_whose_single_request_was_cut_counts_its_re_run_once():
     assert [job.job_id for job in metrics.jobs_of("single")] == ["again"] and metrics.single.success.n == 1
     assert metrics.cut_runs[0].sentence == ("round 1 single: 1 job (1 interrupted) of the cut attempt 1 is not "
                                             "counted: the stage was run again by attempt 2")
+
+
+def test_an_rss_trend_across_a_resume_says_it_spans_a_restarted_stack():
+    from analysis.metrics import RoundFigures, restarted_note
+
+    def rounds(*attempts):
+        return [RoundFigures.model_construct(round=number, attempts=list(of)) for number, of in
+                enumerate(attempts, start=1)]
+
+    assert restarted_note(rounds([1], [1], [1], [1])) == ""
+    assert restarted_note(rounds([1], [1], [2], [2])) == \
+        "; round 3 onwards (attempt 2) measured a restarted stack (resume), so the slope spans 2 starts of it"
+    # round 2 cut mid-way: its samples are of both stacks
+    assert restarted_note(rounds([1], [1, 2], [2], [3])) == ("; round 2 onwards (attempt 2) and round 4 onwards "
+                                                             "(attempt 3) measured a restarted stack (resume), so the "
+                                                             "slope spans 3 starts of it")
