@@ -24,7 +24,12 @@ def console_summary(metrics: RunMetrics, run_dir: Path | str) -> str:
     and stages), failed thresholds as measured value vs threshold, the report to open first."""
     lines = [f"figures of run {metrics.run_id or Path(run_dir).name} ({metrics.profile_name or 'no profile'}):"]
     single = metrics.jobs_of("single")
-    if single:
+    if len(single) > 1 and metrics.single is not None:  # several rounds: their requests pooled, never round 1's alone
+        group = metrics.single
+        seconds = f"; median {fmt(group.seconds.median, 's')} s (n={group.seconds.n})" if group.seconds.n else ""
+        rounds = len({job.round for job in single})
+        lines.append(f"  single request:   {success_text(group)}{seconds}, pooling {rounds} rounds")
+    elif single:
         job = single[0]
         what = (f"{fmt(job.total_seconds, 's')} s, verified video" if job.succeeded else
                 f"{job.outcome}" + (f" (last seen {job.server_status})" if job.outcome == "interrupted"

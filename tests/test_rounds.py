@@ -428,7 +428,11 @@ def test_a_stage_run_again_counts_its_re_run_only_and_the_cut_attempt_is_told_in
             "of the cut attempt 1 are not counted: the stage was run again by attempt 2") in sentences
     reports = render_reports(metrics)
     assert sentences[-1] in reports["integration_reliability_report.md"]
+    single = reports["test_single_request.md"]
+    assert "Pooled over 2 rounds (one single request each), 2 of 2 (100.0 %) delivered a verified video in a " \
+           "median of 11.50 s (min 11.00, max 12.00, n=2)." in single
     summary = console_summary(metrics, "/runs/x")
+    assert "  single request:   2 of 2 (100.0 %) verified; median 11.50 s (n=2), pooling 2 rounds" in summary
     assert "  concurrency 2:    4 of 4 (100.0 %) verified" in summary
 
 
