@@ -399,11 +399,14 @@ def _faults(runs: list[RunMetrics], labels: list[str]) -> Section:
 
     def figure(name: str, field: str, never: str) -> Getter:
         def get(m: RunMetrics) -> Figure:
-            fault = next((f for f in m.faults if name_of(f) == name), None)
+            # the last result: a faults stage a crash cut and a resume ran again counts its re-run
+            fault = next((f for f in reversed(m.faults) if name_of(f) == name), None)
             if fault is None:
                 return Figure(missing="not run" + (f": {m.faults_skipped}" if m.faults_skipped else ""))
-            if fault.recovered is None:
-                return Figure(missing=f"could not be run: {fault.detail or 'no detail recorded'}")
+            if fault.state != "measured":
+                why = fault.detail or "no detail recorded"
+                return Figure(missing=f"could not be run: {why}" if fault.state == "not_run" else
+                              f"injected, interrupted before recovery was measured: {why}")
             value = getattr(fault, field)
             return Figure(value=value, n=1) if value is not None else Figure(missing=never)
         return get

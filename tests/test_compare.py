@@ -298,3 +298,21 @@ def test_a_change_that_rounds_to_zero_shows_no_sign():
     near_zero = Change(absolute=-2.0, ci=Interval(low=-5.058, high=-0.013), significant=True)
     assert interval_cell(near_zero, "ms") == "−5.058 to −0.013"  # a significant interval never reads "to 0.0"
 
+
+def test_a_fault_reads_its_last_result_worded_by_its_state():
+    """A faults stage cut and run again has two results of an experiment: the last one counts; one not measured
+    says why by its state (interrupted is not 'could not be run')."""
+    stored = metrics_of(STORED)
+    tts_killed = next(f for f in stored.faults if (f.service, f.fault) == ("tts", "killed"))
+    cut = tts_killed.model_copy(update={"state": "interrupted", "recovered": None, "recovery_s": None,
+                                        "first_success_s": None, "detail": "interrupted by the run's stop"})
+    not_run = tts_killed.model_copy(update={"state": "not_run", "recovered": None, "recovery_s": None,
+                                            "first_success_s": None, "detail": "tts could not be killed"})
+    others = [f for f in stored.faults if f is not tts_killed]
+    resumed = stored.model_copy(update={"faults": [cut, *others, tts_killed]})  # cut, then run again
+    runs = [stored.model_copy(update={"faults": [cut, *others]}), resumed,
+            stored.model_copy(update={"faults": [not_run, *others]})]
+    values = row(compare(runs), "Fault recovery", "tts killed: restore → healthy").values
+    assert values[0].missing == "injected, interrupted before recovery was measured: interrupted by the run's stop"
+    assert values[1].value == tts_killed.recovery_s
+    assert values[2].missing == "could not be run: tts could not be killed"
