@@ -271,7 +271,17 @@ JOB_STAGES = ("single", "concurrent", "sequential")
 
 
 def concurrent_job_rows(metrics: RunMetrics) -> list[dict]:
-    return sorted(job_rows(metrics, "concurrent"), key=lambda row: (row["level"] or 0, row["batch"] or 0))
+    return sorted(job_rows(metrics, "concurrent"),
+                  key=lambda row: (row["level"] or 0, row["round"] or 0, row["attempt"] or 0, row["batch"] or 0))
+
+
+def job_columns(metrics: RunMetrics, columns: list[Column]) -> list[Column]:
+    """A table of jobs with, first, the round (a campaign of several) and the attempt (jobs of several starts of the
+    campaign) each was run in; a run of one round and one start reads as before."""
+    where = [Column("round", "round", "int")] if multi_round(metrics) else []
+    if len({job.attempt for job in metrics.jobs}) > 1:
+        where.append(Column("attempt", "attempt", "int"))
+    return where + columns
 
 
 def tracking_rows(metrics: RunMetrics) -> list[dict]:

@@ -431,6 +431,11 @@ def test_a_stage_run_again_counts_its_re_run_only_and_the_cut_attempt_is_told_in
     single = reports["test_single_request.md"]
     assert "Pooled over 2 rounds (one single request each), 2 of 2 (100.0 %) delivered a verified video in a " \
            "median of 11.50 s (min 11.00, max 12.00, n=2)." in single
+    assert "| round | attempt | job |" in single  # jobs of two rounds and two starts: each says which
+    assert "| round | attempt | level | batch | job |" in reports["test_concurrent_runs.md"]
+    one_round = render_reports(compute_metrics({name: table.filter(pl.col("round") == 1)
+                                                for name, table in frames.items()}, {}, []))
+    assert "\n| job | document |" in one_round["test_single_request.md"]  # one round, one start: as before
     summary = console_summary(metrics, "/runs/x")
     assert "  single request:   2 of 2 (100.0 %) verified; median 11.50 s (n=2), pooling 2 rounds" in summary
     assert "  concurrency 2:    4 of 4 (100.0 %) verified" in summary
