@@ -106,8 +106,9 @@ def full_suite(profile: ShippedProfile | ProfilePath | None = None, overrides: O
         resume: The folder of an interrupted campaign to continue, e.g. `runs/<run-id>`: what its ledger recorded
             as done is kept and the stage that was cut runs again, with the campaign's own settings (leave
             profile, run_id, overrides, rounds and duration empty).
-        compare_with_previous: Compare this run with the previous run of its profile in the same results_dir
-            that reached its end, and publish the comparison (every headline figure, its change and 95 % CI).
+        compare_with_previous: Compare this run with the previous run of its profile and plan (workload, rounds or
+            duration) in the same results_dir that reached its end, and publish the comparison (every headline
+            figure, its change and 95 % CI, and the settings that differ).
     """
     logger = get_run_logger()
     reset_stop()  # a stop asked of an earlier run served by this process is not this run's

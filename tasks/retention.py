@@ -203,6 +203,7 @@ def prune_old_videos(results_dir: Path, retention: Retention, current_run: str) 
         return 0
     for run in pruned:
         logger.info("retention: %s", pruned_line(run))
-    logger.info("retention: the %d most recent runs in %s keep their videos; %d older runs pruned",
+    logger.info("retention: the %d most recent runs of this profile and plan in %s keep their videos; %d older "
+                "runs pruned",
                 retention.keep_videos_of_runs, results_dir, len(pruned))
     return len(pruned)
