@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def test_a_stop_during_a_wait_for_services_ends_it_and_starts_no_other(prefect_server, tmp_path):
@@ -41,3 +42,46 @@ def test_a_stop_during_a_wait_for_services_ends_it_and_starts_no_other(prefect_s
     assert wait["seconds"] < 10  # ended by the stop, not by its 30 s bound
     assert str(why).startswith("stopped while the services were verified or waited for") and "tts" in str(why)
     assert [row["stage"] for row in recorded["stages"] if row["outcome"] != "running"] == ["verification"]
+
+
+def test_a_campaign_that_gives_up_at_round_2_checks_round_1_and_says_so(prefect_server, tmp_path):
+    """tts is killed once round 1's last job has succeeded and never comes back: round 2 waits once, gives up, and
+    the verdict says where the campaign stopped and that the checks cover round 1's jobs."""
+    import json
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from flows.full_suite import full_suite
+    from tasks.store import read_ledger
+
+    run = tmp_path / "gives-up"
+    killed: list[int] = []
+
+    def kill_tts_after_round_1() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            recorded = read_ledger(run) if run.exists() else {"jobs": [], "services": []}
+            if any(row.get("stage") == "sequential" and row.get("succeeded") for row in recorded["jobs"]):
+                port = urlsplit(next(row["url"] for row in recorded["services"] if row["service"] == "tts")).port
+                for connection in psutil.net_connections(kind="tcp"):
+                    if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+                        os.kill(connection.pid, signal.SIGKILL)
+                        killed.append(connection.pid)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_tts_after_round_1, daemon=True)
+    watcher.start()
+    overrides = [f'results_dir="{tmp_path}"', "workload.concurrency_levels=[1]", "workload.sequential_jobs=1",
+                 "workload.latency_probes=5", "timing.baseline_s=0.5", "faults.enabled=false", "campaign.retries=1",
+                 "campaign.retry_wait_s=1", "campaign.retry_poll_s=0.5"]
+    state = full_suite(profile="smoke", overrides=overrides, run_id=run.name, rounds=2, return_state=True)
+    watcher.join(5)
+    assert killed, "tts was never killed"
+    assert state.is_failed()
+    assert state.message.startswith("campaign stopped at round 2: services unreachable before round 2, after 1 wait")
+    assert "\nthe checks cover the jobs of round 1, measured before it stopped: " in state.message
+    assert json.loads((run / "checks.json").read_text())  # the round measured was checked
+    assert json.loads((run / "manifest.json").read_text())["outcome"] == "stopped"
