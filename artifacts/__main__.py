@@ -60,8 +60,8 @@ def compare(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="write the report here (default: the last run's reports/ folder)")
     parser.add_argument("--previous", action="store_true",
-                        help="compare the one run given with the previous run of its profile that reached its end "
-                        "in the same results folder")
+                        help="compare the one run given with the previous run of its profile and plan (workload, "
+                        "rounds or soak duration) that reached its end in the same results folder")
     args = parser.parse_args(argv)
     if args.previous and (len(args.run_dirs) != 1 or args.out):
         parser.error("--previous takes one run folder and writes into its reports/ (no --out)")
