@@ -57,7 +57,7 @@ def start_progress(total_jobs: int, profile: str | None = None, rounds: int | No
 
 def report_progress(progress_id: str | None, percent: float, where: str) -> None:
     """Move the progress artifact to `percent` done, described by where the campaign is ('round 2 of 3,
-    concurrent: 7/18 jobs done, about 3 min 10 s left')."""
+    concurrent: 7/18 jobs done; the 11 jobs left: about 3 min 10 s')."""
     if progress_id is None:
         return
     update_progress_artifact(progress_id, min(100.0, max(0.0, percent)), description=where)

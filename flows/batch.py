@@ -74,7 +74,9 @@ def forget_progress(run_dir: str) -> None:
 
 
 def seconds_left(busy_s: float, done: int, total: int) -> float | None:
-    """Time left at the mean time per finished job so far (None before the first has finished)."""
+    """Time the jobs left will take at the mean batch time per finished job so far (None before the first has
+    finished). Only jobs: the stages without any (baseline, latency, conformance, faults) are not counted, so it
+    is not the time to the campaign's end."""
     return busy_s / done * max(0, total - done) if done > 0 else None
 
 
@@ -89,9 +91,11 @@ def in_words(seconds: float) -> str:
 
 
 def progress_line(done: int, total: int, left: float | None) -> str:
+    """'7/18 jobs done; the 11 jobs left: about 3 min 10 s': the time is the jobs', not the campaign's end."""
     line = f"{done}/{total} jobs done"
-    # below a second the estimate says nothing ("about 0 s left" with jobs still to run)
-    return line + (f", about {in_words(left)} left" if left is not None and left >= 1 and done < total else "")
+    if left is None or left < 1 or done >= total:  # below a second the estimate says nothing ("about 0 s")
+        return line
+    return line + f"; the {total - done} {'job' if total - done == 1 else 'jobs'} left: about {in_words(left)}"
 
 
 def round_line(round_: int, rounds: int | None, deadline: float | None, now: float) -> str:
@@ -105,9 +109,9 @@ def round_line(round_: int, rounds: int | None, deadline: float | None, now: flo
 
 
 def report_where(run_dir: str, stage: str, progress_id: str | None, total_jobs: int) -> str:
-    """Where the campaign of this run folder is and what is left, e.g. 'round 2 of 3, concurrent: 7/18 jobs done,
-    about 3 min 10 s left', logged and put on the progress artifact; returns the line. A campaign of rounds counts
-    its progress in jobs, a soak in time (its rounds are not counted ahead)."""
+    """Where the campaign of this run folder is and what is left, e.g. 'round 2 of 3, concurrent: 7/18 jobs done;
+    the 11 jobs left: about 3 min 10 s', logged and put on the progress artifact; returns the line. A campaign of
+    rounds counts its progress in jobs, a soak in time (its rounds are not counted ahead)."""
     progress = _progress_of(run_dir)
     now = time.time()
     where = f"{round_line(Ledger.of(run_dir).round, progress.rounds, progress.deadline, now)}, {stage}" \

@@ -126,10 +126,10 @@ def test_only_a_dropped_connection_retries_a_download():
 def test_progress_estimates_from_the_mean_time_per_finished_job():
     assert seconds_left(0.0, 0, 10) is None
     assert seconds_left(60.0, 3, 9) == 120.0
-    assert progress_line(3, 9, 120.0) == "3/9 jobs done, about 2 min 00 s left"
+    assert progress_line(3, 9, 120.0) == "3/9 jobs done; the 6 jobs left: about 2 min 00 s"  # not the campaign's end
     assert progress_line(9, 9, 0.0) == "9/9 jobs done"
-    assert progress_line(8, 9, 0.4) == "8/9 jobs done"  # not "about 0 s left"
-    assert progress_line(8, 9, 1.2) == "8/9 jobs done, about 1 s left"
+    assert progress_line(8, 9, 0.4) == "8/9 jobs done"  # not "about 0 s"
+    assert progress_line(8, 9, 1.2) == "8/9 jobs done; the 1 job left: about 1 s"
 
 
 def test_a_job_never_submitted_says_why_not_what_the_server_said():
