@@ -739,10 +739,11 @@ def check_in_words(check: Check) -> str:
 
 def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, checks: list[Check],
             failed_thresholds: list[ThresholdCheck], stage_failures: list[StageOutcome],
-            failed_services: list[ServiceCheck] = (), unrecovered: list[Downtime] = (), rounds: int = 1) -> str:
+            failed_services: list[ServiceCheck] = (), unrecovered: list[Downtime] = (), rounds: int = 1,
+            stopped_at: int | None = None) -> str:
     """The run's verdict in one sentence: interrupted, stopped early, not validated, failed or passed. A campaign
     of several rounds names the round of a failed stage; services that did not answer again before a round are
-    said as such."""
+    said as such; a campaign that stopped before its last round (`stopped_at`) says what its checks cover."""
     # a failed verification stage says what the failed services already say: each failing service once
     problems = [f"stage {stage.stage} failed{f' in round {stage.round}' if rounds > 1 else ''}: "
                 f"{stage.detail or 'no detail'}" for stage in stage_failures
@@ -759,6 +760,8 @@ def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, ch
     if not checks:
         stopped = f" (run {outcome})" if outcome and outcome != "measured" else ""
         return "not validated: no expectation results" + stopped + also
+    if stopped_at is not None:  # checked all the same: the rounds before it were measured whole
+        also = f"; the campaign STOPPED at round {stopped_at}, so the checks cover the jobs measured before it" + also
     failed = sum(1 for check in checks if not check.success and check.fails_run)
     warned = [check.suite or "?" for check in checks if not check.success and not check.fails_run]
     if warned:  # reported, never passed off as passed, but not failing the run
@@ -770,6 +773,12 @@ def verdict(*, interrupted: bool, outcome: str | None, interrupted_jobs: int, ch
         return passed + (f", but {also[2:]}" if also else "")
     measured = "; ".join(check.sentence for check in failed_thresholds)
     return f"{failed} of {len(checks)} checks FAILED" + (f": {measured}" if measured else "") + also
+
+
+def stopped_round(outcome: str | None, stages: list[StageOutcome]) -> int | None:
+    """The round a stopped campaign did not run (its load stages skipped), None when it was not stopped."""
+    skipped = [stage.round for stage in stages if stage.stage in ROUND_STAGES and stage.outcome == "skipped"]
+    return min(skipped) if outcome == "stopped" and skipped else None
 
 
 def listed(items: list[str]) -> str:
@@ -791,8 +800,10 @@ def downtime_sentence(services: list[str], seconds: float | None, before: int, r
     one = len(services) == 1
     who = listed(services) if services else "the services"
     how_long = f"for {seconds:.1f} s" if seconds is not None else "for an unknown time (the wait has no recorded end)"
+    # no verdict on a wait that ended (a recorded length) without one: the run's stop cut it
     after = (f"; {'it' if one else 'they'} answered again" if recovered else
-             " and did not answer again within the wait" if recovered is False else "")
+             " and did not answer again within the wait" if recovered is False else
+             "; the run's stop cut the wait" if seconds is not None else "")
     return f"{who} {'was' if one else 'were'} unreachable {how_long} before round {before}{after}"
 
 
@@ -1037,7 +1048,7 @@ def compute_metrics(frames: dict[str, pl.DataFrame], manifest: dict | None, chec
                         stage_failures=[stage for stage in stages if stage.outcome == "failed"],
                         failed_services=[service for service in services if not service.ok],
                         unrecovered=[wait for wait in rounds.downtime if wait.recovered is False],
-                        rounds=rounds.count),
+                        rounds=rounds.count, stopped_at=stopped_round(outcome, stages)),
     )
 
 

@@ -354,3 +354,20 @@ def test_a_run_stored_before_rounds_is_one_round():
     run = metrics(jobs=[job("a"), job("b", slot=1)], videos=[video("a"), video("b")], batches=[batch()])
     assert run.rounds.count == 1 and run.rounds.per_round == [] and run.rounds.downtime == []
     assert (run.rounds.pooled_success.k, run.rounds.pooled_success.n) == (2, 2)
+
+
+def test_a_campaign_stopped_before_its_last_round_says_what_its_checks_cover():
+    from analysis.metrics import Check, StageOutcome, downtime_sentence, stopped_round, verdict
+
+    stages = [StageOutcome(stage="single", round=1, outcome="completed", seconds=1.0, detail=None),
+              StageOutcome(stage="single", round=2, outcome="skipped", seconds=None, detail="services unreachable"),
+              StageOutcome(stage="faults", round=1, outcome="skipped", seconds=None, detail="not planned")]
+    assert stopped_round("stopped", stages) == 2 and stopped_round("measured", stages) is None
+    checks = [Check(suite="job_results", expectation="x", column=None, success=True, observed=None, expected=None,
+                    details=None)]
+    words = verdict(interrupted=False, outcome="stopped", interrupted_jobs=0, checks=checks, failed_thresholds=[],
+                    stage_failures=[], stopped_at=2)
+    assert words.startswith("all 1 checks passed, but the campaign STOPPED at round 2, so the checks cover")
+    # a wait the run's stop cut has a length but no verdict on the services
+    assert downtime_sentence(["tts"], 1.2, 2, None).endswith("before round 2; the run's stop cut the wait")
+    assert downtime_sentence(["tts"], None, 2, None).endswith("(the wait has no recorded end) before round 2")
