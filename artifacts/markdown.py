@@ -504,6 +504,16 @@ def fault_during_sentence(fault: FaultResult) -> str:
     return f"While the fault lasted, {said} and {failed}{hung}; {stuck}."
 
 
+def fault_notes(fault: FaultResult) -> str:
+    """The free-form words of a measured experiment, kept out of its table row so the table stays readable:
+    the error of a job under the fault, in the server's words, and what the stage noted (a not-run experiment's
+    reason is its sentence already)."""
+    if fault.recovered is None:
+        return ""
+    error = f" A job's error under the fault: “{fault.job_error_during.rstrip('.')}”." if fault.job_error_during else ""
+    return error + (f" Noted: {fault.detail}." if fault.detail else "")
+
+
 def faults_summary(metrics: RunMetrics) -> str:
     if not metrics.faults:
         return (f"No fault was injected: {metrics.faults_skipped}." if metrics.faults_skipped else

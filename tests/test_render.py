@@ -476,12 +476,11 @@ def test_error_handling_and_recovery_table_and_paper_sentences(good_metrics):
     reports = render_reports(good_metrics.model_copy(update={"faults": faults}))
     text = reports["test_error_recovery.md"]
     assert "The deployment recovered from 1 of 2 measured faults; 1 experiment could not be run." in text
-    assert ("| tts | killed | yes | 2.10 | 9.80 | 1 | 0 | 0 | no | degraded (tts_service: down) | yes | "
-            "TTS unreachable | — |") in text
+    assert "| tts | killed | yes | 2.10 | 9.80 | 1 | 0 | 0 | no | degraded (tts_service: down) | yes |\n" in text
     sentence = ("After tts was killed and restarted, the server reported healthy again after 2.10 s and the first new "
                 "job succeeded after 9.80 s.")
     assert (f"- {sentence} While the fault lasted, health said 'degraded (tts_service: down)' and 1 job failed and "
-            "the job error named tts; no job was left stuck.") in text
+            "the job error named tts; no job was left stuck. A job's error under the fault: “TTS unreachable”.") in text
     assert ("- After llm was frozen (SIGSTOP) and resumed, the deployment did not recover: the server never reported "
             "healthy again and no new job succeeded. While the fault lasted, health said nothing and 1 job failed and "
             "the job error did not name llm; a job under the fault hung (no terminal status within its bound); 2 jobs "
