@@ -16,7 +16,7 @@ from prefect.settings import get_current_settings
 from prefect.states import Cancelled, Completed, Failed
 from pydantic import Field, ValidationError
 
-from analysis.metrics import RunMetrics, metrics_of
+from analysis.metrics import metrics_of
 from analysis.rounds import ROUND_STAGES, parse_duration
 from artifacts.console import console_summary
 from artifacts.publish import publish_comparison_with_previous, publish_reports, start_progress
@@ -169,21 +169,11 @@ def full_suite(profile: ShippedProfile | ProfilePath | None = None, overrides: O
     if interrupted:
         return Cancelled(message=f"interrupted; what was measured is in {run_dir}", data=run_dir)
     if stopped or stages.failed or metrics.failures_in_words():
-        problems = [stopped_in_words(stopped, metrics)] if stopped else \
+        # a campaign stopped early: why, then, when rounds before the stop were checked, what the checks cover
+        problems = [stopped + (f"\n{metrics.verdict}" if metrics.validated else "")] if stopped else \
             [*(f"stage {s}" for s in stages.failed), *metrics.failures_in_words()]
         return Failed(message=redact_text("; ".join(problems)), data=run_dir)  # stage errors may echo a URL
     return Completed(message=f"{metrics.checks_passed_text()}; reports in {run_dir}/reports", data=run_dir)
-
-
-def stopped_in_words(stopped: str, metrics: RunMetrics) -> str:
-    """The verdict of a campaign that stopped before its end: why (its first line, then a line per service that
-    failed), and a last line saying what its checks cover: the jobs measured before the stop."""
-    rounds = sorted({job.round for job in metrics.jobs})
-    if not metrics.validated or not rounds:
-        return f"{stopped}\nno job was measured before it stopped: nothing was checked"
-    which = f"round {rounds[0]}" if len(rounds) == 1 else f"rounds {rounds[0]}–{rounds[-1]}"
-    result = "; ".join(metrics.failures_in_words()) or metrics.checks_passed_text()
-    return f"{stopped}\nthe checks cover the jobs of {which}, measured before it stopped: {result}"
 
 
 def secret_overrides(overrides: Sequence[str], secrets: list[str]) -> list[str]:

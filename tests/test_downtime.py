@@ -82,6 +82,6 @@ def test_a_campaign_that_gives_up_at_round_2_checks_round_1_and_says_so(prefect_
     assert killed, "tts was never killed"
     assert state.is_failed()
     assert state.message.startswith("campaign stopped at round 2: services unreachable before round 2, after 1 wait")
-    assert "\nthe checks cover the jobs of round 1, measured before it stopped: " in state.message
+    assert "the campaign STOPPED at round 2, so the checks cover the jobs measured before it" in state.message
     assert json.loads((run / "checks.json").read_text())  # the round measured was checked
     assert json.loads((run / "manifest.json").read_text())["outcome"] == "stopped"
