@@ -244,31 +244,28 @@ def observations(events: list[dict]) -> list[Observed]:
     return [_observed(group) for group in _groups(events)]
 
 
+# events that only mark an instant: the kind → the Observed field that keeps it
+INSTANTS = {"injected": "injected_at", "restore_started": "restore_started_at", "restored": "restored_at",
+            "healthy": "healthy_at", "first_success": "first_success_at", "ended": "ended_at"}
+
+
 def _observed(events: list[dict]) -> Observed:
     seen = Observed(service=events[0]["service"], fault=events[0]["fault"])
     for event in events:
         kind, at, value = event["kind"], event.get("at"), event.get("value")
-        if kind == "planned":
+        if kind in INSTANTS:
+            setattr(seen, INSTANTS[kind], at)
+        elif kind == "planned":
             plan = json.loads(value) if value else {}
             seen.recovery_bound_s, seen.injected_by = plan.get("recovery_bound_s"), plan.get("injected_by")
         elif kind == "not_run":
             seen.not_run = value
         elif kind == "steady_before":
             seen.steady_before = value
-        elif kind == "injected":
-            seen.injected_at = at
         elif kind == "inject_failed":
             seen.not_run = f"the fault could not be injected: {value}"
         elif kind == "health":
             seen.health.append(value)
-        elif kind == "restore_started":
-            seen.restore_started_at = at
-        elif kind == "restored":
-            seen.restored_at = at
-        elif kind == "healthy":
-            seen.healthy_at = at
-        elif kind == "first_success":
-            seen.first_success_at = at
         elif kind == "job":
             seen.jobs.append(JobSeen.model_validate_json(value))
         elif kind == "note":
@@ -277,8 +274,6 @@ def _observed(events: list[dict]) -> Observed:
             seen.notes.append(f"the experiment broke: {value}")
         elif kind == "interrupted":
             seen.interrupted = True
-        elif kind == "ended":
-            seen.ended_at = at
     if seen.interrupted and seen.injected_at is None and not (seen.not_run or seen.steady_before):
         seen.not_run = "the run's stop came before the fault was injected"
     if seen.ended_at is None and not (seen.not_run or seen.steady_before):
