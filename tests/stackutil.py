@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -70,7 +71,6 @@ def wav_seconds(data: bytes) -> float:
 
 def narration_seconds(urls, document: str) -> tuple[float, list[float]]:
     """What the stack's own llm and tts make of `document`: total and per-scene narration seconds."""
-    import json
     import re
 
     reply = httpx.post(f"{urls.llm}/api/chat", timeout=30, json={
@@ -173,6 +173,25 @@ def proxy(upstream: str, download_answer: tuple[int, dict] | None = None, status
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's handler that logs nothing and answers in one call; `protocol_version` is the subclass's."""
+
+    def answer(self, code: int, body: bytes | dict | list, content_type: str = "application/json",
+               headers: dict | None = None) -> None:
+        """Status `code`, Content-Type, Content-Length, `headers`, then `body` (a dict or list sent as JSON)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
 
 
 @contextlib.contextmanager

@@ -370,38 +370,22 @@ def test_a_stop_ends_the_probes_at_once(tmp_path):
 
 def test_an_accepted_empty_upload_is_recorded_against_the_contract(tmp_path):
     """A server that takes an empty upload (upstream: 202, the job fails later) breaks the rule, in words."""
-    from http.server import BaseHTTPRequestHandler
-
-    from tests.stackutil import serving
+    from tests.stackutil import QuietHandler, serving
 
     job_id = str(uuid.uuid4())
     cancelled = []
 
-    class Upstream(BaseHTTPRequestHandler):
+    class Upstream(QuietHandler):
         def do_POST(self):  # noqa: N802 (http.server's name)
             self.rfile.read(int(self.headers.get("content-length", 0)))
             if "/cancel/" in self.path:
                 cancelled.append(self.path)
-                code, body = 200, {"message": "cancelled", "job_id": job_id, "reason": "user"}
+                self.answer(200, {"message": "cancelled", "job_id": job_id, "reason": "user"})
             else:
-                code, body = 202, {"job_id": job_id, "status": "pending"}
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+                self.answer(202, {"job_id": job_id, "status": "pending"})
 
         def do_GET(self):  # noqa: N802
-            data = json.dumps({"error": "VALIDATION_ERROR", "message": "bad id"}).encode()
-            self.send_response(422 if "not-a-uuid" in self.path else 404)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
+            self.answer(422 if "not-a-uuid" in self.path else 404, {"error": "VALIDATION_ERROR", "message": "bad id"})
 
     with serving(Upstream) as url, disable_run_logger():
         services = Services(server=url, tts=url, llm=url, redis="redis://x", llm_model="m")
@@ -419,43 +403,31 @@ def test_the_probes_job_is_sent_unique_and_polled_until_cancelled_its_answers_ch
     once); after its cancel the job is polled until terminal, and its `cancelled` answer without completed_at breaks
     the rule, named as the probes' job. Nothing enters `jobs`."""
     import re
-    from http.server import BaseHTTPRequestHandler
 
-    from tests.stackutil import serving
+    from tests.stackutil import QuietHandler, serving
 
     job_id = str(uuid.uuid4())
     uploads, cancelled, polls = [], [], []
 
-    class Upstream(BaseHTTPRequestHandler):
-        def _answer(self, code: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Upstream(QuietHandler):
         def do_POST(self):  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             if "/cancel/" in self.path:
                 cancelled.append(self.path)
-                self._answer(200, {"message": "cancelled", "job_id": job_id, "reason": "user"})
+                self.answer(200, {"message": "cancelled", "job_id": job_id, "reason": "user"})
             else:
                 uploads.append(body)
-                self._answer(202, {"job_id": job_id, "status": "pending", "progress": 0, "created_at": CREATED})
+                self.answer(202, {"job_id": job_id, "status": "pending", "progress": 0, "created_at": CREATED})
 
         def do_GET(self):  # noqa: N802
             if "/download/" in self.path:
-                self._answer(400, {"detail": "not finished"})
+                self.answer(400, {"detail": "not finished"})
                 return
             polls.append(self.path)
             # the cancel takes effect a poll late; upstream gives a cancelled job no completed_at
             status = "cancelled" if cancelled and len(polls) > 2 else "pending"
-            self._answer(200, {"job_id": job_id, "status": status, "progress": 0, "created_at": CREATED,
-                               "completed_at": None})
-
-        def log_message(self, *args):
-            pass
+            self.answer(200, {"job_id": job_id, "status": status, "progress": 0, "created_at": CREATED,
+                              "completed_at": None})
 
     with serving(Upstream) as url, disable_run_logger():
         services = Services(server=url, tts=url, llm=url, redis="redis://x", llm_model="m")
@@ -479,30 +451,21 @@ def test_the_probes_job_is_sent_unique_and_polled_until_cancelled_its_answers_ch
 def test_every_status_answer_is_recorded_whole_and_a_wrongly_typed_one_says_why(tmp_path):
     """tasks.jobs records the 202 answer and each poll with what the rules need, a rejected answer included."""
     import asyncio
-    from http.server import BaseHTTPRequestHandler
 
     from tasks import http
     from tasks.http import BadResponse
     from tasks.jobs import Follower
     from tasks.store import Ledger
-    from tests.stackutil import serving
+    from tests.stackutil import QuietHandler, serving
 
     answers = [{"job_id": JOB, "status": "processing", "phase": None, "progress": 40,
                 "created_at": "2026-11-27T02:23:28", "updated_at": "2026-11-27T02:23:29", "message": "working",
                 "result": None, "errors": ["tts slow"]},
                {"job_id": JOB, "status": "processing", "progress": "50"}]
 
-    class Server(BaseHTTPRequestHandler):
+    class Server(QuietHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
-            data = json.dumps(answers.pop(0)).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
+            self.answer(200, answers.pop(0))
 
     profile = campaign_profile(tmp_path)
     ledger = Ledger.of(tmp_path)

@@ -8,7 +8,6 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 from prefect import flow
@@ -19,13 +18,13 @@ from tasks.http import STOP_CHECK_S, timed_client
 from tasks.latency import probe, probe_endpoint
 from tasks.services import Services, check_llm, check_redis, check_server, check_tts
 from tasks.store import read_ledger
-from tests.stackutil import serving
+from tests.stackutil import QuietHandler, serving
 
 HEALTHY = json.dumps({"status": "healthy", "service": "probe-test", "engine": "none"}).encode()
 SLOW_S = 0.2
 
 
-class Target(BaseHTTPRequestHandler):
+class Target(QuietHandler):
     """/health answers at once; /slow after SLOW_S; /missing 404 (JSON); /html a page; /loading a TTS model still
     loading; /trickle a JSON body a byte every 0.2 s for 10 s; /silent and /silent-status/<id> nothing for 10 s;
     /api/v1/video/status/<id> 404 like the contract; anything else is healthy. Every path asked for is noted in
@@ -49,20 +48,14 @@ class Target(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.2)
             return
-        code, body = 200, HEALTHY
         if self.path == "/missing" or self.path.startswith("/api/v1/video/status/"):
-            code, body = 404, b'{"detail": "not found"}'
+            self.answer(404, b'{"detail": "not found"}')
         elif self.path == "/html":
-            body = b"<html>hello</html>"
+            self.answer(200, b"<html>hello</html>", "text/html")
         elif self.path == "/loading":  # Chatterbox's health while its model loads
-            body = json.dumps({"status": "healthy", "model_loaded": False, "device": "cpu"}).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+            self.answer(200, {"status": "healthy", "model_loaded": False, "device": "cpu"})
+        else:
+            self.answer(200, HEALTHY)
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +283,7 @@ def test_a_stop_ends_a_reprobe_at_once_and_records_no_incident(target, mute_list
 # --- the LLM through the OpenAI-style API --------------------------------------------------------------
 
 
-class OpenAIStyleLLM(BaseHTTPRequestHandler):
+class OpenAIStyleLLM(QuietHandler):
     """Only the OpenAI-style API, as vLLM or llama.cpp's server: GET /v1/models lists qwen3:4b; /other/v1/models
     lists another model; /mute/v1/models answers 404 like an API without that route; no Ollama route at all."""
 
@@ -299,19 +292,10 @@ class OpenAIStyleLLM(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's naming)
         listing = {"/v1/models": ["qwen3:4b", "nomic-embed-text"], "/other/v1/models": ["llama3.2:1b"]}
         if self.path in listing:
-            code, answer = 200, {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "library"}
-                                                            for name in listing[self.path]]}
+            self.answer(200, {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "library"}
+                                                         for name in listing[self.path]]})
         else:
-            code, answer = 404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}}
-        body = json.dumps(answer).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+            self.answer(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,9 @@ HTTP server of the test's own that misbehaves so (the upstream server does it wh
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,12 +19,12 @@ from profiles.settings import load_profile
 from tasks.jobs import measure_job
 from tasks.services import Services
 from tasks.store import rebuild_tables
-from tests.stackutil import serving
+from tests.stackutil import QuietHandler, serving
 
 DOCUMENT = Path(__file__).parent.parent / "profiles" / "documents" / "short_note.txt"
 
 
-class NeverStarts(BaseHTTPRequestHandler):
+class NeverStarts(QuietHandler):
     """Accepts every upload (202, pending); its status polls answer `statuses` in turn, the last one for ever
     (by default `pending` for ever). Every upload's body is kept in `uploads`; a cancel is answered
     `cancel_code` and its job id kept in `cancels`."""
@@ -39,14 +37,6 @@ class NeverStarts(BaseHTTPRequestHandler):
     cancel_code = 200
     lock = threading.Lock()
 
-    def _answer(self, code: int, job: dict) -> None:
-        body = json.dumps(job).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
     def do_POST(self):  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path.startswith("/api/v1/video/cancel/"):
@@ -54,24 +44,21 @@ class NeverStarts(BaseHTTPRequestHandler):
             with self.lock:
                 self.cancels.append(job_id)
             if self.cancel_code == 200:
-                self._answer(200, {"message": "Job cancelled", "job_id": job_id, "reason": "user"})
+                self.answer(200, {"message": "Job cancelled", "job_id": job_id, "reason": "user"})
             else:
-                self._answer(self.cancel_code, {"detail": f"Job {job_id} not found"})
+                self.answer(self.cancel_code, {"detail": f"Job {job_id} not found"})
             return
         with self.lock:
             self.uploads.append(body)
-        self._answer(202, {"job_id": str(uuid.uuid4()), "status": "pending", "progress": 0,
-                           "created_at": "2026-01-01T00:00:00+00:00"})
+        self.answer(202, {"job_id": str(uuid.uuid4()), "status": "pending", "progress": 0,
+                          "created_at": "2026-01-01T00:00:00+00:00"})
 
     def do_GET(self):  # noqa: N802
         job_id = self.path.rsplit("/", 1)[-1]
         with self.lock:
             seen = self.polls[job_id] = self.polls.get(job_id, 0) + 1
         status = self.statuses[min(seen, len(self.statuses)) - 1]
-        self._answer(200, {"job_id": job_id, "status": status, "progress": 0 if status == "pending" else 10})
-
-    def log_message(self, *args):
-        pass
+        self.answer(200, {"job_id": job_id, "status": status, "progress": 0 if status == "pending" else 10})
 
 
 @pytest.fixture

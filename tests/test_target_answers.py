@@ -4,7 +4,6 @@ import asyncio
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from tasks import interrupt
 from tasks.http import MAX_ANSWER_BYTES, STOP_CHECK_S, BadResponse, LateAnswer, whole_answer, whole_answer_async
 from tasks.jobs import job_object
-from tests.stackutil import serving
+from tests.stackutil import QuietHandler, serving
 
 GOOD = {"job_id": "6f1c1e53-7a60-4b0e-9a39-0d7a4c3a9b1e", "status": "processing", "phase": "audio", "progress": 40,
         "created_at": "2026-01-01T00:00:00+00:00", "completed_at": None, "result": None, "errors": None}
@@ -46,7 +45,7 @@ def test_a_malformed_job_object_is_named(raw, says):
     assert says in str(error.value)
 
 
-class Misbehaving(BaseHTTPRequestHandler):
+class Misbehaving(QuietHandler):
     """`/trickle` sends a byte every 0.2 s (for at most 10 s); `/huge` sends more than a status object can be;
     `/silent` answers nothing for 10 s."""
 
@@ -63,9 +62,6 @@ class Misbehaving(BaseHTTPRequestHandler):
                 time.sleep(0.2)
         else:
             self.wfile.write(b"[" + b"1," * MAX_ANSWER_BYTES + b"1]")
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
