@@ -17,6 +17,8 @@ import polars as pl
 from tasks.store import job_key
 
 ROUND_STAGES = ("single", "concurrent", "latency", "sequential")
+ONCE_AFTER = ("conformance", "faults")  # after the last round
+JOB_STAGES = ("single", "concurrent", "sequential")  # the stages whose jobs are under test
 ENDED = ("completed", "failed")  # a stage that ran to its end (a failed one is a measurement too)
 CUT = ("running", "interrupted")  # a stage whose end was never reached
 

@@ -34,6 +34,7 @@ from analysis.metrics import (
     plural,
     videos_sentence,
 )
+from analysis.rounds import JOB_STAGES
 from analysis.stats import CI_MIN_N, P95_MIN_N, P99_MIN_N, Distribution, Rate
 from analysis.trends import MIN_POINTS
 from artifacts.paper_tables import (  # the main tables' columns and rows, for the templates too
@@ -267,7 +268,6 @@ CHECK_COLUMNS = [Column("suite", "suite"), Column("expectation", "expectation"),
 MACHINE_COLUMNS = [Column("service", "stage"), *USAGE_COLUMNS[1:4],
                    Column("rss_mean_mb", "memory in use mean MB", "mb"),
                    Column("rss_peak_mb", "memory in use peak MB", "mb")]
-JOB_STAGES = ("single", "concurrent", "sequential")
 
 
 def concurrent_job_rows(metrics: RunMetrics) -> list[dict]:

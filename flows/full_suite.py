@@ -17,7 +17,7 @@ from prefect.states import Cancelled, Completed, Failed
 from pydantic import Field, ValidationError
 
 from analysis.metrics import metrics_of
-from analysis.rounds import ROUND_STAGES, parse_duration
+from analysis.rounds import JOB_STAGES, ONCE_AFTER, ROUND_STAGES, parse_duration
 from artifacts.console import console_summary
 from artifacts.publish import publish_comparison_with_previous, publish_reports, start_progress
 from flows.baseline import baseline_resources
@@ -49,11 +49,9 @@ from tasks.run import RunRefused, last_verified_job, release_run, resumable, sto
 from tasks.services import services_under_test
 from tasks.store import Ledger, new_run_id
 
-ONCE_AFTER = ("conformance", "faults")  # after the last round
 LOAD_STAGES = ("baseline", *ROUND_STAGES, *ONCE_AFTER)
 STOPPING = ("%s: stopping — in-flight jobs are recorded as interrupted, then the reports are written "
             "(send it again to quit at once)")
-JOB_STAGES = ("single", "concurrent", "sequential")
 
 
 def planned_jobs(profile: Profile, stages: Sequence[str] = JOB_STAGES) -> int:

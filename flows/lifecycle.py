@@ -30,7 +30,7 @@ from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import get_current_settings, temporary_settings
 from prefect.states import State
 
-from analysis.rounds import campaign_rounds, kept_stages, parse_duration, resume_round
+from analysis.rounds import ONCE_AFTER, ROUND_STAGES, campaign_rounds, kept_stages, parse_duration, resume_round
 from profiles.settings import Profile, ProfileError, load_profile, with_campaign
 from stack.children import own_session_dying_with_parent
 from tasks.interrupt import Interrupted, request_stop, stop_requested
@@ -50,7 +50,7 @@ PREFECT_DEFAULTS: dict[str, Any] = {
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # the stages whose resources are sampled as they run (the baseline samples itself; verification is no load)
-SAMPLED = ("single", "concurrent", "latency", "sequential", "conformance", "faults")
+SAMPLED = (*ROUND_STAGES, *ONCE_AFTER)
 
 
 @contextlib.contextmanager
